@@ -1,0 +1,3 @@
+from ocpp_console.cli import main
+
+raise SystemExit(main())

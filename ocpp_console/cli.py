@@ -1,0 +1,120 @@
+"""Command line: `ocpp-console` (the console), `serve` (headless), `simulate` (simulated chargers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import ValidationError
+
+from ocpp_console import __version__
+from ocpp_console.settings import Settings, default_config_path, load_settings
+
+log = logging.getLogger("ocpp_console")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; unset flags stay out of the namespace so env and TOML still apply."""
+    group = parser.add_argument_group("settings (also OCPP_CONSOLE_<NAME> or the TOML config file)")
+    group.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+        help=f"TOML settings file (default: {default_config_path()})",
+    )
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": name}
+        if get_origin(annotation) is Literal:
+            kwargs["choices"] = list(get_args(annotation))
+        elif annotation in (int, float):
+            kwargs["type"] = annotation
+        elif annotation is Path:
+            kwargs["type"] = Path
+            kwargs["metavar"] = "PATH"
+        default = field.get_default(call_default_factory=True)
+        env = f"OCPP_CONSOLE_{name.upper()}"
+        kwargs["help"] = f"{field.description} (default: {default}; env {env})"
+        group.add_argument(_flag(name), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-console",
+        description="An OCPP 1.6J central system with a terminal console. Chargers connect to "
+        "ws://HOST:PORT/<chargePointId> with the subprotocol ocpp1.6.",
+    )
+    parser.add_argument("--version", action="version", version=f"ocpp-console {__version__}")
+    add_settings_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the central system headless", description="Run the central system "
+                           "headless; logs connection events to stderr; stops cleanly on SIGINT/SIGTERM.")
+    add_settings_arguments(serve)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    # The ocpp package logs every frame at INFO, secrets included; the message log keeps frames.
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    if level != "DEBUG":
+        logging.getLogger("ocpp_console.websockets").setLevel(logging.WARNING)
+
+
+async def run_serve(settings: Settings) -> int:
+    from ocpp_console.csms import CentralSystem
+
+    csms = CentralSystem(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await csms.start()
+    try:
+        await stop.wait()
+        log.info("signal received, shutting down")
+    finally:
+        await csms.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            print(f"ocpp-console: setting {where}: {err['msg']}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    command = args.command or "console"
+    try:
+        if command in ("serve", "console"):
+            # The terminal console arrives with its own issue; until then both run headless.
+            return asyncio.run(run_serve(settings))
+    except OSError as exc:
+        print(f"ocpp-console: {exc}", file=sys.stderr)
+        return 1
+    parser.error(f"unknown command {command}")
+    return 2
+
+

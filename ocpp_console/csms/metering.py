@@ -1,0 +1,62 @@
+"""Meter values as the specification defines them: defaults filled in, numbers in base units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ocpp.v16.enums import Location, Measurand, ReadingContext, UnitOfMeasure, ValueFormat
+
+from ocpp_console.store.models import SampledValue
+from ocpp_console.timeutil import parse_charger_time
+
+# kWh -> Wh and the like: arithmetic is always done in the base unit.
+_SCALE = {
+    UnitOfMeasure.kwh.value: (UnitOfMeasure.wh.value, 1000),
+    UnitOfMeasure.kw.value: (UnitOfMeasure.w.value, 1000),
+    UnitOfMeasure.kvarh.value: (UnitOfMeasure.varh.value, 1000),
+    UnitOfMeasure.kvar.value: (UnitOfMeasure.var.value, 1000),
+    UnitOfMeasure.kva.value: (UnitOfMeasure.va.value, 1000),
+}
+
+
+def to_base_unit(value: str, unit: str) -> float | None:
+    """The number in a sampled value, scaled to the base unit; None when it is not a number."""
+    try:
+        number = Decimal(value.strip())
+    except (InvalidOperation, AttributeError):
+        return None
+    if not number.is_finite():
+        return None
+    factor = _SCALE.get(unit, (unit, 1))[1]
+    return float(number * factor)
+
+
+def normalise(meter_values: Iterable[dict[str, Any]]) -> tuple[list[SampledValue], set[str]]:
+    """Flatten OCPP meterValue objects (camelCase, as sent) into SampledValues and problems seen."""
+    samples: list[SampledValue] = []
+    problems: set[str] = set()
+    for mv in meter_values:
+        ts = parse_charger_time(mv.get("timestamp"))
+        if ts.problem:
+            problems.add(f"timestamp_{ts.problem}")
+        for sv in mv.get("sampledValue", ()):
+            fmt = sv.get("format", ValueFormat.raw.value)
+            unit = sv.get("unit", UnitOfMeasure.wh.value)
+            value = sv["value"]
+            samples.append(
+                SampledValue(
+                    timestamp=ts.value,
+                    value=value,
+                    measurand=sv.get("measurand", Measurand.energy_active_import_register.value),
+                    unit=unit,
+                    context=sv.get("context", ReadingContext.sample_periodic.value),
+                    location=sv.get("location", Location.outlet.value),
+                    format=fmt,
+                    phase=sv.get("phase"),
+                    # SignedData is an opaque blob: stored, never parsed.
+                    value_num=None if fmt == ValueFormat.signed_data.value else to_base_unit(value, unit),
+                )
+            )
+    return samples, problems

@@ -1,0 +1,249 @@
+"""OCPP-J framing for 1.6: defensive parsing, compiled schema checks, 1.6 error codes.
+
+The `ocpp` package parses with `json` (accepts NaN, dies on deep nesting), drops frames it
+cannot parse without an answer, and reports schema errors with 2.0.1 codes. Every frame is
+therefore read here first, and anything wrong becomes the CALLERROR OCPP-J 1.6 prescribes.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import fastjsonschema
+import ocpp
+import orjson
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
+from ocpp.exceptions import (
+    FormationViolationError,
+    NotImplementedError as OcppNotImplemented,
+    NotSupportedError,
+    OccurenceConstraintViolationError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    TypeConstraintViolationError,
+)
+from ocpp.v16.enums import Action
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_UNIQUE_ID = 36
+
+# Actions a charge point may send to a central system (1.6 + security extension).
+CHARGER_ACTIONS = frozenset(
+    {
+        Action.authorize,
+        Action.boot_notification,
+        Action.data_transfer,
+        Action.diagnostics_status_notification,
+        Action.firmware_status_notification,
+        Action.heartbeat,
+        Action.meter_values,
+        Action.start_transaction,
+        Action.status_notification,
+        Action.stop_transaction,
+        Action.security_event_notification,
+        Action.sign_certificate,
+        Action.signed_firmware_status_notification,
+        Action.log_status_notification,
+    }
+)
+KNOWN_ACTIONS = frozenset(a.value for a in Action)
+
+
+@dataclass(slots=True)
+class Message:
+    """A parsed frame. For a CALL, action and payload are set; for CALLERROR, error fields."""
+
+    message_type: int
+    unique_id: str
+    action: str | None = None
+    payload: Any = None
+    error_code: str | None = None
+    error_description: str | None = None
+    error_details: Any = None
+
+
+class FrameError(Exception):
+    """A frame that must be answered with a CALLERROR (unique_id '-1' when none could be read)."""
+
+    def __init__(self, unique_id: str, error: OCPPError) -> None:
+        super().__init__(error.description)
+        self.unique_id = unique_id
+        self.error = error
+
+
+class IgnoredFrame(Exception):
+    """A frame OCPP-J says to ignore (unknown MessageTypeId): logged, not answered."""
+
+
+_UID_SALVAGE = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+
+
+def _error(cls: type[OCPPError], description: str, **details: Any) -> OCPPError:
+    err = cls(description=description, details=details or {})
+    return err
+
+
+def parse_frame(raw: str) -> Message:
+    """Parse one text frame into a Message, or raise FrameError / IgnoredFrame."""
+    try:
+        data = orjson.loads(raw)  # strict: no NaN/Infinity, bounded nesting depth
+    except orjson.JSONDecodeError as exc:
+        salvaged = _UID_SALVAGE.match(raw)
+        raise FrameError(
+            salvaged.group(1) if salvaged else "-1",
+            _error(FormationViolationError, "Frame is not valid JSON", cause=str(exc)[:200]),
+        ) from None
+    if not isinstance(data, list):
+        raise FrameError("-1", _error(FormationViolationError, "Frame is not a JSON array"))
+    if not data:
+        raise FrameError("-1", _error(ProtocolError, "Frame has no MessageTypeId"))
+    type_id = data[0]
+    uid = data[1] if len(data) > 1 else None
+    uid_ok = isinstance(uid, str) and 0 < len(uid) <= MAX_UNIQUE_ID
+    answer_to = uid if uid_ok else "-1"
+    if type(type_id) is not int:
+        raise FrameError(answer_to, _error(FormationViolationError, "MessageTypeId is not an integer"))
+    if type_id not in (CALL, CALLRESULT, CALLERROR):
+        raise IgnoredFrame(f"unknown MessageTypeId {type_id}")
+    if len(data) < 2:
+        raise FrameError("-1", _error(ProtocolError, "Frame has no UniqueId"))
+    if not isinstance(uid, str):
+        raise FrameError("-1", _error(TypeConstraintViolationError, "UniqueId must be a string"))
+    if not uid_ok:
+        raise FrameError("-1", _error(PropertyConstraintViolationError, "UniqueId must be 1 to 36 characters"))
+
+    if type_id == CALL:
+        if len(data) < 4:
+            raise FrameError(uid, _error(ProtocolError, "CALL must have 4 elements: [2, id, action, payload]"))
+        if len(data) > 4:
+            raise FrameError(uid, _error(FormationViolationError, "CALL has more than 4 elements"))
+        action, payload = data[2], data[3]
+        if not isinstance(action, str):
+            raise FrameError(uid, _error(TypeConstraintViolationError, "Action must be a string"))
+        if not isinstance(payload, dict):
+            raise FrameError(uid, _error(FormationViolationError, "Payload must be a JSON object"))
+        return Message(CALL, uid, action=action, payload=payload)
+    if type_id == CALLRESULT:
+        if len(data) != 3 or not isinstance(data[2], dict):
+            raise IgnoredFrame("malformed CALLRESULT")
+        return Message(CALLRESULT, uid, payload=data[2])
+    if len(data) < 4:
+        raise IgnoredFrame("malformed CALLERROR")
+    details = data[4] if len(data) > 4 else {}
+    return Message(
+        CALLERROR, uid, error_code=str(data[2]), error_description=str(data[3]), error_details=details
+    )
+
+
+def check_action(uid: str, action: str) -> None:
+    """NotImplemented for an unknown action, NotSupported for one a charger may not send us."""
+    if action not in KNOWN_ACTIONS:
+        raise FrameError(uid, _error(OcppNotImplemented, f"Unknown action {action!r}"))
+    if action not in CHARGER_ACTIONS:
+        raise FrameError(uid, _error(NotSupportedError, f"{action} is not sent to a central system"))
+
+
+# -- schema validation ------------------------------------------------------------------
+
+_SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
+
+_RULE_TO_ERROR: dict[str, type[OCPPError]] = {
+    "type": TypeConstraintViolationError,
+    "required": ProtocolError,
+    "additionalProperties": FormationViolationError,
+    "minItems": OccurenceConstraintViolationError,
+    "maxItems": OccurenceConstraintViolationError,
+}
+
+
+def _prepare(schema: Any) -> Any:
+    """Drop `format` keywords (timestamps are checked and flagged by us, never rejected) and
+    accept the errata spelling Celsius beside the schema's Celcius."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key == "format" and isinstance(value, str):
+                continue
+            if key == "enum" and isinstance(value, list) and "Celcius" in value and "Celsius" not in value:
+                value = [*value, "Celsius"]
+            out[key] = _prepare(value)
+        return out
+    if isinstance(schema, list):
+        return [_prepare(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def _validator(schema_name: str) -> Callable[[Any], Any]:
+    path = _SCHEMA_DIR / f"{schema_name}.json"
+    schema = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    schema.pop("$schema", None)
+    return fastjsonschema.compile(_prepare(schema))
+
+
+def validate(uid: str, schema_name: str, payload: dict[str, Any]) -> None:
+    """Check a payload against the official 1.6 schema; raise FrameError with the 1.6 code."""
+    try:
+        _validator(schema_name)(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        cls = _RULE_TO_ERROR.get(exc.rule or "", PropertyConstraintViolationError)
+        field = (exc.name or "data").replace("data.", "", 1)
+        raise FrameError(uid, _error(cls, f"{field}: {exc.message.replace('data.', '', 1)}", field=field)) from None
+
+
+# -- key conversion (cached: the regexes in the ocpp package cost ~170 us per message) ---
+
+
+@functools.cache
+def _snake_key(key: str) -> str:
+    return next(iter(camel_to_snake_case({key: None})))
+
+
+@functools.cache
+def _camel_key(key: str) -> str:
+    return next(iter(snake_to_camel_case({key: None})))
+
+
+def to_snake(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_snake_key(k): to_snake(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_snake(v) for v in data]
+    return data
+
+
+def to_camel(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_camel_key(k): to_camel(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_camel(v) for v in data]
+    return data
+
+
+# -- serialisation -----------------------------------------------------------------------
+
+
+def _default(obj: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(obj, Decimal):
+        return float(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def dumps(frame: list[Any]) -> str:
+    return orjson.dumps(frame, default=_default).decode()
+
+
+def call_result(uid: str, payload: dict[str, Any]) -> str:
+    return dumps([CALLRESULT, uid, payload])
+
+
+def call_error(uid: str, error: OCPPError) -> str:
+    details = error.details if isinstance(error.details, dict) else {}
+    return dumps([CALLERROR, uid, error.code, error.description or "", details])

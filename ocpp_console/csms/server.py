@@ -1,0 +1,159 @@
+"""The central system: accepts chargers over WebSocket and runs one session for each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ocpp_console.csms import events as ev
+from ocpp_console.csms.commands import Commands
+from ocpp_console.csms.session import ChargerSession
+from ocpp_console.settings import Settings
+from ocpp_console.store import Store
+
+log = logging.getLogger("ocpp_console.server")
+
+SUBPROTOCOL = "ocpp1.6"
+MAX_ID_LENGTH = 48
+
+DataTransferHandler = Callable[[str, str | None, str | None], Awaitable[tuple[str, str | None]]]
+
+
+def charge_point_id(path: str) -> str:
+    """The charge point id is the last segment of the URL path, URL-decoded."""
+    segments = [s for s in urlsplit(path).path.split("/") if s]
+    return unquote(segments[-1]) if segments else ""
+
+
+def _offered_subprotocols(request: Request) -> list[str]:
+    values = request.headers.get_all("Sec-WebSocket-Protocol")
+    return [p.strip() for value in values for p in value.split(",") if p.strip()]
+
+
+class CentralSystem:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.db, settings.sqlite_synchronous, settings.message_log_max_rows)
+        self.events = ev.EventBus()
+        self.sessions: dict[str, ChargerSession] = {}
+        self.commands = Commands(self)
+        self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
+        self._server: Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.port: int | None = None
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.store.writer is None:
+            await self.store.open()
+        await self.store.mark_all_disconnected()  # whatever was connected before a crash is not now
+        self._server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=[SUBPROTOCOL],
+            process_request=self._check_request,
+            compression=None,  # ~3x less memory per connection, ~40 us less per call
+            max_size=self.settings.max_frame_size,
+            ping_interval=self.settings.ping_interval or None,
+            ping_timeout=self.settings.ping_timeout,
+            logger=logging.getLogger("ocpp_console.websockets"),
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        log.info("central system listening on ws://%s:%d/<chargePointId>", self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self.store.close()
+        log.info("central system stopped")
+
+    async def __aenter__(self) -> CentralSystem:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- connections ------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        cp_id = charge_point_id(request.path)
+        address = _address(connection)
+        if not cp_id:
+            log.warning("refused %s: no charge point id in the URL path %r", address, request.path)
+            return connection.respond(HTTPStatus.NOT_FOUND, "Connect to ws://host:port/<chargePointId>\n")
+        if len(cp_id) > MAX_ID_LENGTH:
+            log.warning("refused %s: charge point id longer than %d characters", address, MAX_ID_LENGTH)
+            return connection.respond(HTTPStatus.BAD_REQUEST, "Charge point id too long\n")
+        if request.headers.get("Upgrade") is None:
+            return None  # let websockets answer a plain HTTP request
+        if SUBPROTOCOL not in _offered_subprotocols(request):
+            log.warning("refused %s (%s): no OCPP 1.6 subprotocol offered", cp_id, address)
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST, "This central system speaks OCPP 1.6J: offer Sec-WebSocket-Protocol: ocpp1.6\n"
+            )
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve_charger(connection)
+        finally:
+            self._handlers.discard(task)
+
+    async def _serve_charger(self, connection: ServerConnection) -> None:
+        cp_id = charge_point_id(connection.request.path if connection.request else "")
+        address = _address(connection)
+        old = self.sessions.get(cp_id)
+        session = ChargerSession(cp_id, connection, self, address)
+        self.sessions[cp_id] = session
+        if old is not None:
+            # The newest connection wins: the old one is often half-open after a network change.
+            log.warning("%s: new connection from %s replaces the one from %s", cp_id, address, old.address)
+            old.closing = True
+            asyncio.ensure_future(old._connection.close(code=1000, reason="replaced by a new connection"))
+        session.registration = await self.store.set_connected(cp_id, True, address)
+        log.info("%s: connected from %s", cp_id, address)
+        self.events.publish(ev.ChargerConnected(cp_id, address))
+        try:
+            await session.start()
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("%s: session failed", cp_id)
+        finally:
+            code = connection.close_code
+            reason = connection.close_reason or ""
+            if self.sessions.get(cp_id) is session:
+                del self.sessions[cp_id]
+                if self.store.writer is not None:
+                    await self.store.set_connected(cp_id, False, None)
+                self.events.publish(ev.ChargerDisconnected(cp_id, code, reason))
+            log.info("%s: disconnected (code %s%s)", cp_id, code, f", {reason}" if reason else "")
+
+    def session(self, charger_id: str) -> ChargerSession | None:
+        return self.sessions.get(charger_id)
+
+
+def _address(connection: ServerConnection) -> str:
+    try:
+        host, port = connection.remote_address[:2]
+        return f"{host}:{port}"
+    except (TypeError, ValueError):
+        return "?"

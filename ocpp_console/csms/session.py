@@ -1,0 +1,383 @@
+"""One session per connected charger: reads its frames, answers its calls, carries commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from ocpp.charge_point import remove_nones, serialize_as_dict
+from ocpp.exceptions import InternalError, OCPPError, ProtocolError, SecurityError
+from ocpp.messages import CallError as LibCallError
+from ocpp.messages import CallResult as LibCallResult
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result, datatypes
+from ocpp.v16.enums import (
+    Action,
+    DataTransferStatus,
+    GenericStatus,
+    Reason,
+    RegistrationStatus,
+)
+
+from ocpp_console.csms import events as ev
+from ocpp_console.csms import protocol
+from ocpp_console.csms.errors import CallErrorReceived, CommandTimeout, InvalidAnswer, InvalidCommand
+from ocpp_console.csms.metering import normalise
+from ocpp_console.store.models import Frame, IdTagInfo
+from ocpp_console.timeutil import now_iso, parse_charger_time
+
+if TYPE_CHECKING:
+    from ocpp_console.csms.server import CentralSystem
+
+log = logging.getLogger("ocpp_console.session")
+
+# last_seen is kept fresh from every message, but written at most this often per charger.
+TOUCH_EVERY = 10.0
+SECRET_KEYS = ("AuthorizationKey",)
+
+
+def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
+    return datatypes.IdTagInfo(status=info.status, expiry_date=info.expiry_date, parent_id_tag=info.parent_id_tag)
+
+
+def mask_secrets(raw: str, action: str | None) -> str:
+    """Never keep an AuthorizationKey in the message log."""
+    if action != Action.change_configuration or not any(k in raw for k in SECRET_KEYS):
+        return raw
+    try:
+        frame = orjson.loads(raw)
+        payload = frame[3]
+        if payload.get("key") in SECRET_KEYS:
+            payload["value"] = "********"
+            return orjson.dumps(frame).decode()
+    except (orjson.JSONDecodeError, IndexError, AttributeError, TypeError):
+        pass
+    return raw
+
+
+class ChargerSession(ChargePoint):
+    def __init__(self, charger_id: str, connection: Any, csms: CentralSystem, address: str | None) -> None:
+        super().__init__(charger_id, connection, response_timeout=csms.settings.call_timeout, logger=log)
+        self.csms = csms
+        self.store = csms.store
+        self.settings = csms.settings
+        self.address = address
+        self.registration: str | None = None
+        self.connected_at = time.monotonic()
+        self._calls: asyncio.Queue[protocol.Message] = asyncio.Queue()
+        self._inflight: dict[str, str] = {}  # uniqueId -> action of the charger's calls not yet answered
+        self._awaiting: tuple[str, str] | None = None  # (uniqueId, action) of our outstanding command
+        self._command_lock = asyncio.Lock()
+        self._sent = False
+        self._call_error: LibCallError | None = None
+        self._current_payload: dict[str, Any] = {}
+        self._last_touch = 0.0
+        self.closing = False
+
+    # -- reading frames ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        worker = asyncio.create_task(self._work(), name=f"calls-{self.id}")
+        try:
+            async for raw in self._connection:
+                self._on_frame(raw)
+        finally:
+            worker.cancel()
+
+    def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None) -> None:
+        raw = mask_secrets(raw, action)
+        self.store.log_frame(Frame(self.id, direction, now_iso(), message_type, uid, action, raw))
+        self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw))
+
+    def _on_frame(self, raw: str | bytes) -> None:
+        if isinstance(raw, bytes):
+            # OCPP-J uses text frames only; a binary frame is logged and ignored.
+            log.warning("%s: binary frame of %d bytes ignored", self.id, len(raw))
+            self._log_frame("in", f"<binary frame, {len(raw)} bytes, ignored>", None, None, None)
+            return
+        try:
+            msg = protocol.parse_frame(raw)
+        except protocol.FrameError as exc:
+            self._log_frame("in", raw, None, None, None)
+            log.warning("%s: bad frame answered %s: %s", self.id, exc.error.code, exc.error.description)
+            self._reply_error(exc.unique_id, exc.error)
+            return
+        except protocol.IgnoredFrame as exc:
+            self._log_frame("in", raw, None, None, None)
+            log.warning("%s: frame ignored (%s)", self.id, exc)
+            return
+
+        if msg.message_type == protocol.CALL:
+            self._log_frame("in", raw, msg.message_type, msg.unique_id, msg.action)
+            if msg.unique_id in self._inflight:
+                self._reply_error(
+                    msg.unique_id, ProtocolError(description="A call with this UniqueId is still being handled")
+                )
+                return
+            self._inflight[msg.unique_id] = msg.action or ""
+            self._calls.put_nowait(msg)
+            return
+
+        awaiting = self._awaiting
+        action = awaiting[1] if awaiting and awaiting[0] == msg.unique_id else None
+        self._log_frame("in", raw, msg.message_type, msg.unique_id, action)
+        if action is None:
+            log.warning("%s: answer to unknown call %s ignored", self.id, msg.unique_id)
+            return
+        if msg.message_type == protocol.CALLRESULT:
+            self._response_queue.put_nowait(LibCallResult(msg.unique_id, msg.payload))
+        else:
+            self._call_error = LibCallError(msg.unique_id, msg.error_code, msg.error_description, msg.error_details)
+            self._response_queue.put_nowait(self._call_error)
+
+    def _reply_error(self, uid: str, error: OCPPError) -> None:
+        asyncio.ensure_future(self._send_quietly(protocol.call_error(uid, error)))
+
+    async def _send_quietly(self, frame: str) -> None:
+        try:
+            await self._send(frame)
+        except Exception as exc:  # the connection went away meanwhile
+            log.debug("%s: could not send: %s", self.id, exc)
+
+    # -- answering calls, one at a time and in order (transaction messages must stay ordered) --
+
+    async def _work(self) -> None:
+        while True:
+            msg = await self._calls.get()
+            try:
+                frame = await self._answer(msg)
+                await self._send_quietly(frame)
+            finally:
+                self._inflight.pop(msg.unique_id, None)
+
+    async def _answer(self, msg: protocol.Message) -> str:
+        uid, action = msg.unique_id, msg.action or ""
+        try:
+            protocol.check_action(uid, action)
+            if action != Action.boot_notification and self.registration != RegistrationStatus.accepted:
+                raise protocol.FrameError(
+                    uid, SecurityError(description=f"{action} before the charger was accepted (BootNotification)")
+                )
+            protocol.validate(uid, action, msg.payload)
+            handler = self.route_map[action]["_on_action"]
+        except protocol.FrameError as exc:
+            log.warning("%s: %s answered %s: %s", self.id, action, exc.error.code, exc.error.description)
+            return protocol.call_error(exc.unique_id, exc.error)
+        except KeyError:
+            return protocol.call_error(uid, SecurityError(description=f"{action} is not handled"))
+        self._current_payload = msg.payload
+        self._touch()
+        try:
+            result = await handler(**protocol.to_snake(msg.payload))
+            payload = protocol.to_camel(remove_nones(serialize_as_dict(result)))
+            protocol.validate(uid, f"{action}Response", payload)
+        except OCPPError as exc:
+            return protocol.call_error(uid, exc)
+        except protocol.FrameError as exc:  # our own answer failed its schema: a bug, never sent
+            log.error("%s: our %s answer is invalid: %s", self.id, action, exc.error.description)
+            return protocol.call_error(uid, InternalError(description="The central system failed to answer"))
+        except Exception:
+            log.exception("%s: handling %s failed", self.id, action)
+            return protocol.call_error(uid, InternalError(description="The central system failed to handle the call"))
+        return protocol.call_result(uid, payload)
+
+    def _touch(self) -> None:
+        now = time.monotonic()
+        if now - self._last_touch >= TOUCH_EVERY:
+            self._last_touch = now
+            self.store.touch(self.id)
+
+    async def _send(self, message: str) -> None:
+        try:
+            frame = orjson.loads(message)
+            message_type, uid = frame[0], frame[1]
+            action = frame[2] if message_type == protocol.CALL else self._inflight.get(uid)
+        except (orjson.JSONDecodeError, IndexError, TypeError):
+            message_type = uid = action = None
+        self._log_frame("out", message, message_type, uid, action)
+        if self._awaiting is not None and uid == self._awaiting[0]:
+            self._sent = True
+        await self._connection.send(message)
+
+    # -- commands to the charger ---------------------------------------------------------
+
+    async def send_command(self, payload: Any) -> Any:
+        """Send one central-system call and return the charger's answer (a call_result dataclass)."""
+        async with self._command_lock:  # one outstanding call per charger (OCPP-J)
+            uid = str(uuid.uuid4())
+            action = type(payload).__name__
+            self._awaiting = (uid, action)
+            self._sent = False
+            self._call_error = None
+            try:
+                return await self.call(payload, suppress=False, unique_id=uid)
+            except asyncio.TimeoutError:
+                raise CommandTimeout(f"{self.id} did not answer {action} within {self._response_timeout:g} s") from None
+            except Exception as exc:
+                if self._call_error is not None:
+                    err = self._call_error
+                    raise CallErrorReceived(err.error_code, err.error_description, err.error_details) from None
+                if not self._sent:
+                    raise InvalidCommand(f"{action}: {getattr(exc, 'description', None) or exc}") from None
+                raise InvalidAnswer(f"{self.id} answered {action} with an invalid payload: {exc}") from None
+            finally:
+                self._awaiting = None
+                # An answer that came too late must not be taken for the next command's.
+                while not self._response_queue.empty():
+                    self._response_queue.get_nowait()
+
+    # -- charger-initiated messages ---------------------------------------------------------
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        info = {
+            "vendor": charge_point_vendor,
+            "model": charge_point_model,
+            "charge_point_serial": kw.get("charge_point_serial_number"),
+            "charge_box_serial": kw.get("charge_box_serial_number"),
+            "firmware_version": kw.get("firmware_version"),
+            "iccid": kw.get("iccid"),
+            "imsi": kw.get("imsi"),
+            "meter_type": kw.get("meter_type"),
+            "meter_serial": kw.get("meter_serial_number"),
+        }
+        result = await self.store.boot(self.id, info, self.settings.unknown_chargers)
+        self.registration = result.registration
+        accepted = result.registration == RegistrationStatus.accepted
+        interval = self.settings.heartbeat_interval if accepted else self.settings.boot_retry_interval
+        log.info("%s: booted (%s %s, firmware %s): %s", self.id, charge_point_vendor, charge_point_model,
+                 info["firmware_version"], result.registration)
+        self.csms.events.publish(
+            ev.ChargerBooted(self.id, result.registration, charge_point_vendor, charge_point_model, info["firmware_version"])
+        )
+        return call_result.BootNotification(
+            current_time=now_iso(), interval=interval, status=RegistrationStatus(result.registration)
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **_: Any) -> Any:
+        return call_result.Heartbeat(current_time=now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(
+        self, connector_id: int, error_code: str, status: str, timestamp: str | None = None, **kw: Any
+    ) -> Any:
+        ts = parse_charger_time(timestamp).value if timestamp else None
+        cancelled = await self.store.status(
+            self.id, connector_id, status, error_code, kw.get("info"), kw.get("vendor_id"),
+            kw.get("vendor_error_code"), ts,
+        )
+        if cancelled:
+            log.info("%s: reservations %s cancelled: connector %d is %s", self.id, cancelled, connector_id, status)
+        self.csms.events.publish(ev.StatusChanged(self.id, connector_id, status, error_code, kw.get("info")))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str, **_: Any) -> Any:
+        info = await self.store.authorize(id_tag, self.settings.unknown_id_tags)
+        return call_result.Authorize(id_tag_info=_id_tag_info(info))
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, reservation_id: int | None = None, **_: Any
+    ) -> Any:
+        ts = parse_charger_time(timestamp)
+        flags = [f"timestamp_{ts.problem}"] if ts.problem else []
+        if connector_id <= 0:
+            flags.append("invalid_connector")
+        result = await self.store.start_transaction(
+            self.id, connector_id, id_tag, meter_start, ts.value, timestamp, reservation_id,
+            self.settings.unknown_id_tags, flags,
+        )
+        if result.duplicate:
+            log.info("%s: repeated StartTransaction answered with transaction %d", self.id, result.transaction_id)
+        else:
+            self.csms.events.publish(
+                ev.TransactionStarted(self.id, result.transaction_id, connector_id, id_tag, result.id_tag_info.status)
+            )
+        return call_result.StartTransaction(
+            transaction_id=result.transaction_id, id_tag_info=_id_tag_info(result.id_tag_info)
+        )
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(
+        self, meter_stop: int, timestamp: str, transaction_id: int, reason: str | None = None,
+        id_tag: str | None = None, **_: Any,
+    ) -> Any:
+        ts = parse_charger_time(timestamp)
+        samples, problems = normalise(self._current_payload.get("transactionData") or ())
+        flags = set(problems)
+        if ts.problem:
+            flags.add(f"stop_timestamp_{ts.problem}")
+        result = await self.store.stop_transaction(
+            self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
+            self.settings.unknown_id_tags, [(None, s) for s in samples],
+            orjson.dumps(self._current_payload).decode(), sorted(flags),
+        )
+        if result.outcome == "unknown":
+            log.warning("%s: StopTransaction for unknown transaction %d recorded and flagged", self.id, transaction_id)
+        if result.outcome != "repeated":
+            self.csms.events.publish(
+                ev.TransactionStopped(self.id, transaction_id, result.connector_id, result.energy_wh,
+                                      reason or Reason.local.value, result.outcome == "stopped")
+            )
+        info = _id_tag_info(result.id_tag_info) if result.id_tag_info else None
+        return call_result.StopTransaction(id_tag_info=info)
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id: int, transaction_id: int | None = None, **_: Any) -> Any:
+        samples, _problems = normalise(self._current_payload["meterValue"])
+        tx = transaction_id or None  # transactionId 0 means "no transaction"
+        batch = await self.store.meter_values(self.id, connector_id, tx, samples)
+        if batch.unknown_transaction:
+            log.warning("%s: meter values for unknown transaction %s kept and flagged", self.id, tx)
+        self.csms.events.publish(ev.MeterSample(self.id, connector_id, tx, batch.latest))
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any) -> Any:
+        handler = self.csms.data_transfer_handlers.get(vendor_id)
+        status, response_data = DataTransferStatus.unknown_vendor_id, None
+        if handler is not None:
+            status, response_data = await handler(self.id, message_id, data)
+        await self.store.data_transfer(self.id, "in", vendor_id, message_id, data, status, response_data)
+        return call_result.DataTransfer(status=status, data=response_data)
+
+    async def _notification(self, action: str, status: str | None) -> None:
+        await self.store.notification(self.id, action, status, self._current_payload)
+        self.csms.events.publish(ev.NotificationReceived(self.id, action, status))
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, status: str, **_: Any) -> Any:
+        await self._notification(Action.diagnostics_status_notification, status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, status: str, **_: Any) -> Any:
+        await self._notification(Action.firmware_status_notification, status)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.security_event_notification)
+    async def on_security_event(self, type: str, **_: Any) -> Any:
+        await self._notification(Action.security_event_notification, type)
+        return call_result.SecurityEventNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(self, status: str, **_: Any) -> Any:
+        await self._notification(Action.signed_firmware_status_notification, status)
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status(self, status: str, **_: Any) -> Any:
+        await self._notification(Action.log_status_notification, status)
+        return call_result.LogStatusNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        # No certificate authority is configured: the request is kept for the operator, and refused.
+        await self._notification(Action.sign_certificate, GenericStatus.rejected.value)
+        return call_result.SignCertificate(status=GenericStatus.rejected)

@@ -1,0 +1,87 @@
+"""All settings in one place: CLI flags > OCPP_CONSOLE_* environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "ocpp-console"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "ocpp-console.sqlite"
+
+
+# The TOML file is chosen at run time (--config); a context variable carries the choice
+# into settings_customise_sources without a global that tests would have to reset.
+_config_file: ContextVar[Path | None] = ContextVar("_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCPP_CONSOLE_", extra="forbid")
+
+    host: str = Field("0.0.0.0", description="Address the central system listens on.")
+    port: int = Field(9000, ge=0, le=65535, description="WebSocket port chargers connect to (0: any free port).")
+    db: Path = Field(default_factory=default_db_path, description="SQLite database file.")
+    heartbeat_interval: int = Field(
+        300, ge=1, description="Heartbeat interval (s) sent to chargers in BootNotification.conf."
+    )
+    boot_retry_interval: int = Field(
+        60, ge=1, description="Interval (s) after which a Pending or Rejected charger boots again."
+    )
+    unknown_chargers: Literal["pending", "accept", "reject"] = Field(
+        "pending", description="Registration of a charger not yet known: await approval, accept or reject."
+    )
+    unknown_id_tags: Literal["reject", "accept"] = Field(
+        "reject", description="Answer for an id tag not in the database: Invalid (reject) or Accepted (demos)."
+    )
+    call_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a charger's answer to a command.")
+    ping_interval: float = Field(
+        30.0, ge=0, description="Seconds between WebSocket pings that detect dead connections (0: off)."
+    )
+    ping_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a pong before dropping a connection.")
+    max_frame_size: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest WebSocket frame accepted, in bytes."
+    )
+    message_log_max_rows: int = Field(
+        200_000, ge=100, description="Frames kept in the message log; older ones are pruned."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite synchronous mode: FULL survives power loss, NORMAL only a crash."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level on stderr.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file.get() or default_config_path()
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the TOML file (`config` or the default one), the environment, then `overrides`."""
+    token = _config_file.set(config)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)

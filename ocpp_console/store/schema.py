@@ -1,0 +1,202 @@
+"""The database schema as an ordered list of migrations; PRAGMA user_version is the index reached.
+
+Never edit a migration that has shipped: append a new one, so a database made by an older
+version opens in a newer one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the central system's first schema
+    """
+    CREATE TABLE chargers (
+        id TEXT PRIMARY KEY,
+        registration TEXT NOT NULL DEFAULT 'Pending',   -- Accepted | Pending | Rejected
+        vendor TEXT, model TEXT,
+        charge_point_serial TEXT, charge_box_serial TEXT,
+        firmware_version TEXT, iccid TEXT, imsi TEXT,
+        meter_type TEXT, meter_serial TEXT,
+        note TEXT,
+        password_hash TEXT,
+        connected INTEGER NOT NULL DEFAULT 0,
+        remote_address TEXT,
+        first_seen TEXT, last_seen TEXT, last_boot TEXT,
+        firmware_status TEXT, firmware_status_at TEXT,
+        diagnostics_status TEXT, diagnostics_status_at TEXT,
+        local_list_version INTEGER,
+        config_fetched_at TEXT
+    );
+
+    CREATE TABLE connectors (
+        charger_id TEXT NOT NULL REFERENCES chargers(id) ON DELETE CASCADE,
+        connector_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT NOT NULL DEFAULT 'NoError',
+        info TEXT, vendor_id TEXT, vendor_error_code TEXT,
+        status_timestamp TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, connector_id)
+    );
+
+    CREATE TABLE status_history (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        info TEXT, vendor_id TEXT, vendor_error_code TEXT,
+        status_timestamp TEXT,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX status_history_charger ON status_history(charger_id, id);
+
+    CREATE TABLE id_tags (
+        id_tag TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'Accepted',       -- Accepted | Blocked | Expired | Invalid
+        expiry_date TEXT,
+        parent_id_tag TEXT,
+        balance INTEGER NOT NULL DEFAULT 0,            -- minor currency units (the wallet issue)
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    -- AUTOINCREMENT: a transactionId is never handed out twice in the database's life.
+    CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        auth_status TEXT NOT NULL,                     -- idTagInfo.status answered at start
+        meter_start INTEGER NOT NULL,
+        start_timestamp TEXT NOT NULL,                 -- charger's time, UTC
+        start_timestamp_raw TEXT NOT NULL,             -- as sent, for deduplication
+        reservation_id INTEGER,
+        started_at TEXT NOT NULL,                      -- our receive time
+        meter_stop INTEGER,
+        stop_timestamp TEXT,
+        stop_reason TEXT,
+        stop_id_tag TEXT,
+        stopped_at TEXT,
+        energy_wh INTEGER,
+        flags TEXT NOT NULL DEFAULT ''                 -- comma-separated anomalies
+    );
+    CREATE UNIQUE INDEX transactions_dedup
+        ON transactions(charger_id, connector_id, id_tag, start_timestamp_raw, meter_start);
+    CREATE INDEX transactions_running ON transactions(id_tag) WHERE stopped_at IS NULL;
+    CREATE INDEX transactions_charger ON transactions(charger_id, id);
+
+    -- StopTransaction naming a transaction we never started: kept, flagged, answered normally.
+    CREATE TABLE unknown_stops (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        transaction_id INTEGER NOT NULL,
+        meter_stop INTEGER NOT NULL,
+        stop_timestamp TEXT NOT NULL,
+        stop_reason TEXT,
+        id_tag TEXT,
+        received_at TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+
+    CREATE TABLE meter_values (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        transaction_id INTEGER,                        -- as the charger sent it
+        unknown_transaction INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,                          -- MeterValues | StopTransaction
+        timestamp TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT, unit TEXT NOT NULL, context TEXT NOT NULL,
+        location TEXT NOT NULL, format TEXT NOT NULL,
+        value TEXT NOT NULL,                           -- exactly as sent
+        value_num REAL,                                -- parsed number in the base unit (Wh, W, ...)
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX meter_values_tx ON meter_values(transaction_id);
+    CREATE INDEX meter_values_charger ON meter_values(charger_id, connector_id, id);
+
+    CREATE TABLE data_transfers (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        direction TEXT NOT NULL,                       -- in (from charger) | out
+        vendor_id TEXT NOT NULL, message_id TEXT, data TEXT,
+        status TEXT, response_data TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    -- Diagnostics/Firmware/Security/Log notifications, one row each.
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        status TEXT,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX notifications_charger ON notifications(charger_id, id);
+
+    CREATE TABLE message_log (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        direction TEXT NOT NULL,                       -- in | out
+        timestamp TEXT NOT NULL,
+        message_type INTEGER,                          -- 2 CALL, 3 CALLRESULT, 4 CALLERROR, NULL unparsable
+        unique_id TEXT,
+        action TEXT,
+        raw TEXT NOT NULL
+    );
+    CREATE INDEX message_log_charger ON message_log(charger_id, id);
+
+    CREATE TABLE configuration (
+        charger_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        readonly INTEGER NOT NULL DEFAULT 0,
+        known INTEGER NOT NULL DEFAULT 1,              -- 0: listed in unknownKey
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, key)
+    );
+
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY,                        -- the reservationId sent to the charger
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expiry_date TEXT NOT NULL,
+        status TEXT NOT NULL,                          -- ReserveNow answer, then Cancelled | Used | Expired
+        transaction_id INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    CREATE TABLE charging_profiles (
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        profile_id INTEGER NOT NULL,
+        stack_level INTEGER NOT NULL,
+        purpose TEXT NOT NULL,
+        profile TEXT NOT NULL,                         -- the csChargingProfiles JSON
+        status TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, connector_id, profile_id)
+    );
+
+    -- Every operator command and its outcome.
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        request TEXT NOT NULL,
+        outcome TEXT NOT NULL,                         -- ok | callerror | timeout | offline | invalid
+        response TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL
+    );
+    CREATE INDEX commands_charger ON commands(charger_id, id);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

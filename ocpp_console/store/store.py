@@ -1,0 +1,850 @@
+"""The SQLite store: the only place SQL lives.
+
+One writer connection (group commits, see writer.py) and one reader connection for
+queries, both in WAL mode, so the console reading never blocks a charger being answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ocpp_console.store.models import (
+    BootResult,
+    Frame,
+    IdTagInfo,
+    MeterBatch,
+    Row,
+    SampledValue,
+    StartResult,
+    StopResult,
+)
+from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
+from ocpp_console.store.writer import GroupWriter
+from ocpp_console.timeutil import now_iso
+
+log = logging.getLogger(__name__)
+
+BOOT_FIELDS = (
+    "vendor",
+    "model",
+    "charge_point_serial",
+    "charge_box_serial",
+    "firmware_version",
+    "iccid",
+    "imsi",
+    "meter_type",
+    "meter_serial",
+)
+
+
+class StoreError(Exception):
+    pass
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {version}, newer than this ocpp-console knows "
+            f"({SCHEMA_VERSION}); upgrade ocpp-console"
+        )
+    for index in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(MIGRATIONS[index]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {index + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return version
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit behind our back)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        current.append(line)
+        candidate = "\n".join(current)
+        if sqlite3.complete_statement(candidate):
+            if candidate.strip():
+                statements.append(candidate)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest and not all(part.strip().startswith("--") for part in rest.splitlines() if part.strip()):
+        raise StoreError(f"incomplete SQL statement in migration: {rest[:80]}")
+    return statements
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[Row]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _add_flag(flags: str, flag: str) -> str:
+    parts = [f for f in flags.split(",") if f]
+    if flag not in parts:
+        parts.append(flag)
+    return ",".join(parts)
+
+
+class Store:
+    def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.message_log_max_rows = message_log_max_rows
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self.writer: GroupWriter | None = None
+        self._frames_since_prune = 0
+        self.migrated_from: int | None = None
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        self.migrated_from = await self._db._execute(_migrate, self._db._conn)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=ON")
+        self.writer = GroupWriter(self._db)
+        self.writer.start()
+        return self
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+            self.writer = None
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._reader = None
+
+    async def flush(self) -> None:
+        if self.writer is not None:
+            await self.writer.flush()
+
+    def _write(self, fn: Any) -> asyncio.Future[Any]:
+        if self.writer is None:
+            raise StoreError("the store is not open")
+        return self.writer.submit(fn)
+
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        assert self._reader is not None, "the store is not open"
+        cursor = await self._reader.execute(sql, params)
+        try:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in await cursor.fetchall()]
+        finally:
+            await cursor.close()
+
+    async def _query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self._query(sql, params)
+        return rows[0] if rows else None
+
+    # -- chargers ---------------------------------------------------------------------
+
+    def boot(self, charger_id: str, info: dict[str, str | None], unknown_policy: str) -> asyncio.Future[BootResult]:
+        """Register a BootNotification; the answer follows the charger's stored registration."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> BootResult:
+            row = conn.execute("SELECT registration FROM chargers WHERE id = ?", (charger_id,)).fetchone()
+            new = row is None
+            if new:
+                registration = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}[unknown_policy]
+                conn.execute(
+                    "INSERT INTO chargers (id, registration, first_seen) VALUES (?, ?, ?)",
+                    (charger_id, registration, now),
+                )
+            else:
+                registration = row[0]
+            assignments = ", ".join(f"{name} = ?" for name in BOOT_FIELDS)
+            conn.execute(
+                f"UPDATE chargers SET {assignments}, last_seen = ?, last_boot = ? WHERE id = ?",
+                (*(info.get(name) for name in BOOT_FIELDS), now, now, charger_id),
+            )
+            return BootResult(registration, new)
+
+        return self._write(fn)
+
+    def set_connected(self, charger_id: str, connected: bool, address: str | None) -> asyncio.Future[str | None]:
+        """Mark a charger (dis)connected; returns its registration, None when it was never seen."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> str | None:
+            if connected:
+                conn.execute(
+                    "UPDATE chargers SET connected = 1, remote_address = ?, last_seen = ? WHERE id = ?",
+                    (address, now, charger_id),
+                )
+            else:
+                conn.execute("UPDATE chargers SET connected = 0 WHERE id = ?", (charger_id,))
+            row = conn.execute("SELECT registration FROM chargers WHERE id = ?", (charger_id,)).fetchone()
+            return row[0] if row else None
+
+        return self._write(fn)
+
+    def mark_all_disconnected(self) -> asyncio.Future[None]:
+        return self._write(lambda conn: conn.execute("UPDATE chargers SET connected = 0 WHERE connected = 1") and None)
+
+    def touch(self, charger_id: str) -> None:
+        """Last seen (Heartbeat, any message): not worth waiting for."""
+        now = now_iso()
+        self.writer and self.writer.submit_nowait(
+            lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id))
+        )
+
+    def heartbeat(self, charger_id: str) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id)) and None
+        )
+
+    def set_registration(self, charger_id: str, registration: str) -> asyncio.Future[bool]:
+        def fn(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("UPDATE chargers SET registration = ? WHERE id = ?", (registration, charger_id))
+            return cur.rowcount == 1
+
+        return self._write(fn)
+
+    def add_charger(self, charger_id: str, registration: str = "Accepted", note: str | None = None) -> asyncio.Future[None]:
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO chargers (id, registration, note, first_seen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET registration = excluded.registration, "
+                "note = coalesce(excluded.note, chargers.note)",
+                (charger_id, registration, note, now),
+            )
+
+        return self._write(fn)
+
+    def status(
+        self,
+        charger_id: str,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        info: str | None,
+        vendor_id: str | None,
+        vendor_error_code: str | None,
+        timestamp: str | None,
+    ) -> asyncio.Future[list[int]]:
+        """Store a StatusNotification; returns reservations cancelled by it (Faulted/Unavailable)."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> list[int]:
+            conn.execute(
+                "INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id,"
+                " vendor_error_code, status_timestamp, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(charger_id, connector_id) DO UPDATE SET status = excluded.status,"
+                " error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id,"
+                " vendor_error_code = excluded.vendor_error_code, status_timestamp = excluded.status_timestamp,"
+                " updated_at = excluded.updated_at",
+                (charger_id, connector_id, status, error_code, info, vendor_id, vendor_error_code, timestamp, now),
+            )
+            conn.execute(
+                "INSERT INTO status_history (charger_id, connector_id, status, error_code, info, vendor_id,"
+                " vendor_error_code, status_timestamp, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (charger_id, connector_id, status, error_code, info, vendor_id, vendor_error_code, timestamp, now),
+            )
+            conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id))
+            cancelled: list[int] = []
+            if status in ("Faulted", "Unavailable"):
+                # A reservation cannot be honoured on a connector that is out of service.
+                scope = "" if connector_id == 0 else " AND connector_id = ?"
+                params: tuple[Any, ...] = (charger_id,) if connector_id == 0 else (charger_id, connector_id)
+                rows = conn.execute(
+                    f"SELECT id FROM reservations WHERE charger_id = ? AND status = 'Accepted'{scope}", params
+                ).fetchall()
+                cancelled = [r[0] for r in rows]
+                conn.executemany(
+                    "UPDATE reservations SET status = 'Cancelled', updated_at = ? WHERE id = ?",
+                    [(now, r) for r in cancelled],
+                )
+            return cancelled
+
+        return self._write(fn)
+
+    # -- authorization ----------------------------------------------------------------
+
+    @staticmethod
+    def _id_tag_info(conn: sqlite3.Connection, id_tag: str, unknown_policy: str, *, exclude_tx: int | None = None) -> IdTagInfo:
+        row = conn.execute(
+            "SELECT status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
+        ).fetchone()
+        if row is None:
+            return IdTagInfo("Accepted" if unknown_policy == "accept" else "Invalid")
+        status, expiry, parent = row
+        if status == "Accepted" and expiry:
+            try:
+                expired = datetime.fromisoformat(expiry) <= datetime.now(timezone.utc)
+            except (ValueError, TypeError):
+                expired = False
+            if expired:
+                status = "Expired"
+        if status == "Accepted":
+            running = conn.execute(
+                "SELECT 1 FROM transactions WHERE id_tag = ? AND stopped_at IS NULL AND id != ? LIMIT 1",
+                (id_tag, exclude_tx or -1),
+            ).fetchone()
+            if running:
+                status = "ConcurrentTx"
+        return IdTagInfo(status, expiry, parent)
+
+    def authorize(self, id_tag: str, unknown_policy: str) -> asyncio.Future[IdTagInfo]:
+        return self._write(lambda conn: self._id_tag_info(conn, id_tag, unknown_policy))
+
+    def upsert_id_tag(
+        self,
+        id_tag: str,
+        status: str = "Accepted",
+        expiry_date: str | None = None,
+        parent_id_tag: str | None = None,
+        note: str | None = None,
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, note, created_at)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT(id_tag) DO UPDATE SET status = excluded.status,"
+                " expiry_date = excluded.expiry_date, parent_id_tag = excluded.parent_id_tag,"
+                " note = coalesce(excluded.note, id_tags.note)",
+                (id_tag, status, expiry_date, parent_id_tag, note, now),
+            )
+
+        return self._write(fn)
+
+    # -- transactions -----------------------------------------------------------------
+
+    def start_transaction(
+        self,
+        charger_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: str,
+        timestamp_raw: str,
+        reservation_id: int | None,
+        unknown_policy: str,
+        flags: Iterable[str] = (),
+    ) -> asyncio.Future[StartResult]:
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> StartResult:
+            existing = conn.execute(
+                "SELECT id, auth_status FROM transactions WHERE charger_id = ? AND connector_id = ? AND id_tag = ?"
+                " AND start_timestamp_raw = ? AND meter_start = ?",
+                (charger_id, connector_id, id_tag, timestamp_raw, meter_start),
+            ).fetchone()
+            if existing:
+                tag = conn.execute(
+                    "SELECT expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
+                ).fetchone()
+                info = IdTagInfo(existing[1], *(tag or (None, None)))
+                return StartResult(existing[0], info, duplicate=True)
+            info = self._id_tag_info(conn, id_tag, unknown_policy)
+            all_flags = list(flags)
+            known = conn.execute("SELECT 1 FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
+            if not known:
+                all_flags.append("unknown_id_tag")
+                if unknown_policy != "accept":
+                    # Seen first in a session (perhaps started offline): keep it on record, blocked
+                    # for new sessions until the operator decides.
+                    conn.execute(
+                        "INSERT INTO id_tags (id_tag, status, note, created_at) VALUES (?, 'Invalid', ?, ?)",
+                        (id_tag, f"first seen in a StartTransaction from {charger_id}; not provisioned", now),
+                    )
+            if info.status != "Accepted":
+                all_flags.append(f"auth_{info.status.lower()}")
+            cur = conn.execute(
+                "INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, meter_start,"
+                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    charger_id,
+                    connector_id,
+                    id_tag,
+                    info.status,
+                    meter_start,
+                    timestamp,
+                    timestamp_raw,
+                    reservation_id,
+                    now,
+                    ",".join(all_flags),
+                ),
+            )
+            tx_id = cur.lastrowid
+            if reservation_id is not None:
+                conn.execute(
+                    "UPDATE reservations SET status = 'Used', transaction_id = ?, updated_at = ?"
+                    " WHERE id = ? AND charger_id = ?",
+                    (tx_id, now, reservation_id, charger_id),
+                )
+            return StartResult(int(tx_id), info, duplicate=False)
+
+        return self._write(fn)
+
+    def stop_transaction(
+        self,
+        charger_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: str,
+        reason: str,
+        id_tag: str | None,
+        unknown_policy: str,
+        samples: list[tuple[int | None, SampledValue]],
+        payload_json: str,
+        flags: Iterable[str] = (),
+    ) -> asyncio.Future[StopResult]:
+        """Stop a transaction, idempotently; transactionData samples are stored once, with it."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> StopResult:
+            info = self._id_tag_info(conn, id_tag, unknown_policy, exclude_tx=transaction_id) if id_tag else None
+            if info is not None and info.status == "ConcurrentTx":
+                info = IdTagInfo("Accepted", info.expiry_date, info.parent_id_tag)
+            row = conn.execute(
+                "SELECT charger_id, connector_id, id_tag, meter_start, stopped_at, flags, energy_wh, start_timestamp"
+                " FROM transactions WHERE id = ?",
+                (transaction_id,),
+            ).fetchone()
+            if row is None or row[0] != charger_id:
+                dup = conn.execute(
+                    "SELECT 1 FROM unknown_stops WHERE charger_id = ? AND transaction_id = ? AND meter_stop = ?"
+                    " AND stop_timestamp = ?",
+                    (charger_id, transaction_id, meter_stop, timestamp),
+                ).fetchone()
+                if not dup:
+                    conn.execute(
+                        "INSERT INTO unknown_stops (charger_id, transaction_id, meter_stop, stop_timestamp,"
+                        " stop_reason, id_tag, received_at, payload) VALUES (?,?,?,?,?,?,?,?)",
+                        (charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, now, payload_json),
+                    )
+                    self._insert_samples(conn, charger_id, 0, transaction_id, True, "StopTransaction", samples, now)
+                return StopResult("unknown", transaction_id, info, None, None, None, ("unknown_transaction",))
+            _, connector_id, tx_tag, meter_start, stopped_at, tx_flags, energy, start_ts = row
+            if stopped_at is not None:
+                return StopResult("repeated", transaction_id, info, energy, connector_id, tx_tag)
+            energy_wh = meter_stop - meter_start
+            new_flags = tx_flags
+            for flag in flags:
+                new_flags = _add_flag(new_flags, flag)
+            if energy_wh < 0:
+                new_flags = _add_flag(new_flags, "meter_decreased")
+            if timestamp < start_ts:
+                new_flags = _add_flag(new_flags, "stop_before_start")
+            conn.execute(
+                "UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_reason = ?, stop_id_tag = ?,"
+                " stopped_at = ?, energy_wh = ?, flags = ? WHERE id = ?",
+                (meter_stop, timestamp, reason, id_tag, now, energy_wh, new_flags, transaction_id),
+            )
+            self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "StopTransaction", samples, now)
+            return StopResult(
+                "stopped", transaction_id, info, energy_wh, connector_id, tx_tag, tuple(f for f in new_flags.split(",") if f)
+            )
+
+        return self._write(fn)
+
+    @staticmethod
+    def _insert_samples(
+        conn: sqlite3.Connection,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        unknown: bool,
+        source: str,
+        samples: list[tuple[int | None, SampledValue]] | list[SampledValue],
+        now: str,
+    ) -> int:
+        rows = []
+        for item in samples:
+            sv = item[1] if isinstance(item, tuple) else item
+            rows.append(
+                (
+                    charger_id,
+                    connector_id,
+                    transaction_id,
+                    int(unknown),
+                    source,
+                    sv.timestamp,
+                    sv.measurand,
+                    sv.phase,
+                    sv.unit,
+                    sv.context,
+                    sv.location,
+                    sv.format,
+                    sv.value,
+                    sv.value_num,
+                    now,
+                )
+            )
+        conn.executemany(
+            "INSERT INTO meter_values (charger_id, connector_id, transaction_id, unknown_transaction, source,"
+            " timestamp, measurand, phase, unit, context, location, format, value, value_num, received_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        return len(rows)
+
+    def meter_values(
+        self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
+    ) -> asyncio.Future[MeterBatch]:
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> MeterBatch:
+            unknown = False
+            if transaction_id is not None:
+                row = conn.execute(
+                    "SELECT charger_id FROM transactions WHERE id = ?", (transaction_id,)
+                ).fetchone()
+                unknown = row is None or row[0] != charger_id
+            stored = self._insert_samples(
+                conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
+            )
+            # The newest whole-charger value per measurand; a per-phase value only when that is all.
+            latest: dict[str, float] = {}
+            whole: set[str] = set()
+            for sv in samples:
+                if sv.value_num is None or (sv.phase is not None and sv.measurand in whole):
+                    continue
+                latest[sv.measurand] = sv.value_num
+                if sv.phase is None:
+                    whole.add(sv.measurand)
+            return MeterBatch(stored, unknown, latest)
+
+        return self._write(fn)
+
+    # -- other charger messages -------------------------------------------------------
+
+    def data_transfer(
+        self,
+        charger_id: str,
+        direction: str,
+        vendor_id: str,
+        message_id: str | None,
+        data: str | None,
+        status: str | None,
+        response_data: str | None = None,
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO data_transfers (charger_id, direction, vendor_id, message_id, data, status,"
+                " response_data, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (charger_id, direction, vendor_id, message_id, data, status, response_data, now),
+            )
+            and None
+        )
+
+    def notification(self, charger_id: str, action: str, status: str | None, payload: dict[str, Any]) -> asyncio.Future[None]:
+        """Diagnostics/Firmware/Security/Log notifications; the latest status is kept on the charger."""
+        now = now_iso()
+        column = {
+            "FirmwareStatusNotification": "firmware_status",
+            "SignedFirmwareStatusNotification": "firmware_status",
+            "DiagnosticsStatusNotification": "diagnostics_status",
+        }.get(action)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO notifications (charger_id, action, status, payload, received_at) VALUES (?,?,?,?,?)",
+                (charger_id, action, status, json.dumps(payload), now),
+            )
+            if column:
+                conn.execute(
+                    f"UPDATE chargers SET {column} = ?, {column}_at = ?, last_seen = ? WHERE id = ?",
+                    (status, now, now, charger_id),
+                )
+
+        return self._write(fn)
+
+    # -- message log ------------------------------------------------------------------
+
+    def log_frame(self, frame: Frame) -> None:
+        if self.writer is None:
+            return
+        self._frames_since_prune += 1
+        prune = self._frames_since_prune >= 1000
+        if prune:
+            self._frames_since_prune = 0
+        keep = self.message_log_max_rows
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO message_log (charger_id, direction, timestamp, message_type, unique_id, action, raw)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    frame.charger_id,
+                    frame.direction,
+                    frame.timestamp,
+                    frame.message_type,
+                    frame.unique_id,
+                    frame.action,
+                    frame.raw,
+                ),
+            )
+            if prune:
+                conn.execute("DELETE FROM message_log WHERE id <= (SELECT max(id) FROM message_log) - ?", (keep,))
+
+        self.writer.submit_nowait(fn)
+
+    # -- operator command effects -----------------------------------------------------
+
+    def record_command(
+        self,
+        charger_id: str,
+        action: str,
+        request: dict[str, Any],
+        outcome: str,
+        response: dict[str, Any] | None,
+        error: str | None,
+        created_at: str,
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO commands (charger_id, action, request, outcome, response, error, created_at,"
+                " finished_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    charger_id,
+                    action,
+                    json.dumps(request, default=str),
+                    outcome,
+                    json.dumps(response, default=str) if response is not None else None,
+                    error,
+                    created_at,
+                    now,
+                ),
+            )
+            and None
+        )
+
+    def save_configuration(
+        self, charger_id: str, keys: list[dict[str, Any]], unknown: list[str], full: bool
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            if full:
+                conn.execute("DELETE FROM configuration WHERE charger_id = ?", (charger_id,))
+            conn.executemany(
+                "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at)"
+                " VALUES (?,?,?,?,1,?) ON CONFLICT(charger_id, key) DO UPDATE SET value = excluded.value,"
+                " readonly = excluded.readonly, known = 1, updated_at = excluded.updated_at",
+                [(charger_id, k["key"], k.get("value"), int(bool(k.get("readonly"))), now) for k in keys],
+            )
+            conn.executemany(
+                "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at)"
+                " VALUES (?,?,NULL,0,0,?) ON CONFLICT(charger_id, key) DO UPDATE SET known = 0,"
+                " updated_at = excluded.updated_at",
+                [(charger_id, key, now) for key in unknown],
+            )
+            conn.execute("UPDATE chargers SET config_fetched_at = ? WHERE id = ?", (now, charger_id))
+
+        return self._write(fn)
+
+    def set_configuration_value(self, charger_id: str, key: str, value: str) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at) VALUES (?,?,?,0,1,?)"
+                " ON CONFLICT(charger_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (charger_id, key, value, now),
+            )
+            and None
+        )
+
+    def save_reservation(
+        self,
+        reservation_id: int,
+        charger_id: str,
+        connector_id: int,
+        id_tag: str,
+        parent_id_tag: str | None,
+        expiry_date: str,
+        status: str,
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO reservations (id, charger_id, connector_id, id_tag, parent_id_tag, expiry_date, status,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " charger_id = excluded.charger_id, connector_id = excluded.connector_id, id_tag = excluded.id_tag,"
+                " parent_id_tag = excluded.parent_id_tag, expiry_date = excluded.expiry_date,"
+                " status = excluded.status, updated_at = excluded.updated_at",
+                (reservation_id, charger_id, connector_id, id_tag, parent_id_tag, expiry_date, status, now, now),
+            )
+            and None
+        )
+
+    def next_reservation_id(self) -> asyncio.Future[int]:
+        return self._write(
+            lambda conn: int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM reservations").fetchone()[0])
+        )
+
+    def set_reservation_status(self, reservation_id: int, status: str) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "UPDATE reservations SET status = ?, updated_at = ? WHERE id = ?", (status, now, reservation_id)
+            )
+            and None
+        )
+
+    def set_local_list_version(self, charger_id: str, version: int) -> asyncio.Future[None]:
+        return self._write(
+            lambda conn: conn.execute(
+                "UPDATE chargers SET local_list_version = ? WHERE id = ?", (version, charger_id)
+            )
+            and None
+        )
+
+    def save_charging_profile(
+        self, charger_id: str, connector_id: int, profile: dict[str, Any], status: str
+    ) -> asyncio.Future[None]:
+        now = now_iso()
+        return self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO charging_profiles (charger_id, connector_id, profile_id, stack_level, purpose, profile,"
+                " status, set_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(charger_id, connector_id, profile_id)"
+                " DO UPDATE SET stack_level = excluded.stack_level, purpose = excluded.purpose,"
+                " profile = excluded.profile, status = excluded.status, set_at = excluded.set_at",
+                (
+                    charger_id,
+                    connector_id,
+                    int(profile["chargingProfileId"]),
+                    int(profile["stackLevel"]),
+                    str(profile["chargingProfilePurpose"]),
+                    json.dumps(profile, default=str),
+                    status,
+                    now,
+                ),
+            )
+            and None
+        )
+
+    def clear_charging_profiles(
+        self,
+        charger_id: str,
+        profile_id: int | None,
+        connector_id: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> asyncio.Future[int]:
+        def fn(conn: sqlite3.Connection) -> int:
+            where, params = ["charger_id = ?"], [charger_id]
+            if profile_id is not None:
+                where.append("profile_id = ?")
+                params.append(profile_id)
+            else:
+                for column, value in (("connector_id", connector_id), ("purpose", purpose), ("stack_level", stack_level)):
+                    if value is not None:
+                        where.append(f"{column} = ?")
+                        params.append(value)
+            return conn.execute(f"DELETE FROM charging_profiles WHERE {' AND '.join(where)}", params).rowcount
+
+        return self._write(fn)
+
+    # -- queries (reader connection) --------------------------------------------------
+
+    async def charger(self, charger_id: str) -> Row | None:
+        return await self._query_one("SELECT * FROM chargers WHERE id = ?", (charger_id,))
+
+    async def chargers(self) -> list[Row]:
+        return await self._query("SELECT * FROM chargers ORDER BY id")
+
+    async def connectors(self, charger_id: str | None = None) -> list[Row]:
+        if charger_id is None:
+            return await self._query("SELECT * FROM connectors ORDER BY charger_id, connector_id")
+        return await self._query(
+            "SELECT * FROM connectors WHERE charger_id = ? ORDER BY connector_id", (charger_id,)
+        )
+
+    async def status_history(self, charger_id: str) -> list[Row]:
+        return await self._query("SELECT * FROM status_history WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def id_tag(self, id_tag: str) -> Row | None:
+        return await self._query_one("SELECT * FROM id_tags WHERE id_tag = ?", (id_tag,))
+
+    async def id_tags(self) -> list[Row]:
+        return await self._query("SELECT * FROM id_tags ORDER BY id_tag")
+
+    async def transaction(self, transaction_id: int) -> Row | None:
+        return await self._query_one("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+
+    async def transactions(self, charger_id: str | None = None, running: bool | None = None, limit: int = 500) -> list[Row]:
+        where, params = [], []
+        if charger_id is not None:
+            where.append("charger_id = ?")
+            params.append(charger_id)
+        if running is not None:
+            where.append("stopped_at IS NULL" if running else "stopped_at IS NOT NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    async def unknown_stops(self, charger_id: str | None = None) -> list[Row]:
+        if charger_id is None:
+            return await self._query("SELECT * FROM unknown_stops ORDER BY id")
+        return await self._query("SELECT * FROM unknown_stops WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def meter_values_for(self, transaction_id: int) -> list[Row]:
+        return await self._query("SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (transaction_id,))
+
+    async def meter_values_of(self, charger_id: str, limit: int = 1000) -> list[Row]:
+        return await self._query(
+            "SELECT * FROM meter_values WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)
+        )
+
+    async def data_transfers(self, charger_id: str) -> list[Row]:
+        return await self._query("SELECT * FROM data_transfers WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def notifications(self, charger_id: str) -> list[Row]:
+        return await self._query("SELECT * FROM notifications WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def message_log(self, charger_id: str | None = None, limit: int = 1000) -> list[Row]:
+        if charger_id is None:
+            return await self._query("SELECT * FROM message_log ORDER BY id DESC LIMIT ?", (limit,))
+        return await self._query(
+            "SELECT * FROM message_log WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)
+        )
+
+    async def configuration(self, charger_id: str) -> list[Row]:
+        return await self._query("SELECT * FROM configuration WHERE charger_id = ? ORDER BY key", (charger_id,))
+
+    async def reservations(self, charger_id: str | None = None) -> list[Row]:
+        if charger_id is None:
+            return await self._query("SELECT * FROM reservations ORDER BY id")
+        return await self._query("SELECT * FROM reservations WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def charging_profiles(self, charger_id: str) -> list[Row]:
+        return await self._query(
+            "SELECT * FROM charging_profiles WHERE charger_id = ? ORDER BY connector_id, stack_level", (charger_id,)
+        )
+
+    async def commands(self, charger_id: str) -> list[Row]:
+        return await self._query("SELECT * FROM commands WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def schema_version(self) -> int:
+        row = await self._query_one("PRAGMA user_version")
+        assert row is not None
+        return int(next(iter(row.values())))

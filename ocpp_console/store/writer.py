@@ -1,0 +1,123 @@
+"""Group commit: the writes of all concurrent calls go into one SQLite transaction.
+
+Each write is a plain function run on aiosqlite's database thread. The writer takes every
+write queued since its last commit, runs them in one BEGIN IMMEDIATE ... COMMIT (each inside
+a savepoint, so one failing write does not undo the others) and only then resolves the
+callers' futures. A charger is therefore answered only after its rows are on disk, while a
+busy site pays for one fsync per group instead of one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteFn = Callable[[sqlite3.Connection], Any]
+
+
+class GroupWriter:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None]] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+        self.writes = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-group-writer")
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write; the future resolves with fn's result once it is committed."""
+        if self._closing:
+            raise RuntimeError("the store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        self._wake()
+        return fut
+
+    def submit_nowait(self, fn: WriteFn) -> None:
+        """Queue a write nobody waits for (the message log); it rides along with the next group."""
+        if self._closing:
+            return
+        self._pending.append((fn, None))
+        self._wake()
+
+    def _wake(self) -> None:
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        await self.flush()
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                self._idle.set()
+                continue
+            try:
+                # aiosqlite runs the function on its database thread, after any queued statement.
+                results = await self._db._execute(self._apply, [fn for fn, _ in batch])
+            except Exception as exc:  # the COMMIT itself failed: nothing of the group is stored
+                log.exception("group commit of %d writes failed", len(batch))
+                results = [(False, exc)] * len(batch)
+            self.commits += 1
+            self.writes += len(batch)
+            for (_, fut), (ok, value) in zip(batch, results):
+                if fut is None or fut.done():
+                    if not ok and fut is None:
+                        log.error("background write failed: %s", value)
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+            if not self._pending:
+                self._idle.set()
+
+    def _apply(self, fns: list[WriteFn]) -> list[tuple[bool, Any]]:
+        conn: sqlite3.Connection = self._db._conn  # on the database thread
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn in fns:
+                conn.execute("SAVEPOINT w")
+                try:
+                    value = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    results.append((False, exc))
+                else:
+                    conn.execute("RELEASE w")
+                    results.append((True, value))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results

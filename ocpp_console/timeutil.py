@@ -1,0 +1,41 @@
+"""Timestamps: chargers send many shapes of ISO 8601; we store UTC, RFC 3339, millisecond precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as OCPP expects (e.g. 2026-11-25T08:00:00.123Z)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso(utcnow())
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerTime:
+    """A charger's timestamp normalised to UTC, with what was wrong with it, if anything."""
+
+    value: str  # ISO UTC; the receive time when the charger's text could not be read
+    problem: str | None = None  # "no_timezone" or "unparsable"
+
+
+def parse_charger_time(text: str | None, *, fallback: datetime | None = None) -> ChargerTime:
+    """Read a charger timestamp leniently: flag, never reject (a transaction must not be lost)."""
+    if not text:
+        return ChargerTime(iso(fallback or utcnow()), "missing")
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return ChargerTime(iso(fallback or utcnow()), "unparsable")
+    if dt.tzinfo is None:
+        # Many chargers omit the zone; OCPP says UTC, so read it as UTC and say so.
+        return ChargerTime(iso(dt.replace(tzinfo=timezone.utc)), "no_timezone")
+    return ChargerTime(iso(dt))

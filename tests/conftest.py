@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.csms import events as ev
+from ocpp_console.settings import Settings, load_settings
+from ocpp_console.store import Store
+from tests.clients import TestCharger
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OCPP_CONSOLE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            host="127.0.0.1",
+            port=0,
+            db=tmp_path / "csms.sqlite",
+            unknown_chargers="accept",
+            heartbeat_interval=60,
+            call_timeout=5.0,
+        )
+        values.update(overrides)
+        return load_settings(tmp_path / "no-config.toml", **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+async def csms(settings: Settings) -> AsyncIterator[CentralSystem]:
+    system = CentralSystem(settings)
+    await system.start()
+    try:
+        yield system
+    finally:
+        await system.stop()
+
+
+def url(csms: CentralSystem, cp_id: str) -> str:
+    return f"ws://127.0.0.1:{csms.port}/{cp_id}"
+
+
+class EventWaiter:
+    """Collects the central system's events and waits for one matching a predicate."""
+
+    def __init__(self, csms: CentralSystem) -> None:
+        self.events: list[ev.Event] = []
+        self._changed = asyncio.Event()
+        csms.events.subscribe(self._on)
+
+    def _on(self, event: ev.Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[ev.Event], bool], timeout: float = TIMEOUT) -> ev.Event:
+        async def loop() -> ev.Event:
+            seen = 0
+            while True:
+                for event in self.events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.events)
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(loop(), timeout)
+
+
+@pytest.fixture
+def waiter(csms: CentralSystem) -> EventWaiter:
+    return EventWaiter(csms)
+
+
+@contextlib.asynccontextmanager
+async def charger(csms: CentralSystem, cp_id: str, cls: type[TestCharger] = TestCharger) -> AsyncIterator[TestCharger]:
+    """A charger built on the ocpp library's own ChargePoint, over a real socket."""
+    async with connect(url(csms, cp_id), subprotocols=["ocpp1.6"]) as ws:
+        cp = cls(cp_id, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            yield cp
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(csms: CentralSystem, cp_id: str) -> AsyncIterator[ClientConnection]:
+    async with connect(url(csms, cp_id), subprotocols=["ocpp1.6"]) as ws:
+        yield ws
+
+
+async def open_store(path: Path) -> Store:
+    return await Store(path).open()
