@@ -1,0 +1,140 @@
+"""OCPP-J error handling: every bad frame gets the 1.6 CALLERROR and the connection stays usable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ocpp_console.csms import CentralSystem
+from tests.clients import TS
+from tests.conftest import charger, raw_socket
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> Any:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def booted(ws: Any) -> None:
+    await ws.send(json.dumps([2, "boot", "BootNotification", BOOT]))
+    assert (await recv_json(ws))[0] == 3
+
+
+async def still_usable(ws: Any) -> None:
+    await ws.send(json.dumps([2, "hb-after", "Heartbeat", {}]))
+    answer = await recv_json(ws)
+    assert answer[:2] == [3, "hb-after"] and "currentTime" in answer[2]
+
+
+def assert_callerror(frame: Any, uid: str, code: str) -> None:
+    assert frame[0] == 4, frame
+    assert frame[1] == uid, frame
+    assert frame[2] == code, frame
+    assert isinstance(frame[3], str)
+    assert isinstance(frame[4], dict)
+    assert len(frame) == 5
+
+
+MV = {"connectorId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": "1"}]}]}
+
+CASES = [
+    # (raw frame, uniqueId expected in the answer, error code)
+    ('[2, "j1", "Heartbeat", {', "j1", "FormationViolation"),  # broken JSON, id salvaged
+    ("not json at all", "-1", "FormationViolation"),
+    ('{"a": 1}', "-1", "FormationViolation"),  # not an array
+    ("[]", "-1", "ProtocolError"),
+    ('[2, 17, "Heartbeat", {}]', "-1", "TypeConstraintViolation"),  # non-string uniqueId
+    ('[2, "' + "x" * 37 + '", "Heartbeat", {}]', "-1", "PropertyConstraintViolation"),
+    ('[2, "u1", "Heartbeat"]', "u1", "ProtocolError"),  # payload missing
+    ('[2, "u2", "Heartbeat", []]', "u2", "FormationViolation"),  # payload not an object
+    ('[2, "u3", "Heartbeat", {}, 5]', "u3", "FormationViolation"),
+    ('[2, "u4", 42, {}]', "u4", "TypeConstraintViolation"),
+    ('[2, "u5", "FlyToTheMoon", {}]', "u5", "NotImplemented"),
+    ('[2, "u6", "Reset", {"type": "Hard"}]', "u6", "NotSupported"),  # a central-system action
+    ('[2, "u7", "Authorize", {}]', "u7", "ProtocolError"),  # required field missing
+    ('[2, "u8", "Authorize", {"idTag": 5}]', "u8", "TypeConstraintViolation"),
+    ('[2, "u9", "Authorize", {"idTag": "' + "A" * 21 + '"}]', "u9", "PropertyConstraintViolation"),
+    ('[2, "u10", "Authorize", {"idTag": "A", "extra": 1}]', "u10", "FormationViolation"),
+    ('[2, "u11", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"}]', "u11",
+     "PropertyConstraintViolation"),
+    ('[2, "u12", "MeterValues", {"connectorId": 1, "meterValue": []}]', "u12", "OccurenceConstraintViolation"),
+    ('[2, "u13", "StartTransaction", {"connectorId": "one", "idTag": "A", "meterStart": 0, "timestamp": "' + TS + '"}]',
+     "u13", "TypeConstraintViolation"),
+    ('[2, "u14", "Heartbeat", {"x": NaN}]', "u14", "FormationViolation"),  # NaN is not JSON
+    ("[" * 100_000 + "]" * 100_000, "-1", "FormationViolation"),  # nesting that kills json.loads
+    ('["2", "u15", "Heartbeat", {}]', "u15", "FormationViolation"),
+]
+
+
+@pytest.mark.parametrize(("raw", "uid", "code"), CASES, ids=[c[2] + ":" + c[0][:24] for c in CASES])
+async def test_bad_frame_gets_callerror_and_connection_survives(csms: CentralSystem, raw: str, uid: str, code: str) -> None:
+    async with raw_socket(csms, "BAD") as ws:
+        await booted(ws)
+        await ws.send(raw)
+        assert_callerror(await recv_json(ws), uid, code)
+        await still_usable(ws)
+
+
+async def test_frames_that_are_ignored_leave_the_connection_usable(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "IGN") as ws:
+        await booted(ws)
+        await ws.send('[7, "x", "Whatever", {}]')  # unknown MessageTypeId: ignored
+        await ws.send('[3, "never-asked", {}]')  # CALLRESULT for a call never made
+        await ws.send('[4, "never-asked", "GenericError", "", {}]')
+        await ws.send(b"\x00\x01binary")  # OCPP-J is text only
+        await still_usable(ws)  # the next answer is the heartbeat's: nothing was sent for the others
+    await csms.store.flush()  # the message log is written behind the answers
+    log = await csms.store.message_log("IGN")
+    assert any(r["raw"].startswith("<binary frame") for r in log)
+
+
+async def test_calls_before_acceptance_get_security_error(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(unknown_chargers="pending")) as system:
+        async with raw_socket(system, "NEW") as ws:
+            await ws.send(json.dumps([2, "b", "BootNotification", BOOT]))
+            boot = await recv_json(ws)
+            assert boot[2]["status"] == "Pending"
+            await ws.send(json.dumps([2, "h", "Heartbeat", {}]))
+            assert_callerror(await recv_json(ws), "h", "SecurityError")
+
+
+async def test_same_unique_id_while_in_flight_is_a_protocol_error(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "DUP") as ws:
+        await booted(ws)
+        start = json.dumps([2, "same", "StartTransaction",
+                            {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": TS}])
+        # Both frames leave in one write: the second arrives while the first is being committed.
+        await ws.send(start)
+        await ws.send(start)
+        answers = [await recv_json(ws), await recv_json(ws)]
+        kinds = sorted(a[0] for a in answers)
+        assert kinds == [3, 4]
+        error = next(a for a in answers if a[0] == 4)
+        assert_callerror(error, "same", "ProtocolError")
+        await still_usable(ws)
+
+
+async def test_one_chargers_bad_frames_do_not_disturb_another(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "NOISY") as noisy, charger(csms, "QUIET") as quiet:
+        await booted(noisy)
+        await quiet.boot()
+        for raw, _, _ in CASES:
+            await noisy.send(raw)
+        for _ in range(20):
+            await quiet.call(__import__("ocpp.v16.call", fromlist=["Heartbeat"]).Heartbeat())
+        errors = [await recv_json(noisy) for _ in CASES]
+        assert all(e[0] == 4 for e in errors)
+        await still_usable(noisy)
+
+
+async def test_answers_are_sent_in_call_order(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "ORDER") as ws:
+        await booted(ws)
+        for i in range(30):
+            await ws.send(json.dumps([2, f"m{i}", "MeterValues", MV]))
+        uids = [(await recv_json(ws))[1] for _ in range(30)]
+    assert uids == [f"m{i}" for i in range(30)]
