@@ -65,6 +65,9 @@ class CentralSystem:
             max_size=self.settings.max_frame_size,
             ping_interval=self.settings.ping_interval or None,
             ping_timeout=self.settings.ping_timeout,
+            # A half-open peer never completes the closing handshake: don't wait longer for it
+            # than for a pong, so a dead charger is offline after ping_interval + 2 * ping_timeout.
+            close_timeout=min(10.0, self.settings.ping_timeout),
             logger=logging.getLogger("ocpp_console.websockets"),
         )
         sock = next(iter(self._server.sockets))
