@@ -92,3 +92,28 @@ async def test_full_session_is_stored(csms: CentralSystem, waiter: EventWaiter) 
     actions = {(r["direction"], r["action"]) for r in log}
     assert ("in", "StartTransaction") in actions and ("out", "StartTransaction") in actions
     assert (await csms.store.charger("CP1"))["connected"] == 0
+
+
+async def test_domain_events_follow_the_session(csms: CentralSystem, waiter: EventWaiter) -> None:
+    from ocpp_console.csms import events as ev
+
+    async with charger(csms, "EV1") as cp:
+        await cp.boot()
+        await cp.status(1, ChargePointStatus.charging)
+        tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="X", meter_start=0, timestamp=TS))).transaction_id
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{"timestamp": TS, "sampledValue": [
+            {"value": "11", "unit": "kW", "measurand": "Power.Active.Import"},
+            {"value": "3.6", "unit": "kW", "measurand": "Power.Active.Import", "phase": "L1"},
+            {"value": "80", "unit": "Percent", "measurand": "SoC"},
+        ]}]))
+        await cp.call(call.StopTransaction(meter_stop=10, timestamp=TS, transaction_id=tx))
+    await waiter.wait_for(lambda e: isinstance(e, ev.ChargerDisconnected))
+    kinds = [type(e).__name__ for e in waiter.events if not isinstance(e, ev.MessageLogged)]
+    assert kinds == ["ChargerConnected", "ChargerBooted", "StatusChanged", "TransactionStarted", "MeterSample",
+                     "TransactionStopped", "ChargerDisconnected"]
+    sample = next(e for e in waiter.events if isinstance(e, ev.MeterSample))
+    assert sample.values == {"Power.Active.Import": 11000.0, "SoC": 80.0}  # the whole-charger power, not L1's
+    stopped = next(e for e in waiter.events if isinstance(e, ev.TransactionStopped))
+    assert (stopped.transaction_id, stopped.energy_wh, stopped.known) == (tx, 10, True)
+    logged = [e for e in waiter.events if isinstance(e, ev.MessageLogged)]
+    assert len(logged) == 10 and {e.direction for e in logged} == {"in", "out"}

@@ -55,6 +55,13 @@ class CentralSystem:
         if self.store.writer is None:
             await self.store.open()
         await self.store.mark_all_disconnected()  # whatever was connected before a crash is not now
+        try:
+            await self._listen()
+        except BaseException:
+            await self.store.close()
+            raise
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._handle,
             self.settings.host,

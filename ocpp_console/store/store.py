@@ -112,6 +112,14 @@ class Store:
     # -- life cycle -------------------------------------------------------------------
 
     async def open(self) -> Store:
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()  # an aiosqlite thread left open would keep the process alive
+            raise
+        return self
+
+    async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +132,6 @@ class Store:
         await self._reader.execute("PRAGMA query_only=ON")
         self.writer = GroupWriter(self._db)
         self.writer.start()
-        return self
 
     async def close(self) -> None:
         if self.writer is not None:

@@ -1,0 +1,120 @@
+"""The store: migrations, durability before the answer, grouped commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.store import Store, StoreError
+from ocpp_console.store import schema as schema_module
+from tests.clients import TS
+from tests.conftest import charger
+
+
+async def test_older_database_is_migrated_and_keeps_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.sqlite"
+    store = await Store(path).open()
+    await store.upsert_id_tag("KEEP")
+    await store.close()
+    # A newer ocpp-console with one more migration opens the file.
+    newer = [*schema_module.MIGRATIONS, "ALTER TABLE id_tags ADD COLUMN colour TEXT DEFAULT 'blue';"]
+    monkeypatch.setattr("ocpp_console.store.store.MIGRATIONS", newer)
+    monkeypatch.setattr("ocpp_console.store.store.SCHEMA_VERSION", len(newer))
+    store = await Store(path).open()
+    try:
+        assert store.migrated_from == len(schema_module.MIGRATIONS)
+        assert await store.schema_version() == len(newer)
+        tag = await store.id_tag("KEEP")
+        assert tag is not None and tag["colour"] == "blue"
+    finally:
+        await store.close()
+
+
+async def test_newer_database_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version = 999")
+    con.close()
+    with pytest.raises(StoreError, match="newer"):
+        await Store(path).open()
+
+
+async def test_wal_mode_and_synchronous_setting(tmp_path: Path) -> None:
+    store = await Store(tmp_path / "a.sqlite", synchronous="FULL").open()
+    try:
+        con = sqlite3.connect(tmp_path / "a.sqlite")
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        await store.close()
+
+
+async def test_answer_comes_after_commit(csms: CentralSystem) -> None:
+    """A separate connection sees the rows the moment the charger has its answer."""
+    async with charger(csms, "CP1") as cp:
+        await cp.boot()
+        tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="A", meter_start=0, timestamp=TS))).transaction_id
+        con = sqlite3.connect(csms.settings.db)
+        assert con.execute("SELECT count(*) FROM transactions WHERE id = ?", (tx,)).fetchone()[0] == 1
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                       meter_value=[{"timestamp": TS, "sampledValue": [{"value": "5"}]}]))
+        assert con.execute("SELECT count(*) FROM meter_values WHERE transaction_id = ?", (tx,)).fetchone()[0] == 1
+        await cp.call(call.StopTransaction(meter_stop=9, timestamp=TS, transaction_id=tx))
+        assert con.execute("SELECT energy_wh FROM transactions WHERE id = ?", (tx,)).fetchone()[0] == 9
+        con.close()
+
+
+async def test_concurrent_calls_share_commits(csms: CentralSystem) -> None:
+    n = 20
+
+    async def one(i: int) -> int:
+        async with charger(csms, f"G{i}") as cp:
+            await cp.boot()
+            tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag=f"T{i}", meter_start=0, timestamp=TS))).transaction_id
+            for k in range(10):
+                await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                               meter_value=[{"timestamp": TS, "sampledValue": [{"value": str(k)}]}]))
+            return tx
+
+    writer = csms.store.writer
+    assert writer is not None
+    before_commits, before_writes = writer.commits, writer.writes
+    txs = await asyncio.gather(*(one(i) for i in range(n)))
+    assert len(set(txs)) == n
+    commits, writes = writer.commits - before_commits, writer.writes - before_writes
+    assert writes >= n * 12
+    assert commits < writes  # grouped, not one fsync per call
+    con = sqlite3.connect(csms.settings.db)
+    assert con.execute("SELECT count(*) FROM meter_values").fetchone()[0] == n * 10
+
+
+async def test_message_log_is_kept_to_its_size(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(message_log_max_rows=100)) as system:
+        async with charger(system, "CP1") as cp:
+            await cp.boot()
+            for _ in range(600):
+                await cp.call(call.Heartbeat())
+        await system.store.flush()
+        rows = await system.store.message_log(limit=10_000)
+    assert 100 <= len(rows) <= 100 + 1000 + 2
+    assert len(rows) < 1202  # pruned: 1,202 frames were exchanged
+
+
+async def test_failing_write_does_not_undo_others(tmp_path: Path) -> None:
+    store = await Store(tmp_path / "s.sqlite").open()
+    try:
+        def bad(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO id_tags (id_tag, created_at) VALUES ('HALF', 'x')")
+            raise RuntimeError("boom")
+
+        results = await asyncio.gather(store.upsert_id_tag("A"), store._write(bad), store.upsert_id_tag("B"),
+                                       return_exceptions=True)
+        assert isinstance(results[1], RuntimeError)
+        assert [t["id_tag"] for t in await store.id_tags()] == ["A", "B"]
+    finally:
+        await store.close()
