@@ -95,6 +95,31 @@ async def run_serve(settings: Settings) -> int:
     return 0
 
 
+def run_console(settings: Settings) -> int:
+    from ocpp_console.csms import CentralSystem
+    from ocpp_console.ui.app import ConsoleApp
+
+    app = ConsoleApp(CentralSystem(settings))
+    app.run()
+    return app.return_code or 0
+
+
+def log_to_file(level: str) -> Path:
+    """The console owns the terminal: logs go to a file instead of stderr."""
+    import platformdirs
+
+    path = Path(platformdirs.user_log_dir("ocpp-console")) / "ocpp-console.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        filename=path,
+    )
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    logging.getLogger("ocpp_console.websockets").setLevel(logging.WARNING)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             where = ".".join(str(p) for p in err["loc"])
             print(f"ocpp-console: setting {where}: {err['msg']}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
     command = args.command or "console"
     try:
-        if command in ("serve", "console"):
-            # The terminal console arrives with its own issue; until then both run headless.
+        if command == "console":
+            log_to_file(settings.log_level)
+            return run_console(settings)
+        setup_logging(settings.log_level)
+        if command == "serve":
             return asyncio.run(run_serve(settings))
     except OSError as exc:
         print(f"ocpp-console: {exc}", file=sys.stderr)

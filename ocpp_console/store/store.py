@@ -809,6 +809,12 @@ class Store:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
 
+    async def energy_stopped_since(self, since: str) -> float:
+        row = await self._query_one(
+            "SELECT coalesce(sum(energy_wh), 0) AS wh FROM transactions WHERE stopped_at >= ? AND energy_wh > 0", (since,)
+        )
+        return float(row["wh"]) if row else 0.0
+
     async def unknown_stops(self, charger_id: str | None = None) -> list[Row]:
         if charger_id is None:
             return await self._query("SELECT * FROM unknown_stops ORDER BY id")

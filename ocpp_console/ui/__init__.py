@@ -1,0 +1,1 @@
+"""The Textual console; depends on csms, never the other way round."""

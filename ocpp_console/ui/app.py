@@ -1,0 +1,194 @@
+"""The operator console: a Textual app over the live central system, in the same process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ocpp_console import __version__
+from ocpp_console.csms import CentralSystem, CommandError
+from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, describe_result
+from ocpp_console.ui.live import LiveSite
+from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
+from ocpp_console.ui.screens.chargers import ChargersScreen
+from ocpp_console.ui.screens.id_tags import IdTagsScreen
+from ocpp_console.ui.screens.message_log import MessageLogScreen
+from ocpp_console.ui.screens.modals import ActionForm, ActionPicker, ConfirmScreen, IdTagForm
+from ocpp_console.ui.screens.order_detail import OrderDetailScreen
+from ocpp_console.ui.screens.overview import OverviewScreen
+from ocpp_console.ui.screens.transactions import TransactionsScreen
+
+BUSY_STATES = {"Charging", "SuspendedEV", "SuspendedEVSE"}
+
+
+class ConsoleApp(App[None]):
+    TITLE = "ocpp-console"
+    CSS_PATH = Path(__file__).with_name("console.tcss")
+    MODES = {
+        "overview": OverviewScreen,
+        "chargers": ChargersScreen,
+        "transactions": TransactionsScreen,
+        "tags": IdTagsScreen,
+        "log": MessageLogScreen,
+    }
+    BINDINGS = [
+        Binding("1", "switch_mode('overview')", "Overview"),
+        Binding("2", "switch_mode('chargers')", "Chargers"),
+        Binding("3", "switch_mode('transactions')", "Transactions"),
+        Binding("4", "switch_mode('tags')", "Id tags"),
+        Binding("5", "switch_mode('log')", "Log"),
+        Binding("question_mark", "toggle_help", "Keys", key_display="?"),
+        Binding("q", "quit_console", "Quit"),
+    ]
+
+    def __init__(self, csms: CentralSystem, *, manage_csms: bool = True) -> None:
+        super().__init__()
+        self.csms = csms
+        self.manage_csms = manage_csms
+        self.live = LiveSite(csms)
+        self.sub_title = f"OCPP 1.6J central system {__version__}"
+
+    async def on_mount(self) -> None:
+        if self.manage_csms:
+            try:
+                await self.csms.start()
+            except OSError as exc:
+                self.exit(return_code=1, message=f"ocpp-console: cannot listen on port {self.csms.settings.port}: {exc}")
+                return
+        await self.live.load()
+        self.sub_title = f"ws://{self.csms.settings.host}:{self.csms.port}/<chargePointId>"
+        await self.switch_mode("overview")
+
+    async def on_unmount(self) -> None:
+        self.live.close()
+        if self.manage_csms and self.csms.port is not None:
+            await self.csms.stop()
+
+    # -- navigation ------------------------------------------------------------------
+
+    def open_charger(self, charger_id: str) -> None:
+        self.push_screen(ChargerDetailScreen(charger_id))
+
+    def open_order(self, transaction_id: int) -> None:
+        self.push_screen(OrderDetailScreen(transaction_id))
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    @work
+    async def action_quit_console(self) -> None:
+        online = sum(v.connected for v in self.live.chargers.values())
+        if online and self.manage_csms:
+            message = f"{online} charger(s) are connected; quitting stops the central system and disconnects them."
+            if not await self.push_screen_wait(ConfirmScreen("Quit ocpp-console?", message, "Quit")):
+                return
+        self.exit()
+
+    # -- remote actions --------------------------------------------------------------
+
+    def selected_charger(self) -> str | None:
+        screen = self.screen
+        if isinstance(screen, ChargerDetailScreen):
+            return screen.charger_id
+        if isinstance(screen, ChargersScreen):
+            return screen.selected
+        return None
+
+    @work
+    async def pick_action(self, charger_id: str, context: dict[str, Any] | None = None) -> None:
+        key = await self.push_screen_wait(ActionPicker(charger_id))
+        if key:
+            self.start_action(charger_id, key, context)
+
+    def start_action(self, charger_id: str, key: str, context: dict[str, Any] | None = None) -> None:
+        self._run_action(charger_id, key, context or {})
+
+    def _car_is_charging(self, charger_id: str) -> bool:
+        view = self.live.chargers.get(charger_id)
+        return bool(view) and any(
+            c.status in BUSY_STATES or c.transaction_id for c in view.connectors.values() if c.connector_id > 0
+        )
+
+    @work(group="actions")
+    async def _run_action(self, charger_id: str, key: str, context: dict[str, Any]) -> None:
+        spec = ACTIONS_BY_KEY[key]
+        values = await self.push_screen_wait(ActionForm(spec, charger_id, spec.defaults(context)))
+        if values is None:
+            return
+        if spec.disturbs == "always" or (spec.disturbs and self._car_is_charging(charger_id)):
+            message = (
+                f"{spec.title} on {charger_id} may interrupt a car that is charging there.\n"
+                f"{', '.join(f'{k}={v}' for k, v in values.items() if v is not None)}"
+            )
+            if not await self.push_screen_wait(ConfirmScreen(f"{spec.title}?", message)):
+                self.notify(f"{spec.title} cancelled: nothing was sent", title=charger_id)
+                return
+        try:
+            result = await spec.run(self.csms.commands, charger_id, values)
+        except CommandError as exc:
+            self.notify(f"{spec.title}: {exc}", title=f"{charger_id}: {exc.outcome}", severity="error", timeout=8)
+            return
+        summary = describe_result(result)
+        status = getattr(result, "status", None)
+        severity = "information" if status in (None, "Accepted", "Unlocked", "Scheduled") else "warning"
+        self.notify(f"{spec.title}: {summary}", title=charger_id, severity=severity)
+
+    @work
+    async def set_registration(self, charger_id: str, approve: bool) -> None:
+        verb = "approve" if approve else "reject"
+        try:
+            if approve:
+                await self.csms.commands.approve(charger_id)
+            else:
+                if not await self.push_screen_wait(ConfirmScreen(f"Reject {charger_id}?", "It will be refused at every boot.")):
+                    return
+                await self.csms.commands.reject(charger_id)
+        except CommandError as exc:
+            self.notify(f"Could not {verb}: {exc}", title=charger_id, severity="error")
+            return
+        self.notify(f"{charger_id} {'accepted' if approve else 'rejected'}", title="Registration")
+
+    # -- id tags -----------------------------------------------------------------------
+
+    @work
+    async def edit_id_tag(self, row: dict[str, Any] | None) -> None:
+        values = await self.push_screen_wait(IdTagForm(row))
+        if values is not None:
+            await self.save_id_tag(values)
+
+    async def save_id_tag(self, values: dict[str, Any]) -> None:
+        await self.csms.store.upsert_id_tag(
+            values["id_tag"], values["status"], values.get("expiry_date"), values.get("parent_id_tag"), values.get("note")
+        )
+        self.live.versions["tags"] += 1
+        self.notify(f"{values['id_tag']}: {values['status']}", title="Id tag saved")
+
+    # -- command palette ---------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title in (("overview", "Overview"), ("chargers", "Chargers"), ("transactions", "Transactions"),
+                            ("tags", "Id tags"), ("log", "Message log")):
+            yield SystemCommand(f"Go to {title}", f"Show the {title.lower()} screen", lambda m=mode: self.switch_mode(m))
+        charger_id = self.selected_charger()
+        if charger_id is not None:
+            context = screen.context() if isinstance(screen, ChargerDetailScreen) else {}
+            for spec in ACTIONS:
+                yield SystemCommand(
+                    f"{spec.title} · {charger_id}", spec.help,
+                    lambda key=spec.key: self.start_action(charger_id, key, context),
+                )
+            yield SystemCommand(f"Approve · {charger_id}", "Accept a pending charger",
+                                lambda: self.set_registration(charger_id, True))
+            yield SystemCommand(f"Reject · {charger_id}", "Refuse this charger",
+                                lambda: self.set_registration(charger_id, False))
+        yield SystemCommand("Add id tag", "Create a new id tag", lambda: self.edit_id_tag(None))

@@ -1,0 +1,336 @@
+"""The console's live picture of the site, kept from the central system's events.
+
+Events arrive on every charger message; this model only records them (cheap) and bumps a
+version number per topic. Screens look at the versions a few times a second and redraw what
+changed, so a busy site never floods the screen (see performance-notes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from ocpp_console.csms import CentralSystem
+from ocpp_console.csms import events as ev
+from ocpp_console.timeutil import now_iso
+
+POWER = "Power.Active.Import"
+ENERGY = "Energy.Active.Import.Register"
+SOC = "SoC"
+HISTORY_SECONDS = 3600
+CHARGER_SAMPLES = 720
+
+
+@dataclass
+class ConnectorView:
+    connector_id: int
+    status: str = "Unknown"
+    error_code: str = "NoError"
+    info: str | None = None
+    power_w: float | None = None
+    transaction_id: int | None = None
+
+
+@dataclass
+class ChargerView:
+    id: str
+    registration: str = "Pending"
+    connected: bool = False
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    last_seen: str | None = None
+    connectors: dict[int, ConnectorView] = field(default_factory=dict)
+    # (monotonic time, measurand -> value) for the live charts of the detail screen
+    samples: deque[tuple[float, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=CHARGER_SAMPLES))
+
+    def connector(self, connector_id: int) -> ConnectorView:
+        if connector_id not in self.connectors:
+            self.connectors[connector_id] = ConnectorView(connector_id)
+        return self.connectors[connector_id]
+
+    @property
+    def power_w(self) -> float:
+        return sum(c.power_w or 0.0 for c in self.connectors.values() if c.connector_id > 0)
+
+    @property
+    def faulted(self) -> bool:
+        return any(c.status == "Faulted" for c in self.connectors.values())
+
+    @property
+    def charging(self) -> bool:
+        return any(c.status == "Charging" for c in self.connectors.values() if c.connector_id > 0)
+
+
+@dataclass
+class RunningTx:
+    id: int
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    started: str
+    energy_wh: float = 0.0
+    power_w: float | None = None
+    soc: float | None = None
+
+
+@dataclass
+class FeedItem:
+    at: str
+    charger_id: str
+    text: str
+    level: str = "info"  # info | warning | error
+
+
+class LiveSite:
+    def __init__(self, csms: CentralSystem) -> None:
+        self.csms = csms
+        self.chargers: dict[str, ChargerView] = {}
+        self.running: dict[int, RunningTx] = {}
+        self.feed: deque[FeedItem] = deque(maxlen=200)
+        self.frames: deque[tuple[int, ev.MessageLogged]] = deque(maxlen=5000)  # (sequence number, frame)
+        self._frame_seq = 0
+        self.site_power: deque[tuple[float, float]] = deque(maxlen=HISTORY_SECONDS)  # (epoch s, kW)
+        self.finished_today_wh = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0}
+        self.last_command: ev.CommandFinished | None = None
+        self._unsubscribe = csms.events.subscribe(self._on_event)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _bump(self, *topics: str) -> None:
+        for topic in topics:
+            self.versions[topic] += 1
+
+    # -- loading what the database already holds -------------------------------------
+
+    async def load(self) -> None:
+        store = self.csms.store
+        for row in await store.chargers():
+            self.chargers[row["id"]] = ChargerView(
+                id=row["id"],
+                registration=row["registration"],
+                connected=bool(row["connected"]),
+                vendor=row["vendor"],
+                model=row["model"],
+                firmware=row["firmware_version"],
+                last_seen=row["last_seen"],
+            )
+        for row in await store.connectors():
+            view = self.charger(row["charger_id"]).connector(row["connector_id"])
+            view.status, view.error_code, view.info = row["status"], row["error_code"], row["info"]
+        for row in await store.transactions(running=True):
+            self.running[row["id"]] = RunningTx(
+                row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"]
+            )
+            self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
+        self.finished_today_wh = await store.energy_stopped_since(_today_start())
+        for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
+            self._add_frame(
+                ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"], row["raw"])
+            )
+        self._bump(*self.versions)
+
+    def charger(self, charger_id: str) -> ChargerView:
+        if charger_id not in self.chargers:
+            self.chargers[charger_id] = ChargerView(charger_id)
+        return self.chargers[charger_id]
+
+    # -- events ------------------------------------------------------------------------
+
+    def _note(self, charger_id: str, text: str, level: str = "info") -> None:
+        self.feed.appendleft(FeedItem(now_iso(), charger_id, text, level))
+        self._bump("feed")
+
+    def _on_event(self, event: ev.Event) -> None:
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def _add_frame(self, e: ev.MessageLogged) -> None:
+        self._frame_seq += 1
+        self.frames.append((self._frame_seq, e))
+
+    def _on_MessageLogged(self, e: ev.MessageLogged) -> None:
+        self._add_frame(e)
+        self._bump("log")
+
+    def _on_ChargerConnected(self, e: ev.ChargerConnected) -> None:
+        view = self.charger(e.charger_id)
+        view.connected = True
+        view.last_seen = now_iso()
+        self._bump("chargers")
+
+    def _on_ChargerDisconnected(self, e: ev.ChargerDisconnected) -> None:
+        view = self.charger(e.charger_id)
+        view.connected = False
+        for connector in view.connectors.values():
+            connector.power_w = None
+        self._note(e.charger_id, f"disconnected (code {e.code})", "warning")
+        self._bump("chargers")
+
+    def _on_ChargerBooted(self, e: ev.ChargerBooted) -> None:
+        view = self.charger(e.charger_id)
+        view.registration, view.vendor, view.model, view.firmware = e.registration, e.vendor, e.model, e.firmware_version
+        view.last_seen = now_iso()
+        level = "info" if e.registration == "Accepted" else "warning"
+        self._note(e.charger_id, f"booted: {e.registration} ({e.vendor} {e.model}, fw {e.firmware_version})", level)
+        self._bump("chargers")
+
+    def _on_RegistrationChanged(self, e: ev.RegistrationChanged) -> None:
+        self.charger(e.charger_id).registration = e.registration
+        self._note(e.charger_id, f"registration set to {e.registration}")
+        self._bump("chargers")
+
+    def _on_StatusChanged(self, e: ev.StatusChanged) -> None:
+        view = self.charger(e.charger_id)
+        view.last_seen = now_iso()
+        connector = view.connector(e.connector_id)
+        connector.status, connector.error_code, connector.info = e.status, e.error_code, e.info
+        if e.status != "Charging":
+            connector.power_w = None if e.status in ("Available", "Unavailable", "Faulted") else connector.power_w
+        if e.status == "Faulted":
+            self._note(e.charger_id, f"connector {e.connector_id} faulted: {e.error_code} {e.info or ''}".strip(), "error")
+        self._bump("chargers")
+
+    def _on_MeterSample(self, e: ev.MeterSample) -> None:
+        view = self.charger(e.charger_id)
+        view.last_seen = now_iso()
+        connector = view.connector(e.connector_id)
+        if POWER in e.values:
+            connector.power_w = e.values[POWER]
+        if e.values:
+            view.samples.append((time.monotonic(), dict(e.values)))
+        tx = self.running.get(e.transaction_id) if e.transaction_id else None
+        if tx is not None:
+            if ENERGY in e.values:
+                tx.energy_wh = max(0.0, e.values[ENERGY] - tx.meter_start)
+            tx.power_w = e.values.get(POWER, tx.power_w)
+            tx.soc = e.values.get(SOC, tx.soc)
+            self._bump("transactions")
+        self._bump("chargers")
+
+    def _on_TransactionStarted(self, e: ev.TransactionStarted) -> None:
+        self.running[e.transaction_id] = RunningTx(
+            e.transaction_id, e.charger_id, e.connector_id, e.id_tag, 0, now_iso()
+        )
+        self.charger(e.charger_id).connector(e.connector_id).transaction_id = e.transaction_id
+        self._note(e.charger_id, f"transaction {e.transaction_id} started on connector {e.connector_id} by {e.id_tag}")
+        self._bump("transactions", "chargers")
+        # meterStart is in the database; fetch it so live energy is right from the first sample
+        task = asyncio.ensure_future(self._fill_meter_start(e.transaction_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill_meter_start(self, transaction_id: int) -> None:
+        row = await self.csms.store.transaction(transaction_id)
+        tx = self.running.get(transaction_id)
+        if row is not None and tx is not None:
+            tx.meter_start, tx.started = row["meter_start"], row["start_timestamp"]
+
+    def _on_TransactionStopped(self, e: ev.TransactionStopped) -> None:
+        tx = self.running.pop(e.transaction_id, None)
+        if tx is not None:
+            connector = self.charger(tx.charger_id).connector(tx.connector_id)
+            connector.transaction_id = None
+            connector.power_w = None
+        if e.energy_wh is not None and e.energy_wh > 0:
+            self.finished_today_wh += e.energy_wh
+        kwh = f"{(e.energy_wh or 0) / 1000:.2f} kWh" if e.energy_wh is not None else "unknown energy"
+        level = "info" if e.known else "warning"
+        self._note(e.charger_id, f"transaction {e.transaction_id} stopped ({e.reason}): {kwh}", level)
+        self._bump("transactions", "chargers")
+
+    def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
+        self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
+
+    def _on_CommandFinished(self, e: ev.CommandFinished) -> None:
+        self.last_command = e
+        self._bump("commands")
+
+    # -- figures for the overview ---------------------------------------------------
+
+    def power_now_kw(self) -> float:
+        return sum(c.power_w for c in self.chargers.values() if c.connected) / 1000
+
+    def sample_site_power(self) -> float:
+        kw = self.power_now_kw()
+        self.site_power.append((time.time(), kw))
+        return kw
+
+    @property
+    def energy_today_wh(self) -> float:
+        return self.finished_today_wh + sum(tx.energy_wh for tx in self.running.values())
+
+    def counts(self) -> dict[str, int]:
+        views = list(self.chargers.values())
+        return {
+            "online": sum(v.connected for v in views),
+            "offline": sum(not v.connected for v in views),
+            "charging": sum(v.connected and v.charging for v in views),
+            "faulted": sum(v.faulted for v in views),
+            "pending": sum(v.registration == "Pending" for v in views),
+            "sessions": len(self.running),
+        }
+
+
+def _today_start() -> str:
+    now = datetime.now().astimezone()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def ago(value: str | None) -> str:
+    """A short 'how long ago' for last-seen columns."""
+    dt = parse_iso(value)
+    if dt is None:
+        return "never"
+    seconds = max(0, int((datetime.now(timezone.utc) - dt).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def local_time(value: str | None, with_date: bool = False) -> str:
+    dt = parse_iso(value)
+    if dt is None:
+        return "-"
+    local = dt.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def duration(start: str | None, end: str | None = None) -> str:
+    a = parse_iso(start)
+    b = parse_iso(end) if end else datetime.now(timezone.utc)
+    if a is None or b is None:
+        return "-"
+    seconds = max(0, int((b - a).total_seconds()))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def fmt_kw(watts: float | None) -> str:
+    return "-" if watts is None else f"{watts / 1000:.1f} kW"
+
+
+def fmt_kwh(wh: float | None) -> str:
+    return "-" if wh is None else f"{wh / 1000:.2f} kWh"
+
+

@@ -1,0 +1,97 @@
+"""What every console screen shares: the live model, throttled refresh, the filter box."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Input
+
+if TYPE_CHECKING:
+    from ocpp_console.ui.app import ConsoleApp
+    from ocpp_console.ui.live import LiveSite
+
+REFRESH_SECONDS = 0.25  # at most 4 redraws a second per screen, however busy the site
+
+
+class LiveScreen(Screen[None]):
+    """Redraws when the live model's versions of its TOPICS change, checked a few times a second."""
+
+    TOPICS: ClassVar[tuple[str, ...]] = ()
+    AUTO_FOCUS = "SyncedTable"  # the list, never the (hidden) filter box
+    ALWAYS_REFRESH_EVERY: ClassVar[float | None] = None  # e.g. for durations that tick
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: dict[str, int] = {}
+        self._since_forced = 0.0
+
+    @property
+    def console(self) -> ConsoleApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def live(self) -> LiveSite:
+        return self.console.live
+
+    def on_mount(self) -> None:
+        self.set_interval(REFRESH_SECONDS, self._tick)
+        self.call_after_refresh(self._tick, True)
+
+    async def _tick(self, force: bool = False) -> None:
+        if not self.is_current and not force:
+            return
+        self._since_forced += REFRESH_SECONDS
+        changed = any(self.live.versions[t] != self._seen.get(t) for t in self.TOPICS)
+        if self.ALWAYS_REFRESH_EVERY is not None and self._since_forced >= self.ALWAYS_REFRESH_EVERY:
+            changed = True
+        if changed or force:
+            self._since_forced = 0.0
+            for topic in self.TOPICS:
+                self._seen[topic] = self.live.versions[topic]
+            await self.refresh_data()
+
+    async def refresh_data(self) -> None:
+        """Redraw from the live model (and the store, where needed)."""
+
+    async def on_screen_resume(self) -> None:
+        await self._tick(force=True)
+
+
+class FilterMixin:
+    """A hidden filter box opened with `/`; rows whose text lacks the filter are hidden."""
+
+    FILTER_BINDINGS = [Binding("slash", "filter", "Filter"), Binding("escape", "clear_filter", "Clear filter", show=False)]
+    filter_text: str = ""
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)  # type: ignore[attr-defined]
+        box.add_class("-open")
+        box.focus()
+
+    async def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)  # type: ignore[attr-defined]
+        box.value = ""
+        box.remove_class("-open")
+        self.filter_text = ""
+        await self.refilter()
+
+    def matches(self, *cells: object) -> bool:
+        if not self.filter_text:
+            return True
+        needle = self.filter_text.lower()
+        return any(needle in str(c).lower() for c in cells)
+
+    async def refilter(self) -> None:
+        """Redraw after the filter changed."""
+
+    @on(Input.Changed, "#filter")
+    async def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        await self.refilter()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one("SyncedTable").focus()  # type: ignore[attr-defined]

@@ -1,0 +1,190 @@
+"""Charger detail: identity, connectors, live charts, configuration, reservations, profiles."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time
+from ocpp_console.ui.screens.base import LiveScreen
+from ocpp_console.ui.widgets.chart import TimeChart
+from ocpp_console.ui.widgets.status import online_text, registration_text, status_text
+from ocpp_console.ui.widgets.tables import SyncedTable
+
+
+def _kv(rows: list[tuple[str, Any]]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value if isinstance(value, Text) else Text(str(value) if value not in (None, "") else "-"))
+    return table
+
+
+class ChargerDetailScreen(LiveScreen):
+    TOPICS = ("chargers", "transactions", "commands")
+    ALWAYS_REFRESH_EVERY = 5.0
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("o", "actions", "Actions"),
+        Binding("s", "action('remote_start')", "Start"),
+        Binding("x", "remote_stop", "Stop"),
+        Binding("r", "action('reset')", "Reset"),
+        Binding("g", "action('get_config')", "Get config"),
+        Binding("e", "edit_key", "Edit key"),
+    ]
+
+    def __init__(self, charger_id: str) -> None:
+        super().__init__()
+        self.charger_id = charger_id
+        self.row: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            with Horizontal(id="detail-top"):
+                yield Static(id="identity", classes="panel")
+                yield Static(id="state", classes="panel")
+            yield SyncedTable(
+                [("connector", "#"), ("status", "Status"), ("error", "Error"), ("info", "Info"), ("tx", "Transaction"),
+                 ("power", "Power")],
+                id="connectors", classes="short-table",
+            )
+            with TabbedContent(id="detail-tabs"):
+                with TabPane("Power", id="tab-power"):
+                    yield TimeChart("Power (kW)", id="chart-power")
+                with TabPane("Energy", id="tab-energy"):
+                    yield TimeChart("Energy register (kWh)", id="chart-energy")
+                with TabPane("SoC", id="tab-soc"):
+                    yield TimeChart("State of charge (%)", id="chart-soc")
+                with TabPane("Configuration", id="tab-config"):
+                    yield SyncedTable([("key", "Key"), ("value", "Value"), ("access", "Access")], id="config")
+                with TabPane("Reservations", id="tab-reservations"):
+                    yield SyncedTable(
+                        [("id", "Id"), ("connector", "#"), ("tag", "Id tag"), ("expiry", "Expires"), ("status", "Status")],
+                        id="reservations",
+                    )
+                with TabPane("Charging profiles", id="tab-profiles"):
+                    yield SyncedTable(
+                        [("id", "Profile"), ("connector", "#"), ("purpose", "Purpose"), ("stack", "Stack"),
+                         ("limit", "Limit"), ("status", "Status")],
+                        id="profiles",
+                    )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.sub_title = self.charger_id
+
+    async def refresh_data(self) -> None:
+        store = self.console.csms.store
+        self.row = row = await store.charger(self.charger_id)
+        view = self.live.chargers.get(self.charger_id)
+        if row is None:
+            self.query_one("#identity", Static).update(Text(f"{self.charger_id}: not in the database", style="red"))
+            return
+        self.query_one("#identity", Static).update(_kv([
+            ("Charger", self.charger_id),
+            ("Vendor / model", f"{row['vendor'] or '-'} / {row['model'] or '-'}"),
+            ("Serial (CP / box)", f"{row['charge_point_serial'] or '-'} / {row['charge_box_serial'] or '-'}"),
+            ("Firmware", row["firmware_version"]),
+            ("ICCID / IMSI", f"{row['iccid'] or '-'} / {row['imsi'] or '-'}"),
+            ("Meter", f"{row['meter_type'] or '-'} {row['meter_serial'] or ''}".strip()),
+        ]))
+        self.query_one("#state", Static).update(_kv([
+            ("Registration", registration_text(row["registration"])),
+            ("Connection", online_text(bool(view.connected if view else row["connected"]))),
+            ("Address", row["remote_address"]),
+            ("Last seen", ago(view.last_seen if view else row["last_seen"])),
+            ("Firmware status", f"{row['firmware_status'] or '-'} {local_time(row['firmware_status_at'])}"),
+            ("Diagnostics", f"{row['diagnostics_status'] or '-'} {local_time(row['diagnostics_status_at'])}"),
+            ("Local list version", row["local_list_version"]),
+        ]))
+        connectors = {}
+        for c in await store.connectors(self.charger_id):
+            live_c = view.connectors.get(c["connector_id"]) if view else None
+            connectors[c["connector_id"]] = (
+                str(c["connector_id"]),
+                status_text(c["status"]),
+                c["error_code"] if c["error_code"] != "NoError" else "-",
+                c["info"] or "-",
+                str(live_c.transaction_id) if live_c and live_c.transaction_id else "-",
+                fmt_kw(live_c.power_w) if live_c else "-",
+            )
+        self.query_one("#connectors", SyncedTable).sync(connectors)
+        self._charts(view)
+        config = {
+            r["key"]: (r["key"], r["value"] if r["known"] else Text("unknown key", style="dim"),
+                       "read-only" if r["readonly"] else "read-write")
+            for r in await store.configuration(self.charger_id)
+        }
+        self.query_one("#config", SyncedTable).sync(config)
+        reservations = {
+            r["id"]: (str(r["id"]), str(r["connector_id"]), r["id_tag"], local_time(r["expiry_date"], True), r["status"])
+            for r in await store.reservations(self.charger_id)
+        }
+        self.query_one("#reservations", SyncedTable).sync(reservations)
+        profiles = {}
+        import json
+
+        for p in await store.charging_profiles(self.charger_id):
+            schedule = json.loads(p["profile"]).get("chargingSchedule", {})
+            periods = schedule.get("chargingSchedulePeriod") or [{}]
+            limit = f"{periods[0].get('limit', '-')} {schedule.get('chargingRateUnit', '')}"
+            profiles[f"{p['connector_id']}-{p['profile_id']}"] = (
+                str(p["profile_id"]), str(p["connector_id"]), p["purpose"], str(p["stack_level"]), limit, p["status"]
+            )
+        self.query_one("#profiles", SyncedTable).sync(profiles)
+
+    def _charts(self, view: Any) -> None:
+        samples = list(view.samples) if view else []
+        now = time.monotonic()
+
+        def series(measurand: str, scale: float) -> list[tuple[str, list[float], list[float]]]:
+            points = [((t - now) / 60, values[measurand] * scale) for t, values in samples if measurand in values]
+            return [(measurand, [p[0] for p in points], [p[1] for p in points])]
+
+        self.query_one("#chart-power", TimeChart).set_series(series(POWER, 1 / 1000))
+        self.query_one("#chart-energy", TimeChart).set_series(series(ENERGY, 1 / 1000))
+        self.query_one("#chart-soc", TimeChart).set_series(series(SOC, 1))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def context(self) -> dict[str, Any]:
+        view = self.live.chargers.get(self.charger_id)
+        ctx: dict[str, Any] = {"local_list_version": (self.row or {}).get("local_list_version")}
+        if view:
+            running = [c for c in view.connectors.values() if c.transaction_id]
+            if running:
+                ctx["transaction_id"], ctx["connector_id"] = running[0].transaction_id, running[0].connector_id
+        return ctx
+
+    def action_actions(self) -> None:
+        self.console.pick_action(self.charger_id, self.context())
+
+    def action_action(self, key: str) -> None:
+        self.console.start_action(self.charger_id, key, self.context())
+
+    def action_remote_stop(self) -> None:
+        self.console.start_action(self.charger_id, "remote_stop", self.context())
+
+    def action_edit_key(self) -> None:
+        table = self.query_one("#config", SyncedTable)
+        key = table.selected_key
+        ctx = self.context()
+        if key is not None:
+            ctx["key"] = key
+            value = table._rows.get(key, (None, None))[1]
+            ctx["value"] = value if isinstance(value, str) else ""
+        self.console.start_action(self.charger_id, "change_config", ctx)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "config":
+            self.action_edit_key()

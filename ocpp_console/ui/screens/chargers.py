@@ -1,0 +1,111 @@
+"""Chargers: one row per charger, live; approve pending ones; act on the selected one."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input
+
+from ocpp_console.ui.live import ago, fmt_kw
+from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
+from ocpp_console.ui.widgets.status import connectors_text, online_text, registration_text
+from ocpp_console.ui.widgets.tables import SyncedTable
+
+COLUMNS = [
+    ("id", "Charger"),
+    ("registration", "Registration"),
+    ("state", "Connection"),
+    ("model", "Vendor / model"),
+    ("firmware", "Firmware"),
+    ("connectors", "Connectors"),
+    ("power", "Power"),
+    ("seen", "Last seen"),
+]
+
+
+class ChargersScreen(FilterMixin, LiveScreen):
+    TOPICS = ("chargers",)
+    ALWAYS_REFRESH_EVERY = 5.0  # "last seen" ages
+    BINDINGS = [
+        Binding("enter", "open", "Details"),
+        Binding("o", "actions", "Actions"),
+        Binding("s", "remote_start", "Start"),
+        Binding("a", "approve", "Approve"),
+        Binding("x", "reject", "Reject"),
+        *FilterMixin.FILTER_BINDINGS,
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: id, vendor, status ...", id="filter", classes="filter")
+        yield SyncedTable(COLUMNS, id="chargers")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(SyncedTable).focus()
+
+    def rows(self) -> dict[str, tuple[object, ...]]:
+        rows = {}
+        for cid in sorted(self.live.chargers):
+            view = self.live.chargers[cid]
+            model = " ".join(p for p in (view.vendor, view.model) if p) or "-"
+            statuses = " ".join(c.status for c in view.connectors.values())
+            if not self.matches(cid, model, view.firmware, view.registration, statuses,
+                                "online" if view.connected else "offline"):
+                continue
+            rows[cid] = (
+                cid,
+                registration_text(view.registration),
+                online_text(view.connected),
+                model,
+                view.firmware or "-",
+                connectors_text(view.connectors),
+                fmt_kw(view.power_w) if view.connected else "-",
+                ago(view.last_seen),
+            )
+        return rows
+
+    async def refresh_data(self) -> None:
+        table = self.query_one(SyncedTable)
+        rows = self.rows()
+        if list(rows) != [k for k in table._rows]:  # new or removed chargers: keep the id order
+            table.reset_rows(rows)
+        else:
+            table.sync(rows)
+
+    async def refilter(self) -> None:
+        self.query_one(SyncedTable).reset_rows(self.rows())
+
+    @property
+    def selected(self) -> str | None:
+        return self.query_one(SyncedTable).selected_key
+
+    def _need_selection(self) -> str | None:
+        charger_id = self.selected
+        if charger_id is None:
+            self.notify("No charger selected", severity="warning")
+        return charger_id
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.open_charger(charger_id)
+
+    def action_actions(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.pick_action(charger_id)
+
+    def action_remote_start(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.start_action(charger_id, "remote_start")
+
+    def action_approve(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.set_registration(charger_id, approve=True)
+
+    def action_reject(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.set_registration(charger_id, approve=False)

@@ -1,0 +1,81 @@
+"""Id tags: list, add, edit, block/unblock; the balance column is the wallet."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input
+
+from ocpp_console.ui.live import local_time
+from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
+from ocpp_console.ui.widgets.tables import SyncedTable
+
+TAG_STYLES = {"Accepted": "green", "Blocked": "bold red", "Expired": "yellow", "Invalid": "grey50"}
+
+
+class IdTagsScreen(FilterMixin, LiveScreen):
+    TOPICS = ("transactions", "tags")
+    BINDINGS = [
+        Binding("n", "add", "Add"),
+        Binding("enter", "edit", "Edit"),
+        Binding("b", "toggle_block", "Block/unblock"),
+        *FilterMixin.FILTER_BINDINGS,
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: tag, status, parent, note ...", id="filter", classes="filter")
+        yield SyncedTable(
+            [("tag", "Id tag"), ("status", "Status"), ("expiry", "Expires"), ("parent", "Parent"),
+             ("balance", "Balance"), ("note", "Note")],
+            id="tags",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(SyncedTable).focus()
+
+    async def refresh_data(self) -> None:
+        rows = {}
+        self._tags = {}
+        for row in await self.console.csms.store.id_tags():
+            self._tags[row["id_tag"]] = row
+            if not self.matches(row["id_tag"], row["status"], row["parent_id_tag"], row["note"]):
+                continue
+            rows[row["id_tag"]] = (
+                row["id_tag"], Text(row["status"], style=TAG_STYLES.get(row["status"], "")),
+                local_time(row["expiry_date"], True) if row["expiry_date"] else "-",
+                row["parent_id_tag"] or "-", f"{row['balance'] / 100:.2f}", row["note"] or "",
+            )
+        table = self.query_one(SyncedTable)
+        if list(rows) != list(table._rows):
+            table.reset_rows(rows)
+        else:
+            table.sync(rows)
+
+    async def refilter(self) -> None:
+        await self.refresh_data()
+
+    def action_add(self) -> None:
+        self.console.edit_id_tag(None)
+
+    def action_edit(self) -> None:
+        key = self.query_one(SyncedTable).selected_key
+        if key is None:
+            self.notify("No id tag selected", severity="warning")
+            return
+        self.console.edit_id_tag(self._tags.get(key))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    async def action_toggle_block(self) -> None:
+        key = self.query_one(SyncedTable).selected_key
+        row = self._tags.get(key) if key else None
+        if row is None:
+            self.notify("No id tag selected", severity="warning")
+            return
+        status = "Accepted" if row["status"] == "Blocked" else "Blocked"
+        await self.console.save_id_tag({**row, "status": status})

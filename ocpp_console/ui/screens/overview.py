@@ -1,0 +1,88 @@
+"""Site overview: the whole site at a glance."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Footer, Header, Label, Static
+
+from ocpp_console.ui.live import fmt_kwh, local_time
+from ocpp_console.ui.screens.base import LiveScreen
+from ocpp_console.ui.widgets.chart import TimeChart
+from ocpp_console.ui.widgets.tables import SyncedTable
+
+POWER_SAMPLE_SECONDS = 5.0
+LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+
+
+class Tile(Vertical):
+    def __init__(self, label: str, tile_id: str) -> None:
+        super().__init__(id=tile_id, classes="tile")
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.label, classes="tile-label")
+        yield Static("-", classes="tile-value")
+
+    def set(self, value: str, style: str = "") -> None:
+        self.query_one(".tile-value", Static).update(Text(value, style=style))
+
+
+class OverviewScreen(LiveScreen):
+    TOPICS = ("chargers", "transactions", "feed")
+    ALWAYS_REFRESH_EVERY = POWER_SAMPLE_SECONDS
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="tiles"):
+            yield Tile("Online", "t-online")
+            yield Tile("Offline", "t-offline")
+            yield Tile("Charging", "t-charging")
+            yield Tile("Faulted", "t-faulted")
+            yield Tile("Pending", "t-pending")
+            yield Tile("Sessions", "t-sessions")
+            yield Tile("Site power", "t-power")
+            yield Tile("Energy today", "t-energy")
+            yield Tile("Revenue today", "t-revenue")
+        with Horizontal(id="overview-body"):
+            yield TimeChart("Site power, last hour (kW)", x_window=60, id="site-power")
+            yield SyncedTable([("at", "Time"), ("charger", "Charger"), ("text", "Event")], id="feed", zebra_stripes=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.live.sample_site_power()
+        self.set_interval(POWER_SAMPLE_SECONDS, self.live.sample_site_power)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 140, "-narrow")
+
+    async def refresh_data(self) -> None:
+        counts = self.live.counts()
+        tiles = {
+            "t-online": (str(counts["online"]), "bold green" if counts["online"] else ""),
+            "t-offline": (str(counts["offline"]), "grey50"),
+            "t-charging": (str(counts["charging"]), "bold dodger_blue1" if counts["charging"] else ""),
+            "t-faulted": (str(counts["faulted"]), "bold red" if counts["faulted"] else ""),
+            "t-pending": (str(counts["pending"]), "bold yellow" if counts["pending"] else ""),
+            "t-sessions": (str(counts["sessions"]), ""),
+            "t-power": (f"{self.live.power_now_kw():.1f} kW", "bold"),
+            "t-energy": (fmt_kwh(self.live.energy_today_wh), ""),
+            "t-revenue": ("-", "dim"),  # priced by the tariff issue
+        }
+        for tile_id, (value, style) in tiles.items():
+            self.query_one(f"#{tile_id}", Tile).set(value, style)
+        now = time.time()
+        history = [(t, kw) for t, kw in self.live.site_power if now - t <= 3600]
+        self.query_one(TimeChart).set_series(
+            [("kW", [(t - now) / 60 for t, _ in history], [kw for _, kw in history])]
+        )
+        rows = {}
+        for index, item in enumerate(list(self.live.feed)[:100]):
+            rows[f"{item.at}-{index}-{item.charger_id}"] = (
+                local_time(item.at), item.charger_id, Text(item.text, style=LEVEL_STYLES.get(item.level, ""))
+            )
+        self.query_one("#feed", SyncedTable).reset_rows(rows)

@@ -1,0 +1,99 @@
+"""Transactions: running ones live, finished ones (orders); Enter opens an order."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
+
+from ocpp_console.ui.live import duration, fmt_kw, fmt_kwh, local_time
+from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
+from ocpp_console.ui.widgets.tables import SyncedTable
+
+RUNNING = [
+    ("id", "Tx"), ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("start", "Started"),
+    ("duration", "Duration"), ("energy", "Energy"), ("power", "Power"), ("soc", "SoC"), ("cost", "Cost"),
+]
+ORDERS = [
+    ("id", "Tx"), ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("start", "Start"), ("stop", "Stop"),
+    ("meter", "Meter start→stop"), ("energy", "Energy"), ("duration", "Duration"), ("reason", "Reason"), ("cost", "Cost"),
+]
+
+
+class TransactionsScreen(FilterMixin, LiveScreen):
+    TOPICS = ("transactions",)
+    ALWAYS_REFRESH_EVERY = 1.0  # durations tick
+    BINDINGS = [
+        Binding("enter", "open", "Order detail"),
+        Binding("x", "stop", "Stop"),
+        *FilterMixin.FILTER_BINDINGS,
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: charger, id tag, reason ...", id="filter", classes="filter")
+        with TabbedContent(id="tx-tabs"):
+            with TabPane("Running", id="tab-running"):
+                yield SyncedTable(RUNNING, id="running")
+            with TabPane("Orders", id="tab-orders"):
+                yield SyncedTable(ORDERS, id="orders")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+
+    async def refresh_data(self) -> None:
+        running = {}
+        for tx in sorted(self.live.running.values(), key=lambda t: t.id, reverse=True):
+            if not self.matches(tx.id, tx.charger_id, tx.id_tag):
+                continue
+            running[tx.id] = (
+                str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
+                duration(tx.started), fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
+                "-" if tx.soc is None else f"{tx.soc:.0f}%", "-",
+            )
+        table = self.query_one("#running", SyncedTable)
+        if list(running) != list(table._rows):
+            table.reset_rows(running)
+        else:
+            table.sync(running)
+        orders = {}
+        for row in await self.console.csms.store.transactions(running=False, limit=500):
+            if not self.matches(row["id"], row["charger_id"], row["id_tag"], row["stop_reason"]):
+                continue
+            orders[row["id"]] = (
+                str(row["id"]), row["charger_id"], str(row["connector_id"]), row["id_tag"],
+                local_time(row["start_timestamp"], True), local_time(row["stop_timestamp"], True),
+                f"{row['meter_start']}→{row['meter_stop']} Wh", fmt_kwh(row["energy_wh"]),
+                duration(row["start_timestamp"], row["stop_timestamp"]), row["stop_reason"] or "-", "-",
+            )
+        table = self.query_one("#orders", SyncedTable)
+        if list(orders) != list(table._rows):
+            table.reset_rows(orders)
+        else:
+            table.sync(orders)
+
+    async def refilter(self) -> None:
+        await self.refresh_data()
+
+    def _selected(self) -> int | None:
+        tabs = self.query_one(TabbedContent)
+        table = self.query_one("#running" if tabs.active == "tab-running" else "#orders", SyncedTable)
+        key = table.selected_key
+        return int(key) if key else None
+
+    def action_open(self) -> None:
+        tx = self._selected()
+        if tx is not None:
+            self.console.open_order(tx)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_stop(self) -> None:
+        tx_id = self._selected()
+        tx = self.live.running.get(tx_id) if tx_id is not None else None
+        if tx is None:
+            self.notify("Select a running transaction to stop", severity="warning")
+            return
+        self.console.start_action(tx.charger_id, "remote_stop", {"transaction_id": tx.id, "connector_id": tx.connector_id})

@@ -1,0 +1,212 @@
+"""The console, driven through Textual's Pilot against the real central system and real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ocpp.v16 import call
+from ocpp.v16.enums import ChargePointStatus
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.ui.app import ConsoleApp
+from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
+from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
+from ocpp_console.ui.widgets.tables import SyncedTable
+from tests.clients import TS
+from tests.conftest import charger
+
+SIZE = (140, 45)
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def table(app: ConsoleApp, selector: str = "SyncedTable") -> SyncedTable:
+    return app.screen.query_one(selector, SyncedTable)
+
+
+def cells(app: ConsoleApp, selector: str = "SyncedTable") -> dict[str, list[str]]:
+    return {str(k): [str(c) for c in v] for k, v in table(app, selector)._rows.items()}
+
+
+async def busy_charger(cp: Any) -> int:
+    await cp.boot()
+    await cp.status(1, ChargePointStatus.charging)
+    tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=1000, timestamp=TS))).transaction_id
+    await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{"timestamp": TS, "sampledValue": [
+        {"value": "3500", "unit": "Wh"}, {"value": "7400", "unit": "W", "measurand": "Power.Active.Import"},
+        {"value": "42", "unit": "Percent", "measurand": "SoC"},
+    ]}]))
+    return tx
+
+
+async def test_every_screen_shows_live_data(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-LIVE") as cp:
+        tx = await busy_charger(cp)
+        # Overview
+        await until(pilot, lambda: "1" in str(app.screen.query_one("#t-charging .tile-value").render()))
+        await until(pilot, lambda: "7.4 kW" in str(app.screen.query_one("#t-power .tile-value").render()))
+        await until(pilot, lambda: any("started" in r[2] for r in cells(app, "#feed").values()))
+        # Chargers
+        await pilot.press("2")
+        rows = await until(pilot, lambda: cells(app).get("CP-LIVE"))
+        assert rows[1] == "Accepted" and "online" in rows[2] and "TestVendor TestModel" == rows[3]
+        assert rows[4] == "1.2.3" and "1:Chrg" in rows[5] and rows[6] == "7.4 kW"
+        # Charger detail
+        await pilot.press("enter")
+        assert isinstance(app.screen, ChargerDetailScreen)
+        await until(pilot, lambda: cells(app, "#connectors").get("1"))
+        assert cells(app, "#connectors")["1"][1] == "Charging" and cells(app, "#connectors")["1"][4] == str(tx)
+        await pilot.press("escape")
+        # Transactions
+        await pilot.press("3")
+        running = await until(pilot, lambda: cells(app, "#running").get(str(tx)))
+        assert running[1] == "CP-LIVE" and running[6] == "2.50 kWh" and running[8] == "42%"
+        await cp.call(call.StopTransaction(meter_stop=4000, timestamp=TS, transaction_id=tx))
+        order = await until(pilot, lambda: cells(app, "#orders").get(str(tx)))
+        assert order[7] == "3.00 kWh"
+        # Id tags
+        await pilot.press("4")
+        await until(pilot, lambda: "TAG1" in cells(app))
+        # Message log, with a CALLERROR standing out
+        await cp._connection.send('[2, "bad-1", "Nope", {}]')
+        await pilot.press("5")
+        await until(pilot, lambda: any(r[3] == "ERROR" for r in cells(app).values()))
+
+
+async def test_remote_start_from_the_console(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-RS") as cp:
+        await cp.boot()
+        await pilot.press("2")
+        await until(pilot, lambda: "CP-RS" in cells(app))
+        await pilot.press("s")
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        form.query_one("#f-id_tag", Input).value = "DRIVER-7"
+        await pilot.press("enter")
+        await asyncio.wait_for(cp.got_call.wait(), 5)
+        assert cp.received[-1] == ("RemoteStartTransaction", {"id_tag": "DRIVER-7", "connector_id": 1})
+
+
+async def test_form_validation_shows_a_message_not_a_traceback(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-V") as cp:
+        await cp.boot()
+        await pilot.press("2")
+        await until(pilot, lambda: "CP-V" in cells(app))
+        await pilot.press("s")
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        form.query_one("#f-id_tag", Input).value = "X" * 25
+        form.query_one("#f-connector_id", Input).value = "one"
+        await pilot.press("enter")
+        error = str(form.query_one("#form-error").render())
+        assert "at most 20 characters" in error
+        assert isinstance(app.screen, ActionForm)
+        await pilot.press("escape")
+        assert cp.received == []
+
+
+async def test_cancelled_confirmation_sends_nothing(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-C") as cp:
+        await busy_charger(cp)
+        await pilot.press("2")
+        await until(pilot, lambda: "1:Chrg" in "".join(cells(app).get("CP-C", [])))
+        await pilot.press("enter")
+        await pilot.press("r")  # Reset while a car charges
+        await until(pilot, lambda: isinstance(app.screen, ActionForm))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ChargerDetailScreen))
+        await pilot.pause(0.2)
+        assert [r for r in cp.received if r[0] == "Reset"] == []
+        assert await csms.store.commands("CP-C") == []
+        # Confirmed, it goes out.
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ActionForm))
+        app.screen.query_one("#f-type", Select).value = "Hard"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await asyncio.wait_for(cp.got_call.wait(), 5)
+        assert cp.received[-1] == ("Reset", {"type": "Hard"})
+
+
+async def test_change_configuration_from_detail_screen(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-CFG") as cp:
+        await cp.boot()
+        await pilot.press("2")
+        await until(pilot, lambda: "CP-CFG" in cells(app))
+        await pilot.press("enter")
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, ActionForm))
+        await pilot.press("enter")
+        await until(pilot, lambda: cells(app, "#config").get("HeartbeatInterval"))
+        app.screen.query_one("#config", SyncedTable).move_cursor(row=0)
+        await pilot.press("e")
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        assert form.query_one("#f-key", Input).value == "HeartbeatInterval"
+        form.query_one("#f-value", Input).value = "90"
+        await pilot.press("enter")
+        await until(pilot, lambda: cp.config["HeartbeatInterval"][0] == "90")
+        await until(pilot, lambda: cells(app, "#config")["HeartbeatInterval"][1] == "90")
+
+
+async def test_approve_pending_charger_from_the_console(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(unknown_chargers="pending")) as system:
+        app = ConsoleApp(system, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot, charger(system, "CP-NEW") as cp:
+            assert (await cp.boot()).status == "Pending"
+            await pilot.press("2")
+            row = await until(pilot, lambda: cells(app).get("CP-NEW"))
+            assert row[1] == "awaiting approval"
+            await pilot.press("a")
+            await asyncio.wait_for(cp.got_call.wait(), 5)  # asked to boot again
+            assert (await cp.boot()).status == "Accepted"
+            await until(pilot, lambda: cells(app)["CP-NEW"][1] == "Accepted")
+
+
+async def test_offline_charger_command_is_a_clear_notification(csms: CentralSystem) -> None:
+    await csms.store.add_charger("GHOST")
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: "GHOST" in cells(app))
+        await pilot.press("o")
+        await until(pilot, lambda: app.screen.query("#actions"))
+        await pilot.press("enter")  # Remote Start, the first action
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        form.query_one("#f-id_tag", Input).value = "T"
+        await pilot.press("enter")
+        await until(pilot, lambda: any("not connected" in str(n.message) for n in app._notifications))
+
+
+async def test_id_tag_added_and_blocked_from_the_console(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query("#tag"))
+        app.screen.query_one("#tag", Input).value = "NEWTAG"
+        app.screen.query_one("#parent", Input).value = "FLEET"
+        await pilot.click("#save")
+        await until(pilot, lambda: "NEWTAG" in cells(app))
+        assert (await csms.store.id_tag("NEWTAG"))["parent_id_tag"] == "FLEET"
+        await pilot.press("b")
+        await until(pilot, lambda: cells(app)["NEWTAG"][1] == "Blocked")
+        assert (await csms.store.id_tag("NEWTAG"))["status"] == "Blocked"
