@@ -84,6 +84,7 @@ class MessageLogged(Event):
     action: str | None
     unique_id: str | None
     raw: str
+    timestamp: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,8 +90,9 @@ class ChargerSession(ChargePoint):
 
     def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None) -> None:
         raw = mask_secrets(raw, action)
-        self.store.log_frame(Frame(self.id, direction, now_iso(), message_type, uid, action, raw))
-        self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw))
+        at = now_iso()
+        self.store.log_frame(Frame(self.id, direction, at, message_type, uid, action, raw))
+        self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw, at))
 
     def _on_frame(self, raw: str | bytes) -> None:
         if isinstance(raw, bytes):

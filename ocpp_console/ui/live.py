@@ -132,7 +132,8 @@ class LiveSite:
         self.finished_today_wh = await store.energy_stopped_since(_today_start())
         for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
             self._add_frame(
-                ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"], row["raw"])
+                ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"],
+                                row["raw"], row["timestamp"])
             )
         self._bump(*self.versions)
 

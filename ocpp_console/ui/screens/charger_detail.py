@@ -59,11 +59,11 @@ class ChargerDetailScreen(LiveScreen):
             )
             with TabbedContent(id="detail-tabs"):
                 with TabPane("Power", id="tab-power"):
-                    yield TimeChart("Power (kW)", id="chart-power")
+                    yield TimeChart("Power (kW)", x_window=30, id="chart-power")
                 with TabPane("Energy", id="tab-energy"):
-                    yield TimeChart("Energy register (kWh)", id="chart-energy")
+                    yield TimeChart("Energy register (kWh)", x_window=30, id="chart-energy")
                 with TabPane("SoC", id="tab-soc"):
-                    yield TimeChart("State of charge (%)", id="chart-soc")
+                    yield TimeChart("State of charge (%)", x_window=30, id="chart-soc")
                 with TabPane("Configuration", id="tab-config"):
                     yield SyncedTable([("key", "Key"), ("value", "Value"), ("access", "Access")], id="config")
                 with TabPane("Reservations", id="tab-reservations"):

@@ -14,7 +14,7 @@ from ocpp_console.ui.widgets.tables import SyncedTable
 COLUMNS = [
     ("id", "Charger"),
     ("registration", "Registration"),
-    ("state", "Connection"),
+    ("state", "Link"),
     ("model", "Vendor / model"),
     ("firmware", "Firmware"),
     ("connectors", "Connectors"),

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ocpp_console.csms.events import MessageLogged
+from ocpp_console.ui.live import local_time
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
@@ -32,7 +33,7 @@ class MessageLogScreen(FilterMixin, LiveScreen):
         yield Header()
         yield Input(placeholder="filter: charger, action or any text in the frame ...", id="filter", classes="filter")
         yield SyncedTable(
-            [("n", "#"), ("charger", "Charger"), ("dir", "Dir"), ("type", "Type"), ("action", "Action"), ("uid", "Unique id")],
+            [("n", "#"), ("time", "Time"), ("charger", "Charger"), ("dir", "Dir"), ("type", "Type"), ("action", "Action"), ("uid", "Unique id")],
             id="frames",
         )
         with VerticalScroll(id="payload-box"):
@@ -58,6 +59,7 @@ class MessageLogScreen(FilterMixin, LiveScreen):
             arrow = "→ cp" if frame.direction == "out" else "← cp"
             rows[key] = (
                 Text(str(n), style=style),
+                Text(local_time(frame.timestamp), style=style),
                 Text(frame.charger_id, style=style),
                 Text(arrow, style=style or ("cyan" if frame.direction == "out" else "")),
                 Text(TYPES.get(frame.message_type, "?"), style=style),

@@ -55,5 +55,5 @@ class TimeChart(PlotextPlot):
             plt.xlim(-self._x_window, 0)
         for label, xs, ys in self._series:
             if xs:
-                plt.plot(xs, ys, label=label if len(self._series) > 1 else None, marker="braille")
+                plt.plot(xs, ys, label=label if len(self._series) > 1 else None, marker="hd")
         self.refresh()
