@@ -45,6 +45,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(_flag(name), **kwargs)
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("demo")
+    group.add_argument(
+        "--demo", action="store_true", default=argparse.SUPPRESS,
+        help="also run simulated chargers in this process (own database demo.sqlite unless --db is given)",
+    )
+    group.add_argument(
+        "--demo-chargers", type=int, default=argparse.SUPPRESS, metavar="N",
+        help="how many simulated chargers the demo runs (default: 4)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocpp-console",
@@ -53,15 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ocpp-console {__version__}")
     add_settings_arguments(parser)
+    add_demo_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the central system headless", description="Run the central system "
                            "headless; logs connection events to stderr; stops cleanly on SIGINT/SIGTERM.")
     add_settings_arguments(serve)
+    add_demo_arguments(serve)
+    from ocpp_console.sim.cli import add_simulate_arguments
+
+    simulate = sub.add_parser(
+        "simulate", help="run simulated chargers against an OCPP 1.6J central system",
+        description="Run N simulated OCPP 1.6J chargers against any central system (ours or another).",
+    )
+    add_simulate_arguments(simulate)
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
+    if getattr(args, "demo", False) and "db" not in overrides:
+        from ocpp_console.demo import demo_db_path
+
+        overrides["db"] = demo_db_path()  # never mix simulated chargers into a real site's data
     return load_settings(getattr(args, "config", None), **overrides)
 
 
@@ -78,7 +103,7 @@ def setup_logging(level: str) -> None:
         logging.getLogger("ocpp_console.websockets").setLevel(logging.WARNING)
 
 
-async def run_serve(settings: Settings) -> int:
+async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
     from ocpp_console.csms import CentralSystem
 
     csms = CentralSystem(settings)
@@ -87,19 +112,32 @@ async def run_serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await csms.start()
+    demo: asyncio.Task[None] | None = None
+    if demo_chargers:
+        from ocpp_console.demo import run_demo_chargers
+
+        demo = asyncio.create_task(run_demo_chargers(csms, stop, demo_chargers))
     try:
         await stop.wait()
         log.info("signal received, shutting down")
+        if demo is not None:
+            # The simulated chargers end their sessions (StopTransaction) before we close.
+            await asyncio.wait_for(demo, 15)
     finally:
         await csms.stop()
     return 0
 
 
-def run_console(settings: Settings) -> int:
+def run_console(settings: Settings, demo_chargers: int = 0) -> int:
     from ocpp_console.csms import CentralSystem
     from ocpp_console.ui.app import ConsoleApp
 
-    app = ConsoleApp(CentralSystem(settings))
+    background = []
+    if demo_chargers:
+        from ocpp_console.demo import run_demo_chargers
+
+        background.append(lambda csms, stop: run_demo_chargers(csms, stop, demo_chargers))
+    app = ConsoleApp(CentralSystem(settings), background=background)
     app.run()
     return app.return_code or 0
 
@@ -131,13 +169,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ocpp-console: setting {where}: {err['msg']}", file=sys.stderr)
         return 2
     command = args.command or "console"
+    if command == "simulate":
+        from ocpp_console.sim.cli import run_simulate
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(message)s", stream=sys.stderr)
+        logging.getLogger("ocpp").setLevel(logging.ERROR)
+        return asyncio.run(run_simulate(args))
+    demo_chargers = getattr(args, "demo_chargers", 4) if getattr(args, "demo", False) else 0
     try:
         if command == "console":
             log_to_file(settings.log_level)
-            return run_console(settings)
+            return run_console(settings, demo_chargers)
         setup_logging(settings.log_level)
         if command == "serve":
-            return asyncio.run(run_serve(settings))
+            return asyncio.run(run_serve(settings, demo_chargers))
     except OSError as exc:
         print(f"ocpp-console: {exc}", file=sys.stderr)
         return 1

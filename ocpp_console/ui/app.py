@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,19 @@ class ConsoleApp(App[None]):
         Binding("q", "quit_console", "Quit"),
     ]
 
-    def __init__(self, csms: CentralSystem, *, manage_csms: bool = True) -> None:
+    def __init__(
+        self,
+        csms: CentralSystem,
+        *,
+        manage_csms: bool = True,
+        background: Sequence[Callable[[CentralSystem, asyncio.Event], Awaitable[None]]] = (),
+    ) -> None:
         super().__init__()
         self.csms = csms
         self.manage_csms = manage_csms
+        self._background = list(background)  # e.g. the demo's simulated chargers
+        self._background_tasks: list[asyncio.Task[None]] = []
+        self._stop_background = asyncio.Event()
         self.live = LiveSite(csms)
         self.sub_title = f"OCPP 1.6J central system {__version__}"
 
@@ -64,8 +74,14 @@ class ConsoleApp(App[None]):
         await self.live.load()
         self.sub_title = f"ws://{self.csms.settings.host}:{self.csms.port}/<chargePointId>"
         await self.switch_mode("overview")
+        for job in self._background:
+            self._background_tasks.append(asyncio.create_task(job(self.csms, self._stop_background)))
 
     async def on_unmount(self) -> None:
+        self._stop_background.set()
+        if self._background_tasks:
+            # Simulated chargers finish their sessions before the central system goes away.
+            await asyncio.wait(self._background_tasks, timeout=15)
         self.live.close()
         if self.manage_csms and self.csms.port is not None:
             await self.csms.stop()
