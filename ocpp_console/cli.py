@@ -172,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "simulate":
         from ocpp_console.sim.cli import run_simulate
 
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(message)s", stream=sys.stderr)
+        # One line per charger event (connected, booted, session) on stderr; summaries on stdout.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", stream=sys.stderr)
         logging.getLogger("ocpp").setLevel(logging.ERROR)
+        logging.getLogger("websockets").setLevel(logging.WARNING)
         return asyncio.run(run_simulate(args))
     demo_chargers = getattr(args, "demo_chargers", 4) if getattr(args, "demo", False) else 0
     try:

@@ -194,3 +194,37 @@ async def test_commands_to_one_charger_are_serialised(csms: CentralSystem) -> No
         results = await asyncio.gather(*(csms.commands.trigger_message("CP1", MessageTrigger.heartbeat) for _ in range(10)))
         assert all(r.status == "Accepted" for r in results)
         assert len([r for r in cp.received if r[0] == "TriggerMessage"]) == 10
+
+
+async def test_command_fails_fast_when_the_charger_disconnects(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(call_timeout=30)) as system:
+        async with charger(system, "DROP", SilentCharger) as cp:
+            await cp.boot()
+            pending = asyncio.create_task(system.commands.reset("DROP"))
+            await asyncio.wait_for(_sent(system, "DROP", "Reset"), 5)
+            await cp._connection.close()
+            with pytest.raises(ChargerOffline, match="disconnected before answering Reset"):
+                await asyncio.wait_for(pending, 5)  # not the 30 s call timeout
+        assert [c["outcome"] for c in await system.store.commands("DROP")] == ["offline"]
+
+
+async def _sent(system: CentralSystem, charger_id: str, action: str) -> None:
+    waiter = EventWaiter(system)  # subscribed before the command task first runs
+    await waiter.wait_for(lambda e: isinstance(e, ev.MessageLogged) and e.direction == "out" and e.action == action)
+
+
+async def test_stored_profiles_follow_what_the_charger_holds(csms: CentralSystem) -> None:
+    from ocpp.v16 import call as ocpp_call
+
+    async with charger(csms, "CP1") as cp:
+        await cp.boot()
+        await csms.commands.set_charging_profile("CP1", 1, PROFILE)
+        await csms.commands.set_charging_profile("CP1", 1, {**PROFILE, "chargingProfileId": 6})  # same purpose+level
+        tx = (await cp.call(ocpp_call.StartTransaction(connector_id=1, id_tag="T", meter_start=0,
+                                                       timestamp="2026-11-25T08:00:00Z"))).transaction_id
+        await csms.commands.set_charging_profile(
+            "CP1", 1, {**PROFILE, "chargingProfileId": 9, "chargingProfilePurpose": "TxProfile", "transactionId": tx}
+        )
+        assert {p["profile_id"] for p in await csms.store.charging_profiles("CP1")} == {6, 9}
+        await cp.call(ocpp_call.StopTransaction(meter_stop=5, timestamp="2026-11-25T09:00:00Z", transaction_id=tx))
+    assert [p["profile_id"] for p in await csms.store.charging_profiles("CP1")] == [6]

@@ -25,7 +25,13 @@ from ocpp.v16.enums import (
 
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol
-from ocpp_console.csms.errors import CallErrorReceived, CommandTimeout, InvalidAnswer, InvalidCommand
+from ocpp_console.csms.errors import (
+    CallErrorReceived,
+    ChargerOffline,
+    CommandTimeout,
+    InvalidAnswer,
+    InvalidCommand,
+)
 from ocpp_console.csms.metering import normalise
 from ocpp_console.store.models import Frame, IdTagInfo
 from ocpp_console.timeutil import now_iso, parse_charger_time
@@ -76,6 +82,7 @@ class ChargerSession(ChargePoint):
         self._call_error: LibCallError | None = None
         self._current_payload: dict[str, Any] = {}
         self._last_touch = 0.0
+        self._gone = asyncio.Event()
         self.closing = False
 
     # -- reading frames ---------------------------------------------------------------
@@ -86,6 +93,7 @@ class ChargerSession(ChargePoint):
             async for raw in self._connection:
                 self._on_frame(raw)
         finally:
+            self._gone.set()  # a command waiting for an answer fails now, not at its timeout
             worker.cancel()
 
     def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None) -> None:
@@ -209,13 +217,23 @@ class ChargerSession(ChargePoint):
     async def send_command(self, payload: Any) -> Any:
         """Send one central-system call and return the charger's answer (a call_result dataclass)."""
         async with self._command_lock:  # one outstanding call per charger (OCPP-J)
+            if self._gone.is_set():
+                raise ChargerOffline(f"{self.id} is not connected")
             uid = str(uuid.uuid4())
             action = type(payload).__name__
             self._awaiting = (uid, action)
             self._sent = False
             self._call_error = None
+            calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=uid))
+            gone = asyncio.ensure_future(self._gone.wait())
             try:
-                return await self.call(payload, suppress=False, unique_id=uid)
+                await asyncio.wait({calling, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not calling.done():
+                    calling.cancel()
+                    raise ChargerOffline(f"{self.id} disconnected before answering {action}")
+                return calling.result()
+            except ChargerOffline:
+                raise
             except asyncio.TimeoutError:
                 raise CommandTimeout(f"{self.id} did not answer {action} within {self._response_timeout:g} s") from None
             except Exception as exc:
@@ -226,6 +244,9 @@ class ChargerSession(ChargePoint):
                     raise InvalidCommand(f"{action}: {getattr(exc, 'description', None) or exc}") from None
                 raise InvalidAnswer(f"{self.id} answered {action} with an invalid payload: {exc}") from None
             finally:
+                gone.cancel()
+                if not calling.done():
+                    calling.cancel()
                 self._awaiting = None
                 # An answer that came too late must not be taken for the next command's.
                 while not self._response_queue.empty():

@@ -466,6 +466,11 @@ class Store:
                 (meter_stop, timestamp, reason, id_tag, now, energy_wh, new_flags, transaction_id),
             )
             self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "StopTransaction", samples, now)
+            # A TxProfile lives only as long as its transaction (OCPP 1.6, 3.13.2).
+            conn.execute(
+                "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
+                (charger_id, connector_id),
+            )
             return StopResult(
                 "stopped", transaction_id, info, energy_wh, connector_id, tx_tag, tuple(f for f in new_flags.split(",") if f)
             )
@@ -729,26 +734,28 @@ class Store:
     def save_charging_profile(
         self, charger_id: str, connector_id: int, profile: dict[str, Any], status: str
     ) -> asyncio.Future[None]:
+        """Record a profile the charger accepted; it replaces one of the same purpose and stack level."""
         now = now_iso()
-        return self._write(
-            lambda conn: conn.execute(
+
+        def fn(conn: sqlite3.Connection) -> None:
+            if status != "Accepted":
+                return
+            purpose, stack = str(profile["chargingProfilePurpose"]), int(profile["stackLevel"])
+            conn.execute(
+                "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = ?"
+                " AND stack_level = ?",
+                (charger_id, connector_id, purpose, stack),
+            )
+            conn.execute(
                 "INSERT INTO charging_profiles (charger_id, connector_id, profile_id, stack_level, purpose, profile,"
                 " status, set_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(charger_id, connector_id, profile_id)"
                 " DO UPDATE SET stack_level = excluded.stack_level, purpose = excluded.purpose,"
                 " profile = excluded.profile, status = excluded.status, set_at = excluded.set_at",
-                (
-                    charger_id,
-                    connector_id,
-                    int(profile["chargingProfileId"]),
-                    int(profile["stackLevel"]),
-                    str(profile["chargingProfilePurpose"]),
-                    json.dumps(profile, default=str),
-                    status,
-                    now,
-                ),
+                (charger_id, connector_id, int(profile["chargingProfileId"]), stack, purpose,
+                 json.dumps(profile, default=str), status, now),
             )
-            and None
-        )
+
+        return self._write(fn)
 
     def clear_charging_profiles(
         self,
