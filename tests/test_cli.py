@@ -150,3 +150,40 @@ def test_port_in_use_is_a_clear_error_and_exits(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert "address already in use" in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def test_serve_demo_shows_live_chargers_within_seconds(tmp_path: Path) -> None:
+    import time
+
+    port, db = free_port(), tmp_path / "demo.sqlite"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_CONSOLE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocpp_console", "serve", "--demo", "--config", str(tmp_path / "none.toml"),
+         "--host", "127.0.0.1", "--port", str(port), "--db", str(db)],
+        stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        booted = 0
+        while time.monotonic() < deadline:
+            if db.exists():
+                try:
+                    con = sqlite3.connect(db)
+                    booted = con.execute(
+                        "SELECT count(*) FROM chargers WHERE connected = 1 AND registration = 'Accepted'"
+                        " AND last_boot IS NOT NULL"
+                    ).fetchone()[0]
+                    con.close()
+                except sqlite3.OperationalError:
+                    booted = 0
+            if booted == 4:
+                break
+            time.sleep(0.2)
+        assert booted == 4
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM transactions WHERE stopped_at IS NULL").fetchone()[0] == 0
