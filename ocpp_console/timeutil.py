@@ -7,7 +7,12 @@ from datetime import datetime, timezone
 
 
 def utcnow() -> datetime:
+    """The one clock of the product (a deterministic demo replaces it)."""
     return datetime.now(timezone.utc)
+
+
+def now_ts() -> float:
+    return utcnow().timestamp()
 
 
 def iso(dt: datetime) -> str:

@@ -210,3 +210,24 @@ async def test_id_tag_added_and_blocked_from_the_console(csms: CentralSystem) ->
         await pilot.press("b")
         await until(pilot, lambda: cells(app)["NEWTAG"][1] == "Blocked")
         assert (await csms.store.id_tag("NEWTAG"))["status"] == "Blocked"
+
+
+async def test_site_power_history_survives_a_restart(csms: CentralSystem) -> None:
+    from datetime import timedelta
+
+    from ocpp_console.timeutil import iso, utcnow
+
+    async with charger(csms, "CP-H") as cp:
+        await cp.boot()
+        for minutes_ago, watts in ((50, 3000), (30, 11000), (10, 7000)):
+            ts = iso(utcnow() - timedelta(minutes=minutes_ago))
+            await cp.call(call.MeterValues(connector_id=1, meter_value=[{"timestamp": ts, "sampledValue": [
+                {"value": str(watts), "unit": "W", "measurand": "Power.Active.Import"}]}]))
+        old = iso(utcnow() - timedelta(hours=3))
+        await cp.call(call.MeterValues(connector_id=1, meter_value=[{"timestamp": old, "sampledValue": [
+            {"value": "99000", "unit": "W", "measurand": "Power.Active.Import"}]}]))
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        history = [round(kw, 1) for _, kw in app.live.site_power]
+        assert history[:3] == [3.0, 11.0, 7.0]  # the 3-hour-old sample is outside the hour

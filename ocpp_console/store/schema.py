@@ -197,6 +197,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX commands_charger ON commands(charger_id, id);
     """,
+    # 2: the console's site-power history after a restart reads power samples by time
+    """
+    CREATE INDEX meter_values_power_time ON meter_values(timestamp) WHERE measurand = 'Power.Active.Import';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

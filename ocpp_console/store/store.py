@@ -816,6 +816,15 @@ class Store:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
 
+    async def power_samples_since(self, since: str) -> list[Row]:
+        """Whole-connector power samples (no phase) since a time, oldest first."""
+        return await self._query(
+            "SELECT charger_id, connector_id, timestamp, value_num FROM meter_values"
+            " WHERE measurand = 'Power.Active.Import' AND phase IS NULL AND value_num IS NOT NULL"
+            " AND timestamp >= ? ORDER BY timestamp",
+            (since,),
+        )
+
     async def energy_stopped_since(self, since: str) -> float:
         row = await self._query_one(
             "SELECT coalesce(sum(energy_wh), 0) AS wh FROM transactions WHERE stopped_at >= ? AND energy_wh > 0", (since,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from ocpp.v16.enums import (
@@ -17,7 +17,7 @@ from ocpp.v16.enums import (
 )
 
 from ocpp_console.csms.commands import Commands
-from ocpp_console.timeutil import iso
+from ocpp_console.timeutil import iso, utcnow
 
 
 class FieldError(ValueError):
@@ -86,7 +86,7 @@ class ActionSpec:
 
 
 def _now_plus(minutes: int) -> str:
-    return (datetime.now().astimezone() + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")
+    return (utcnow().astimezone() + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")
 
 
 def _local_list(text: str | None) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ def _profile(values: dict[str, Any]) -> dict[str, Any]:
     }
     if purpose == ChargingProfilePurposeType.charge_point_max_profile:
         profile["chargingProfileKind"] = "Absolute"
-        schedule["startSchedule"] = iso(datetime.now(timezone.utc))
+        schedule["startSchedule"] = iso(utcnow())
     else:
         profile["chargingProfileKind"] = "Relative"
     if values.get("transaction_id") is not None:

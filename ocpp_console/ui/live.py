@@ -8,13 +8,14 @@ changed, so a busy site never floods the screen (see performance-notes.md).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
+
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
-from ocpp_console.timeutil import now_iso
+from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
 POWER = "Power.Active.Import"
 ENERGY = "Energy.Active.Import.Register"
@@ -130,12 +131,28 @@ class LiveSite:
             )
             self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
         self.finished_today_wh = await store.energy_stopped_since(_today_start())
+        self.site_power.extend(await self._power_history(store))
         for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
             self._add_frame(
                 ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"],
                                 row["raw"], row["timestamp"])
             )
         self._bump(*self.versions)
+
+    async def _power_history(self, store: Any) -> list[tuple[float, float]]:
+        """The last hour of site power from stored meter values, a point per minute, so the
+        overview chart is not empty after a restart."""
+        now = now_ts()
+        since = iso(datetime.fromtimestamp(now - HISTORY_SECONDS, timezone.utc))
+        latest: dict[tuple[str, int], float] = {}
+        per_minute: dict[int, float] = {}
+        for row in await store.power_samples_since(since):
+            ts = parse_iso(row["timestamp"])
+            if ts is None:
+                continue
+            latest[(row["charger_id"], row["connector_id"])] = row["value_num"] / 1000
+            per_minute[int(ts.timestamp() // 60)] = sum(latest.values())
+        return [(minute * 60.0, kw) for minute, kw in sorted(per_minute.items()) if now - minute * 60 <= HISTORY_SECONDS]
 
     def charger(self, charger_id: str) -> ChargerView:
         if charger_id not in self.chargers:
@@ -206,7 +223,7 @@ class LiveSite:
         if POWER in e.values:
             connector.power_w = e.values[POWER]
         if e.values:
-            view.samples.append((time.monotonic(), dict(e.values)))
+            view.samples.append((now_ts(), dict(e.values)))
         tx = self.running.get(e.transaction_id) if e.transaction_id else None
         if tx is not None:
             if ENERGY in e.values:
@@ -261,7 +278,7 @@ class LiveSite:
 
     def sample_site_power(self) -> float:
         kw = self.power_now_kw()
-        self.site_power.append((time.time(), kw))
+        self.site_power.append((now_ts(), kw))
         return kw
 
     @property
@@ -281,7 +298,7 @@ class LiveSite:
 
 
 def _today_start() -> str:
-    now = datetime.now().astimezone()
+    now = utcnow().astimezone()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -300,7 +317,7 @@ def ago(value: str | None) -> str:
     dt = parse_iso(value)
     if dt is None:
         return "never"
-    seconds = max(0, int((datetime.now(timezone.utc) - dt).total_seconds()))
+    seconds = max(0, int((utcnow() - dt).total_seconds()))
     if seconds < 60:
         return f"{seconds}s ago"
     if seconds < 3600:
@@ -320,7 +337,7 @@ def local_time(value: str | None, with_date: bool = False) -> str:
 
 def duration(start: str | None, end: str | None = None) -> str:
     a = parse_iso(start)
-    b = parse_iso(end) if end else datetime.now(timezone.utc)
+    b = parse_iso(end) if end else utcnow()
     if a is None or b is None:
         return "-"
     seconds = max(0, int((b - a).total_seconds()))

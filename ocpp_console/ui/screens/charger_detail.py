@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.table import Table
@@ -12,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from ocpp_console.timeutil import now_ts
 from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
@@ -145,7 +145,7 @@ class ChargerDetailScreen(LiveScreen):
 
     def _charts(self, view: Any) -> None:
         samples = list(view.samples) if view else []
-        now = time.monotonic()
+        now = now_ts()
 
         def series(measurand: str, scale: float) -> list[tuple[str, list[float], list[float]]]:
             points = [((t - now) / 60, values[measurand] * scale) for t, values in samples if measurand in values]

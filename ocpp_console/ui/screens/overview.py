@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, Header, Label, Static
 
+from ocpp_console.timeutil import now_ts
 from ocpp_console.ui.live import fmt_kwh, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
@@ -75,7 +74,7 @@ class OverviewScreen(LiveScreen):
         }
         for tile_id, (value, style) in tiles.items():
             self.query_one(f"#{tile_id}", Tile).set(value, style)
-        now = time.time()
+        now = now_ts()
         history = [(t, kw) for t, kw in self.live.site_power if now - t <= 3600]
         self.query_one(TimeChart).set_series(
             [("kW", [(t - now) / 60 for t, _ in history], [kw for _, kw in history])]
