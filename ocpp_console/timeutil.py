@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 
-def utcnow() -> datetime:
-    """The one clock of the product (a deterministic demo replaces it)."""
+def _system_clock() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the product's clock (screenshots and snapshot tests fix it); None restores it."""
+    global _clock
+    _clock = clock or _system_clock
+
+
+def utcnow() -> datetime:
+    """The one clock of the product."""
+    return _clock()
 
 
 def now_ts() -> float:

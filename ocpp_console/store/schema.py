@@ -197,9 +197,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX commands_charger ON commands(charger_id, id);
     """,
-    # 2: the console's site-power history after a restart reads power samples by time
+    # 2: the console reads meter values by time: site-power history, a charger's charts
     """
     CREATE INDEX meter_values_power_time ON meter_values(timestamp) WHERE measurand = 'Power.Active.Import';
+    DROP INDEX meter_values_charger;
+    CREATE INDEX meter_values_charger_time ON meter_values(charger_id, timestamp);
     """,
 ]
 

@@ -175,8 +175,9 @@ class Store:
             new = row is None
             if new:
                 registration = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}[unknown_policy]
+                # A boot arrives over a live connection, which could not be marked before the row existed.
                 conn.execute(
-                    "INSERT INTO chargers (id, registration, first_seen) VALUES (?, ?, ?)",
+                    "INSERT INTO chargers (id, registration, first_seen, connected) VALUES (?, ?, ?, 1)",
                     (charger_id, registration, now),
                 )
             else:
@@ -815,6 +816,28 @@ class Store:
             where.append("stopped_at IS NULL" if running else "stopped_at IS NOT NULL")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    async def latest_samples(self, transaction_ids: Sequence[int]) -> list[Row]:
+        """The newest whole-connector value of each measurand of each of these transactions."""
+        if not transaction_ids:
+            return []
+        marks = ",".join("?" * len(transaction_ids))
+        # SQLite returns the other columns from the row holding max(id).
+        return await self._query(
+            f"SELECT transaction_id, measurand, value_num, max(id) AS id FROM meter_values"
+            f" WHERE transaction_id IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
+            f" GROUP BY transaction_id, measurand",
+            tuple(transaction_ids),
+        )
+
+    async def charger_samples_since(self, charger_id: str, since: str, measurands: Sequence[str]) -> list[Row]:
+        marks = ",".join("?" * len(measurands))
+        return await self._query(
+            f"SELECT connector_id, timestamp, measurand, value_num FROM meter_values WHERE charger_id = ?"
+            f" AND timestamp >= ? AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
+            f" ORDER BY timestamp",
+            (charger_id, since, *measurands),
+        )
 
     async def power_samples_since(self, since: str) -> list[Row]:
         """Whole-connector power samples (no phase) since a time, oldest first."""

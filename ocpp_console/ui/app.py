@@ -54,6 +54,7 @@ class ConsoleApp(App[None]):
         *,
         manage_csms: bool = True,
         background: Sequence[Callable[[CentralSystem, asyncio.Event], Awaitable[None]]] = (),
+        prepare: Callable[[CentralSystem], Awaitable[object]] | None = None,
     ) -> None:
         super().__init__()
         self.csms = csms
@@ -61,6 +62,7 @@ class ConsoleApp(App[None]):
         self._background = list(background)  # e.g. the demo's simulated chargers
         self._background_tasks: list[asyncio.Task[None]] = []
         self._stop_background = asyncio.Event()
+        self._prepare = prepare  # runs once the central system listens, before the first screen
         self.live = LiveSite(csms)
         self.sub_title = f"OCPP 1.6J central system {__version__}"
 
@@ -71,6 +73,8 @@ class ConsoleApp(App[None]):
             except OSError as exc:
                 self.exit(return_code=1, message=f"ocpp-console: cannot listen on port {self.csms.settings.port}: {exc}")
                 return
+        if self._prepare is not None:
+            await self._prepare(self.csms)
         await self.live.load()
         self.sub_title = f"ws://{self.csms.settings.host}:{self.csms.port}/<chargePointId>"
         await self.switch_mode("overview")

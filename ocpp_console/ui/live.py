@@ -21,7 +21,7 @@ POWER = "Power.Active.Import"
 ENERGY = "Energy.Active.Import.Register"
 SOC = "SoC"
 HISTORY_SECONDS = 3600
-CHARGER_SAMPLES = 720
+STALE_SAMPLE_SECONDS = 900
 
 
 @dataclass
@@ -44,8 +44,6 @@ class ChargerView:
     firmware: str | None = None
     last_seen: str | None = None
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
-    # (monotonic time, measurand -> value) for the live charts of the detail screen
-    samples: deque[tuple[float, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=CHARGER_SAMPLES))
 
     def connector(self, connector_id: int) -> ConnectorView:
         if connector_id not in self.connectors:
@@ -130,6 +128,9 @@ class LiveSite:
                 row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"]
             )
             self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
+        for sample in await store.latest_samples(list(self.running)):
+            tx = self.running[sample["transaction_id"]]
+            self._apply(tx, {sample["measurand"]: sample["value_num"]})
         self.finished_today_wh = await store.energy_stopped_since(_today_start())
         self.site_power.extend(await self._power_history(store))
         for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
@@ -144,14 +145,16 @@ class LiveSite:
         overview chart is not empty after a restart."""
         now = now_ts()
         since = iso(datetime.fromtimestamp(now - HISTORY_SECONDS, timezone.utc))
-        latest: dict[tuple[str, int], float] = {}
+        latest: dict[tuple[str, int], tuple[float, float]] = {}  # connector -> (time, kW)
         per_minute: dict[int, float] = {}
         for row in await store.power_samples_since(since):
             ts = parse_iso(row["timestamp"])
             if ts is None:
                 continue
-            latest[(row["charger_id"], row["connector_id"])] = row["value_num"] / 1000
-            per_minute[int(ts.timestamp() // 60)] = sum(latest.values())
+            t = ts.timestamp()
+            latest[(row["charger_id"], row["connector_id"])] = (t, row["value_num"] / 1000)
+            # A connector's last reading counts for a while, not after its session has gone quiet.
+            per_minute[int(t // 60)] = sum(kw for seen, kw in latest.values() if t - seen <= STALE_SAMPLE_SECONDS)
         return [(minute * 60.0, kw) for minute, kw in sorted(per_minute.items()) if now - minute * 60 <= HISTORY_SECONDS]
 
     def charger(self, charger_id: str) -> ChargerView:
@@ -222,16 +225,19 @@ class LiveSite:
         connector = view.connector(e.connector_id)
         if POWER in e.values:
             connector.power_w = e.values[POWER]
-        if e.values:
-            view.samples.append((now_ts(), dict(e.values)))
         tx = self.running.get(e.transaction_id) if e.transaction_id else None
         if tx is not None:
-            if ENERGY in e.values:
-                tx.energy_wh = max(0.0, e.values[ENERGY] - tx.meter_start)
-            tx.power_w = e.values.get(POWER, tx.power_w)
-            tx.soc = e.values.get(SOC, tx.soc)
+            self._apply(tx, e.values)
             self._bump("transactions")
         self._bump("chargers")
+
+    def _apply(self, tx: RunningTx, values: dict[str, float]) -> None:
+        if ENERGY in values:
+            tx.energy_wh = max(0.0, values[ENERGY] - tx.meter_start)
+        if POWER in values:
+            tx.power_w = values[POWER]
+            self.charger(tx.charger_id).connector(tx.connector_id).power_w = values[POWER]
+        tx.soc = values.get(SOC, tx.soc)
 
     def _on_TransactionStarted(self, e: ev.TransactionStarted) -> None:
         self.running[e.transaction_id] = RunningTx(

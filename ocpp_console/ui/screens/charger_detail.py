@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from rich.table import Table
@@ -11,12 +12,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from ocpp_console.timeutil import now_ts
-from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time
+from ocpp_console.timeutil import iso, now_ts
+from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time, parse_iso
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
 from ocpp_console.ui.widgets.status import online_text, registration_text, status_text
 from ocpp_console.ui.widgets.tables import SyncedTable
+
+
+CHART_MINUTES = 60
 
 
 def _kv(rows: list[tuple[str, Any]]) -> Table:
@@ -59,11 +63,11 @@ class ChargerDetailScreen(LiveScreen):
             )
             with TabbedContent(id="detail-tabs"):
                 with TabPane("Power", id="tab-power"):
-                    yield TimeChart("Power (kW)", x_window=30, id="chart-power")
+                    yield TimeChart("Power (kW)", x_window=CHART_MINUTES, id="chart-power")
                 with TabPane("Energy", id="tab-energy"):
-                    yield TimeChart("Energy register (kWh)", x_window=30, id="chart-energy")
+                    yield TimeChart("Energy register (kWh)", x_window=CHART_MINUTES, id="chart-energy")
                 with TabPane("SoC", id="tab-soc"):
-                    yield TimeChart("State of charge (%)", x_window=30, id="chart-soc")
+                    yield TimeChart("State of charge (%)", x_window=CHART_MINUTES, id="chart-soc")
                 with TabPane("Configuration", id="tab-config"):
                     yield SyncedTable([("key", "Key"), ("value", "Value"), ("access", "Access")], id="config")
                 with TabPane("Reservations", id="tab-reservations"):
@@ -101,7 +105,8 @@ class ChargerDetailScreen(LiveScreen):
         self.query_one("#state", Static).update(_kv([
             ("Registration", registration_text(row["registration"])),
             ("Connection", online_text(bool(view.connected if view else row["connected"]))),
-            ("Address", row["remote_address"]),
+            # The host is what an engineer looks for; the ephemeral source port is noise.
+            ("Address", (row["remote_address"] or "-").rsplit(":", 1)[0]),
             ("Last seen", ago(view.last_seen if view else row["last_seen"])),
             ("Firmware status", f"{row['firmware_status'] or '-'} {local_time(row['firmware_status_at'])}"),
             ("Diagnostics", f"{row['diagnostics_status'] or '-'} {local_time(row['diagnostics_status_at'])}"),
@@ -119,7 +124,7 @@ class ChargerDetailScreen(LiveScreen):
                 fmt_kw(live_c.power_w) if live_c else "-",
             )
         self.query_one("#connectors", SyncedTable).sync(connectors)
-        self._charts(view)
+        await self._charts()
         config = {
             r["key"]: (r["key"], r["value"] if r["known"] else Text("unknown key", style="dim"),
                        "read-only" if r["readonly"] else "read-write")
@@ -143,13 +148,23 @@ class ChargerDetailScreen(LiveScreen):
             )
         self.query_one("#profiles", SyncedTable).sync(profiles)
 
-    def _charts(self, view: Any) -> None:
-        samples = list(view.samples) if view else []
+    async def _charts(self) -> None:
         now = now_ts()
+        since = iso(datetime.fromtimestamp(now - CHART_MINUTES * 60, timezone.utc))
+        rows = await self.console.csms.store.charger_samples_since(self.charger_id, since, (POWER, ENERGY, SOC))
 
         def series(measurand: str, scale: float) -> list[tuple[str, list[float], list[float]]]:
-            points = [((t - now) / 60, values[measurand] * scale) for t, values in samples if measurand in values]
-            return [(measurand, [p[0] for p in points], [p[1] for p in points])]
+            by_connector: dict[int, tuple[list[float], list[float]]] = {}
+            for row in rows:
+                if row["measurand"] != measurand:
+                    continue
+                ts = parse_iso(row["timestamp"])
+                if ts is None:
+                    continue
+                xs, ys = by_connector.setdefault(row["connector_id"], ([], []))
+                xs.append((ts.timestamp() - now) / 60)
+                ys.append(row["value_num"] * scale)
+            return [(f"connector {c}", xs, ys) for c, (xs, ys) in sorted(by_connector.items())]
 
         self.query_one("#chart-power", TimeChart).set_series(series(POWER, 1 / 1000))
         self.query_one("#chart-energy", TimeChart).set_series(series(ENERGY, 1 / 1000))
