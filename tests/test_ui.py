@@ -33,6 +33,16 @@ async def until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float 
         await pilot.pause(0.05)
 
 
+def text_of(widget: Any) -> str:
+    """What a Static shows, as plain text (its content may be any Rich renderable)."""
+    from rich.console import Console
+
+    console = Console(width=300, color_system=None)
+    with console.capture() as capture:
+        console.print(widget.content)
+    return capture.get()
+
+
 def table(app: ConsoleApp, selector: str = "SyncedTable") -> SyncedTable:
     return app.screen.query_one(selector, SyncedTable)
 

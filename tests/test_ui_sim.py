@@ -7,13 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.sim import SimulatedCharger
+from ocpp_console.ui.actions import ACTIONS
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm
-from tests.test_ui import SIZE, cells, until
+from tests.test_ui import SIZE, cells, text_of, until
 
 
 @contextlib.asynccontextmanager
@@ -96,3 +97,37 @@ async def test_approving_a_pending_simulated_charger(settings_factory: Any) -> N
             await sim.wait_ready(10)  # triggered to boot again at once, not after 60 s
             row = await system.store.charger("SIM-NEW")
             assert row is not None and row["registration"] == "Accepted"
+
+
+async def test_firmware_update_progress_and_new_version_on_the_detail_screen(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-FW") as sim:
+        await sim.wait_ready(10)
+        await pilot.press("2")
+        await until(pilot, lambda: "SIM-FW" in cells(app))
+        await pilot.press("enter")
+        await pilot.press("o")
+        await until(pilot, lambda: app.screen.query("#actions"))
+        app.screen.query_one("#actions", OptionList).highlighted = [a.key for a in ACTIONS].index("update_firmware")
+        await pilot.press("enter")
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        form.query_one("#f-location", Input).value = "https://fw.example/sim-2.1.0.bin"
+        await pilot.press("enter")
+        await until(pilot, lambda: "Installed ▰▰▰▰" in text_of(app.screen.query_one("#state")), 20)
+        await until(pilot, lambda: "2.1.0" in text_of(app.screen.query_one("#identity")), 20)
+
+
+async def test_help_and_command_palette(csms: CentralSystem) -> None:
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-PAL") as sim:
+        await sim.wait_ready(10)
+        await pilot.press("2")
+        await until(pilot, lambda: "SIM-PAL" in cells(app))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: app.screen.query("HelpPanel"))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: not app.screen.query("HelpPanel"))
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Remote Start · SIM-PAL", "Reset · SIM-PAL", "Set Charging Profile · SIM-PAL",
+                      "Approve · SIM-PAL", "Go to Transactions"):
+            assert title in commands

@@ -16,11 +16,24 @@ from ocpp_console.timeutil import iso, now_ts
 from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time, parse_iso
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
-from ocpp_console.ui.widgets.status import online_text, registration_text, status_text
+from ocpp_console.ui.widgets.status import (
+    DIAGNOSTICS_STEPS,
+    FIRMWARE_STEPS,
+    online_text,
+    progress_text,
+    registration_text,
+    status_text,
+)
 from ocpp_console.ui.widgets.tables import SyncedTable
 
 
 CHART_MINUTES = 60
+
+
+def _with_time(text: Text, at: str | None) -> Text:
+    if at:
+        text.append(f"  {local_time(at)}", style="dim")
+    return text
 
 
 def _kv(rows: list[tuple[str, Any]]) -> Table:
@@ -108,8 +121,8 @@ class ChargerDetailScreen(LiveScreen):
             # The host is what an engineer looks for; the ephemeral source port is noise.
             ("Address", (row["remote_address"] or "-").rsplit(":", 1)[0]),
             ("Last seen", ago(view.last_seen if view else row["last_seen"])),
-            ("Firmware status", f"{row['firmware_status'] or '-'} {local_time(row['firmware_status_at'])}"),
-            ("Diagnostics", f"{row['diagnostics_status'] or '-'} {local_time(row['diagnostics_status_at'])}"),
+            ("Firmware update", _with_time(progress_text(row["firmware_status"], FIRMWARE_STEPS), row["firmware_status_at"])),
+            ("Diagnostics", _with_time(progress_text(row["diagnostics_status"], DIAGNOSTICS_STEPS), row["diagnostics_status_at"])),
             ("Local list version", row["local_list_version"]),
         ]))
         connectors = {}

@@ -57,3 +57,23 @@ def _short(status: str) -> str:
         "Unavailable": "Unav",
         "Faulted": "FAULT",
     }.get(status, "?")
+
+
+FIRMWARE_STEPS = ("Downloading", "Downloaded", "Installing", "Installed")
+DIAGNOSTICS_STEPS = ("Uploading", "Uploaded")
+FAILED = {"DownloadFailed", "InstallationFailed", "UploadFailed", "InvalidSignature", "InstallVerificationFailed"}
+
+
+def progress_text(status: str | None, steps: tuple[str, ...]) -> Text:
+    """A firmware or diagnostics status with how far along it is, e.g. 'Installing ▰▰▰▱'."""
+    if not status:
+        return Text("-", style="dim")
+    if status in FAILED:
+        return Text(status, style="bold red")
+    if status not in steps:
+        return Text(status)
+    done = steps.index(status) + 1
+    text = Text(f"{status} ")
+    text.append("▰" * done, style="green" if done == len(steps) else "yellow")
+    text.append("▱" * (len(steps) - done), style="grey50")
+    return text
