@@ -116,3 +116,17 @@ async def raw_socket(csms: CentralSystem, cp_id: str) -> AsyncIterator[ClientCon
 
 async def open_store(path: Path) -> Store:
     return await Store(path).open()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.02) -> Any:
+    """Await `check()` (sync or async) until it returns something truthy, or fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(interval)

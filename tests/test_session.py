@@ -63,6 +63,7 @@ async def test_full_session_is_stored(csms: CentralSystem, waiter: EventWaiter) 
         )
         assert stop.id_tag_info["status"] == AuthorizationStatus.accepted
         await waiter.wait_for(lambda e: type(e).__name__ == "TransactionStopped")
+    await waiter.wait_for(lambda e: type(e).__name__ == "ChargerDisconnected")
 
     charger_row = await csms.store.charger("CP1")
     assert charger_row is not None
