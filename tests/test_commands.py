@@ -228,3 +228,22 @@ async def test_stored_profiles_follow_what_the_charger_holds(csms: CentralSystem
         assert {p["profile_id"] for p in await csms.store.charging_profiles("CP1")} == {6, 9}
         await cp.call(ocpp_call.StopTransaction(meter_stop=5, timestamp="2026-11-25T09:00:00Z", transaction_id=tx))
     assert [p["profile_id"] for p in await csms.store.charging_profiles("CP1")] == [6]
+
+
+class ResetAndVanish(TestCharger):
+    """Answers Reset and closes its connection in the same breath, as real chargers do."""
+
+    async def route_message(self, raw_msg: str) -> None:
+        if '"Reset"' in raw_msg:
+            uid = json.loads(raw_msg)[1]
+            await self._connection.send(f'[3,"{uid}",{{"status":"Accepted"}}]')
+            await self._connection.close()
+            return
+        await super().route_message(raw_msg)
+
+
+async def test_answer_followed_by_disconnect_still_counts(csms: CentralSystem) -> None:
+    async with charger(csms, "VANISH", ResetAndVanish) as cp:
+        await cp.boot()
+        assert (await csms.commands.reset("VANISH", ResetType.hard)).status == "Accepted"
+    assert [c["outcome"] for c in await csms.store.commands("VANISH")] == ["ok"]

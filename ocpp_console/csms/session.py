@@ -79,6 +79,7 @@ class ChargerSession(ChargePoint):
         self._awaiting: tuple[str, str] | None = None  # (uniqueId, action) of our outstanding command
         self._command_lock = asyncio.Lock()
         self._sent = False
+        self._answered = False
         self._call_error: LibCallError | None = None
         self._current_payload: dict[str, Any] = {}
         self._last_touch = 0.0
@@ -137,6 +138,7 @@ class ChargerSession(ChargePoint):
         if action is None:
             log.warning("%s: answer to unknown call %s ignored", self.id, msg.unique_id)
             return
+        self._answered = True
         if msg.message_type == protocol.CALLRESULT:
             self._response_queue.put_nowait(LibCallResult(msg.unique_id, msg.payload))
         else:
@@ -223,15 +225,17 @@ class ChargerSession(ChargePoint):
             action = type(payload).__name__
             self._awaiting = (uid, action)
             self._sent = False
+            self._answered = False
             self._call_error = None
             calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=uid))
             gone = asyncio.ensure_future(self._gone.wait())
             try:
                 await asyncio.wait({calling, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not calling.done():
+                if not calling.done() and not self._answered:
                     calling.cancel()
                     raise ChargerOffline(f"{self.id} disconnected before answering {action}")
-                return calling.result()
+                # Answered, then gone (a charger that resets right after saying Accepted): the answer counts.
+                return await calling
             except ChargerOffline:
                 raise
             except asyncio.TimeoutError:
