@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -34,6 +35,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": name}
         if get_origin(annotation) is Literal:
             kwargs["choices"] = list(get_args(annotation))
+        elif annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif get_origin(annotation) is dict:
+            kwargs["type"] = _json_object
+            kwargs["metavar"] = "JSON"
         elif annotation in (int, float):
             kwargs["type"] = annotation
         elif annotation is Path:
@@ -55,6 +61,16 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--demo-chargers", type=int, default=argparse.SUPPRESS, metavar="N",
         help="how many simulated chargers the demo runs (default: 4)",
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

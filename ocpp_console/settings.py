@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -64,6 +65,74 @@ class Settings(BaseSettings):
         "FULL", description="SQLite synchronous mode: FULL survives power loss, NORMAL only a crash."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level on stderr.")
+
+    # -- tariff and wallets (amounts are exact decimals in the currency's major unit) --
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code of all prices.")
+    price_per_kwh: Decimal = Field(Decimal(0), ge=0, description="Energy price per kWh.")
+    price_per_minute: Decimal = Field(Decimal(0), ge=0, description="Price per minute while charging.")
+    idle_price_per_minute: Decimal = Field(
+        Decimal(0), ge=0, description="Price per minute connected but not charging after the car is full."
+    )
+    idle_grace_minutes: Decimal = Field(
+        Decimal(10), ge=0, description="Idle minutes free of charge after charging ends."
+    )
+    session_fee: Decimal = Field(Decimal(0), ge=0, description="Fixed fee per charging session.")
+    tou_windows: str = Field(
+        "", description="Time-of-use energy prices, e.g. '22:00-06:00=0.20,12:00-14:00=0.25' (local time)."
+    )
+    timezone: str | None = Field(
+        None, description="IANA time zone of the time-of-use windows (default: this machine's)."
+    )
+    charger_tariffs: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Per-charger tariff overrides, e.g. {"DC-1": {"price_per_kwh": "0.59"}} (TOML: a table per charger).',
+    )
+    min_balance: Decimal = Field(
+        Decimal(0), description="Authorize/StartTransaction answer Blocked below this wallet balance."
+    )
+    wallet: bool = Field(True, description="Check wallet balances (--no-wallet: never block on balance).")
+
+    @field_validator("tou_windows")
+    @classmethod
+    def _check_windows(cls, value: str) -> str:
+        from ocpp_console.csms.billing import Window
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            Window.parse(part)
+        return value
+
+    @field_validator("charger_tariffs")
+    @classmethod
+    def _check_charger_tariffs(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from decimal import InvalidOperation
+
+        from ocpp_console.csms.billing import TARIFF_KEYS, Window
+
+        for charger, override in value.items():
+            for key, item in override.items():
+                if key not in TARIFF_KEYS:
+                    raise ValueError(f"{charger}: {key!r} is not a tariff setting ({', '.join(TARIFF_KEYS)})")
+                if key.startswith(("price", "idle", "session")):
+                    try:
+                        Decimal(str(item))
+                    except InvalidOperation:
+                        raise ValueError(f"{charger}: {key} = {item!r} is not a number") from None
+                if key == "tou_windows":
+                    for part in filter(None, (p.strip() for p in str(item).split(","))):
+                        Window.parse(part)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -69,6 +69,8 @@ class TransactionStopped(Event):
     energy_wh: int | None
     reason: str
     known: bool
+    cost_total: int | None = None  # minor units of `currency`
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

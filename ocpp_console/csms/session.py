@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ocpp.v16.enums import (
     RegistrationStatus,
 )
 
+from ocpp_console.csms import billing
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol
 from ocpp_console.csms.errors import (
@@ -302,9 +304,15 @@ class ChargerSession(ChargePoint):
         self.csms.events.publish(ev.StatusChanged(self.id, connector_id, status, error_code, kw.get("info")))
         return call_result.StatusNotification()
 
+    def _min_balance(self) -> int | None:
+        """The wallet minimum in minor units, or None when wallets are not checked."""
+        if not self.settings.wallet:
+            return None
+        return billing.to_minor(self.settings.min_balance, self.settings.currency)
+
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any) -> Any:
-        info = await self.store.authorize(id_tag, self.settings.unknown_id_tags)
+        info = await self.store.authorize(id_tag, self.settings.unknown_id_tags, self._min_balance())
         return call_result.Authorize(id_tag_info=_id_tag_info(info))
 
     @on(Action.start_transaction)
@@ -315,9 +323,11 @@ class ChargerSession(ChargePoint):
         flags = [f"timestamp_{ts.problem}"] if ts.problem else []
         if connector_id <= 0:
             flags.append("invalid_connector")
+        tariff = billing.tariff_for(self.settings, self.id)
         result = await self.store.start_transaction(
             self.id, connector_id, id_tag, meter_start, ts.value, timestamp, reservation_id,
             self.settings.unknown_id_tags, flags,
+            tariff=tariff.to_json(), currency=tariff.currency, min_balance=self._min_balance(),
         )
         if result.duplicate:
             log.info("%s: repeated StartTransaction answered with transaction %d", self.id, result.transaction_id)
@@ -343,13 +353,15 @@ class ChargerSession(ChargePoint):
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
             self.settings.unknown_id_tags, [(None, s) for s in samples],
             orjson.dumps(self._current_payload).decode(), sorted(flags),
+            settle=partial(billing.settle_transaction, fallback=billing.tariff_for(self.settings, self.id)),
         )
         if result.outcome == "unknown":
             log.warning("%s: StopTransaction for unknown transaction %d recorded and flagged", self.id, transaction_id)
         if result.outcome != "repeated":
             self.csms.events.publish(
                 ev.TransactionStopped(self.id, transaction_id, result.connector_id, result.energy_wh,
-                                      reason or Reason.local.value, result.outcome == "stopped")
+                                      reason or Reason.local.value, result.outcome == "stopped",
+                                      result.cost_total, result.currency)
             )
         info = _id_tag_info(result.id_tag_info) if result.id_tag_info else None
         return call_result.StopTransaction(id_tag_info=info)

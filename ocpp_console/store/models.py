@@ -35,6 +35,8 @@ class StopResult:
     connector_id: int | None
     id_tag: str | None
     flags: tuple[str, ...] = ()
+    cost_total: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

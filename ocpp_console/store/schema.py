@@ -203,6 +203,34 @@ MIGRATIONS: list[str] = [
     DROP INDEX meter_values_charger;
     CREATE INDEX meter_values_charger_time ON meter_values(charger_id, timestamp);
     """,
+    # 3: tariffs, settlement and wallets
+    """
+    ALTER TABLE transactions ADD COLUMN tariff TEXT;                 -- snapshot in force at the start
+    ALTER TABLE transactions ADD COLUMN currency TEXT;
+    ALTER TABLE transactions ADD COLUMN cost_items TEXT;             -- {"energy": minor, "time": ..., ...}
+    ALTER TABLE transactions ADD COLUMN cost_total INTEGER;          -- minor units
+    ALTER TABLE transactions ADD COLUMN charging_seconds INTEGER;
+    ALTER TABLE transactions ADD COLUMN idle_seconds INTEGER;
+    ALTER TABLE transactions ADD COLUMN meter_register_wh INTEGER;   -- last register in the meter values
+    ALTER TABLE transactions ADD COLUMN energy_discrepancy_wh INTEGER;
+    ALTER TABLE transactions ADD COLUMN wallet_id_tag TEXT;          -- whose wallet paid
+
+    -- Every wallet movement; id_tags.balance always equals the sum of a wallet's rows.
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        id_tag TEXT NOT NULL,
+        amount INTEGER NOT NULL,                                     -- minor units, + credit, - debit
+        currency TEXT NOT NULL,
+        kind TEXT NOT NULL,                                          -- topup | charge | refund | adjustment
+        transaction_id INTEGER,
+        reason TEXT,
+        balance_after INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX ledger_charge_once ON ledger(transaction_id) WHERE kind = 'charge';
+    CREATE INDEX ledger_tag ON ledger(id_tag, id);
+    CREATE INDEX transactions_stopped ON transactions(stopped_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

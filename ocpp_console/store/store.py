@@ -10,8 +10,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from ocpp_console.store.models import (
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ocpp_console.store.writer import GroupWriter
-from ocpp_console.timeutil import now_iso
+from ocpp_console.timeutil import now_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,30 @@ class Store:
     # -- authorization ----------------------------------------------------------------
 
     @staticmethod
-    def _id_tag_info(conn: sqlite3.Connection, id_tag: str, unknown_policy: str, *, exclude_tx: int | None = None) -> IdTagInfo:
+    def _wallet_owner(conn: sqlite3.Connection, id_tag: str) -> str | None:
+        """The tag whose wallet `id_tag` spends: the root of its parent chain (a fleet account)."""
+        current, seen = id_tag, set()
+        row = conn.execute("SELECT parent_id_tag FROM id_tags WHERE id_tag = ?", (current,)).fetchone()
+        if row is None:
+            return None
+        while row is not None and row[0] and row[0] not in seen:
+            seen.add(current)
+            parent = conn.execute("SELECT parent_id_tag FROM id_tags WHERE id_tag = ?", (row[0],)).fetchone()
+            if parent is None:
+                break  # a parent that is not provisioned: the tag pays for itself
+            current, row = row[0], parent
+        return current
+
+    @classmethod
+    def _id_tag_info(
+        cls,
+        conn: sqlite3.Connection,
+        id_tag: str,
+        unknown_policy: str,
+        *,
+        exclude_tx: int | None = None,
+        min_balance: int | None = None,
+    ) -> IdTagInfo:
         row = conn.execute(
             "SELECT status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
         ).fetchone()
@@ -303,11 +326,16 @@ class Store:
         status, expiry, parent = row
         if status == "Accepted" and expiry:
             try:
-                expired = datetime.fromisoformat(expiry) <= datetime.now(timezone.utc)
+                expired = datetime.fromisoformat(expiry) <= utcnow()
             except (ValueError, TypeError):
                 expired = False
             if expired:
                 status = "Expired"
+        if status == "Accepted" and min_balance is not None:
+            owner = cls._wallet_owner(conn, id_tag)
+            balance = conn.execute("SELECT balance FROM id_tags WHERE id_tag = ?", (owner,)).fetchone()
+            if balance is not None and balance[0] < min_balance:
+                status = "Blocked"  # the wallet is below the site's minimum
         if status == "Accepted":
             running = conn.execute(
                 "SELECT 1 FROM transactions WHERE id_tag = ? AND stopped_at IS NULL AND id != ? LIMIT 1",
@@ -317,8 +345,8 @@ class Store:
                 status = "ConcurrentTx"
         return IdTagInfo(status, expiry, parent)
 
-    def authorize(self, id_tag: str, unknown_policy: str) -> asyncio.Future[IdTagInfo]:
-        return self._write(lambda conn: self._id_tag_info(conn, id_tag, unknown_policy))
+    def authorize(self, id_tag: str, unknown_policy: str, min_balance: int | None = None) -> asyncio.Future[IdTagInfo]:
+        return self._write(lambda conn: self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance))
 
     def upsert_id_tag(
         self,
@@ -354,6 +382,10 @@ class Store:
         reservation_id: int | None,
         unknown_policy: str,
         flags: Iterable[str] = (),
+        *,
+        tariff: str | None = None,
+        currency: str | None = None,
+        min_balance: int | None = None,
     ) -> asyncio.Future[StartResult]:
         now = now_iso()
 
@@ -369,7 +401,7 @@ class Store:
                 ).fetchone()
                 info = IdTagInfo(existing[1], *(tag or (None, None)))
                 return StartResult(existing[0], info, duplicate=True)
-            info = self._id_tag_info(conn, id_tag, unknown_policy)
+            info = self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance)
             all_flags = list(flags)
             known = conn.execute("SELECT 1 FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
             if not known:
@@ -385,8 +417,8 @@ class Store:
                 all_flags.append(f"auth_{info.status.lower()}")
             cur = conn.execute(
                 "INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, meter_start,"
-                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags, tariff, currency)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     charger_id,
                     connector_id,
@@ -398,6 +430,8 @@ class Store:
                     reservation_id,
                     now,
                     ",".join(all_flags),
+                    tariff,
+                    currency,
                 ),
             )
             tx_id = cur.lastrowid
@@ -423,6 +457,8 @@ class Store:
         samples: list[tuple[int | None, SampledValue]],
         payload_json: str,
         flags: Iterable[str] = (),
+        *,
+        settle: Callable[[Row, list[tuple[str, str, float | None]]], Any] | None = None,
     ) -> asyncio.Future[StopResult]:
         """Stop a transaction, idempotently; transactionData samples are stored once, with it."""
         now = now_iso()
@@ -467,14 +503,81 @@ class Store:
                 (meter_stop, timestamp, reason, id_tag, now, energy_wh, new_flags, transaction_id),
             )
             self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "StopTransaction", samples, now)
+            cost: tuple[int | None, str | None] = (None, None)
+            if settle is not None:
+                new_flags, cost = self._settle(conn, transaction_id, settle, new_flags, now)
             # A TxProfile lives only as long as its transaction (OCPP 1.6, 3.13.2).
             conn.execute(
                 "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
                 (charger_id, connector_id),
             )
             return StopResult(
-                "stopped", transaction_id, info, energy_wh, connector_id, tx_tag, tuple(f for f in new_flags.split(",") if f)
+                "stopped", transaction_id, info, energy_wh, connector_id, tx_tag,
+                tuple(f for f in new_flags.split(",") if f), *cost,
             )
+
+        return self._write(fn)
+
+    def _settle(
+        self, conn: sqlite3.Connection, transaction_id: int, settle: Callable[..., Any], flags: str, now: str
+    ) -> tuple[str, tuple[int | None, str | None]]:
+        """Price the stopped transaction and charge its wallet, in the stop's own database transaction."""
+        cursor = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+        tx = _dicts(cursor)[0]
+        samples = conn.execute(
+            "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
+            " AND measurand IN ('Energy.Active.Import.Register', 'Power.Active.Import') AND value_num IS NOT NULL"
+            " ORDER BY timestamp, id",
+            (transaction_id,),
+        ).fetchall()
+        result = settle(tx, samples)
+        if result.discrepancy_wh:
+            flags = _add_flag(flags, "meter_discrepancy")
+        owner = self._wallet_owner(conn, tx["id_tag"])
+        conn.execute(
+            "UPDATE transactions SET currency = ?, cost_items = ?, cost_total = ?, charging_seconds = ?,"
+            " idle_seconds = ?, meter_register_wh = ?, energy_discrepancy_wh = ?, wallet_id_tag = ?, flags = ?"
+            " WHERE id = ?",
+            (result.currency, result.items_json(), result.total, result.charging_seconds, result.idle_seconds,
+             result.register_wh, result.discrepancy_wh, owner, flags, transaction_id),
+        )
+        if owner is not None and result.total:
+            self._move(conn, owner, -result.total, result.currency, "charge", f"transaction {transaction_id}",
+                       transaction_id, now)
+        return flags, (result.total, result.currency)
+
+    @staticmethod
+    def _move(
+        conn: sqlite3.Connection,
+        id_tag: str,
+        amount: int,
+        currency: str,
+        kind: str,
+        reason: str | None,
+        transaction_id: int | None,
+        now: str,
+    ) -> int:
+        if conn.execute("UPDATE id_tags SET balance = balance + ? WHERE id_tag = ?", (amount, id_tag)).rowcount != 1:
+            raise StoreError(f"unknown id tag {id_tag}")
+        balance = conn.execute("SELECT balance FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
+        conn.execute(
+            "INSERT INTO ledger (id_tag, amount, currency, kind, transaction_id, reason, balance_after, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (id_tag, amount, currency, kind, transaction_id, reason, balance[0], now),
+        )
+        return int(balance[0])
+
+    def wallet_movement(
+        self, id_tag: str, amount: int, currency: str, kind: str, reason: str | None
+    ) -> asyncio.Future[tuple[str, int]]:
+        """Top-up, refund or adjustment of the wallet `id_tag` spends; returns (wallet, new balance)."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> tuple[str, int]:
+            owner = self._wallet_owner(conn, id_tag)
+            if owner is None:
+                raise StoreError(f"unknown id tag {id_tag}")
+            return owner, self._move(conn, owner, amount, currency, kind, reason, None, now)
 
         return self._write(fn)
 
@@ -847,6 +950,43 @@ class Store:
             " AND timestamp >= ? ORDER BY timestamp",
             (since,),
         )
+
+    async def ledger(self, id_tag: str | None = None, since: str | None = None, until: str | None = None) -> list[Row]:
+        where, params = [], []
+        if id_tag is not None:
+            where.append("id_tag = ?")
+            params.append(id_tag)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return await self._query(f"SELECT * FROM ledger {clause} ORDER BY id", params)
+
+    async def ledger_for_transaction(self, transaction_id: int) -> list[Row]:
+        return await self._query("SELECT * FROM ledger WHERE transaction_id = ? ORDER BY id", (transaction_id,))
+
+    async def orders(self, since: str | None = None, until: str | None = None) -> list[Row]:
+        """Finished transactions whose stop (the charger's time) lies in [since, until)."""
+        where, params = ["stopped_at IS NOT NULL"], []
+        if since is not None:
+            where.append("stop_timestamp >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("stop_timestamp < ?")
+            params.append(until)
+        return await self._query(f"SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY id", params)
+
+    async def revenue_since(self, since: str) -> dict[str, int]:
+        """Settled revenue per currency of the transactions stopped since a time (our clock)."""
+        rows = await self._query(
+            "SELECT currency, coalesce(sum(cost_total), 0) AS total FROM transactions"
+            " WHERE stopped_at >= ? AND cost_total IS NOT NULL GROUP BY currency",
+            (since,),
+        )
+        return {r["currency"]: int(r["total"]) for r in rows if r["currency"]}
 
     async def energy_stopped_since(self, since: str) -> float:
         row = await self._query_one(
