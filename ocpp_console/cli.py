@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -73,6 +74,33 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+async def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    from ocpp_console.export import export_to_text
+    from ocpp_console.store import Store
+
+    if not settings.db.exists():
+        print(f"ocpp-console export: no database at {settings.db}", file=sys.stderr)
+        return 1
+    store = await Store(settings.db).open()
+    try:
+        text, count = await export_to_text(store, args.what, args.first, args.last, settings.currency)
+    finally:
+        await store.close()
+    if str(args.out) == "-":
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8", newline="")
+        print(f"{count} {args.what} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocpp-console",
@@ -94,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run N simulated OCPP 1.6J chargers against any central system (ours or another).",
     )
     add_simulate_arguments(simulate)
+    export = sub.add_parser(
+        "export", help="write orders or wallet movements as CSV",
+        description="Write finished transactions (orders) or wallet movements (ledger) as CSV with a header row.",
+    )
+    export.add_argument("what", choices=["orders", "ledger"], help="orders: one row per finished transaction")
+    export.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="SQLite database")
+    export.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings file")
+    export.add_argument("--from", dest="first", type=_date, default=None, metavar="YYYY-MM-DD",
+                        help="first day (local time), by the stop time")
+    export.add_argument("--to", dest="last", type=_date, default=None, metavar="YYYY-MM-DD",
+                        help="last day (local time), included")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="output file, - for stdout")
     return parser
 
 
@@ -199,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             log_to_file(settings.log_level)
             return run_console(settings, demo_chargers)
         setup_logging(settings.log_level)
+        if command == "export":
+            return asyncio.run(run_export(settings, args))
         if command == "serve":
             return asyncio.run(run_serve(settings, demo_chargers))
     except OSError as exc:
