@@ -241,3 +241,55 @@ async def test_site_power_history_survives_a_restart(csms: CentralSystem) -> Non
         await pilot.pause()
         history = [round(kw, 1) for _, kw in app.live.site_power]
         assert history[:3] == [3.0, 11.0, 7.0]  # the 3-hour-old sample is outside the hour
+
+
+async def test_wallet_top_up_order_costs_and_export_from_the_console(settings_factory: Any, tmp_path: Any) -> None:
+    import csv
+
+    system = CentralSystem(settings_factory(price_per_kwh="0.50", session_fee="1.00", currency="EUR"))
+    async with system:
+        await system.store.upsert_id_tag("FLEET")
+        await system.store.upsert_id_tag("VAN", parent_id_tag="FLEET")
+        app = ConsoleApp(system, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot, charger(system, "CP-W") as cp:
+            await cp.boot()
+            await pilot.press("4")
+            await until(pilot, lambda: "VAN" in cells(app))
+            app.screen.query_one(SyncedTable).move_cursor(row=list(cells(app)).index("VAN"))
+            await pilot.press("t")
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            form.query_one("#f-amount", Input).value = "abc"
+            await pilot.press("enter")
+            assert "not an amount" in str(form.query_one("#form-error").render())
+            form.query_one("#f-amount", Input).value = "40.00"
+            form.query_one("#f-reason", Input).value = "fleet invoice 17"
+            await pilot.press("enter")
+            await until(pilot, lambda: cells(app)["FLEET"][4] == "40.00 EUR")
+            assert cells(app)["VAN"][4] == "→ FLEET"
+            # a running session shows its cost so far; once stopped the order shows the total
+            tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="VAN", meter_start=0, timestamp=TS))).transaction_id
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{"timestamp": TS, "sampledValue": [
+                {"value": "4000", "unit": "Wh"}]}]))
+            await pilot.press("3")
+            await until(pilot, lambda: cells(app, "#running").get(str(tx), [""] * 10)[9] == "3.00 EUR")
+            await cp.call(call.StopTransaction(meter_stop=10000, timestamp=TS, transaction_id=tx))
+            order = await until(pilot, lambda: cells(app, "#orders").get(str(tx)))
+            assert order[10] == "6.00 EUR"
+            await pilot.press("1")
+            await until(pilot, lambda: "6.00 EUR" in str(app.screen.query_one("#t-revenue .tile-value").render()))
+            await pilot.press("3")
+            app.screen.query_one("TabbedContent").active = "tab-orders"
+            app.screen.query_one("#orders", SyncedTable).focus()
+            await pilot.press("enter")
+            detail = await until(pilot, lambda: "Wallet" in text_of(app.screen.query_one("#order")) and app.screen)
+            text = text_of(detail.query_one("#order"))
+            assert "-6.00 EUR from FLEET" in text and "34.00 EUR" in text and "session fee" in text
+            await pilot.press("escape")
+            await pilot.press("e")
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            target = tmp_path / "orders.csv"
+            form.query_one("#f-path", Input).value = str(target)
+            await pilot.press("enter")
+            await until(pilot, lambda: target.exists())
+    rows = list(csv.DictReader(target.open()))
+    assert [(r["transaction_id"], r["total"], r["wallet"]) for r in rows] == [(str(tx), "6.00", "FLEET")]

@@ -20,6 +20,18 @@ from websockets.exceptions import ConnectionClosed
 from ocpp_console.timeutil import iso
 
 SCENARIO_NOW = datetime(2026, 11, 25, 14, 30, tzinfo=timezone.utc)
+# The site's tariff in the scripted demo (settings overrides).
+SCENARIO_SETTINGS: dict[str, Any] = {
+    "currency": "EUR",
+    "price_per_kwh": "0.39",
+    "price_per_minute": "0.01",
+    "idle_price_per_minute": "0.10",
+    "idle_grace_minutes": "15",
+    "session_fee": "0.50",
+    "tou_windows": "22:00-06:00=0.25",
+    "timezone": "UTC",
+    "unknown_chargers": "pending",
+}
 
 
 @dataclass
@@ -159,6 +171,8 @@ async def provision(store: Any) -> None:
     for tag, status, parent in ID_TAGS:
         expiry = "2026-10-31T23:59:59Z" if tag == "OLD-CARD" else None
         await store.upsert_id_tag(tag, status, expiry, parent)
+    await store.wallet_movement("FLEET-ACME", 25_000, "EUR", "topup", "November invoice")
+    await store.wallet_movement("GUEST-7", -1_250, "EUR", "adjustment", "unpaid session, card blocked")
 
 
 async def play_scenario(csms: Any) -> ScriptedFleet:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ocpp.v16.enums import (
@@ -51,6 +52,19 @@ class Field:
             if self.minimum is not None and value < self.minimum:
                 raise FieldError(f"{self.label}: at least {self.minimum:g}")
             return value
+        if self.kind == "money":
+            try:
+                value = Decimal(text.replace(",", "."))
+            except InvalidOperation:
+                raise FieldError(f"{self.label}: {text!r} is not an amount (e.g. 25.00 or -3.50)") from None
+            if not value.is_finite() or value == 0:
+                raise FieldError(f"{self.label}: an amount other than 0")
+            return value
+        if self.kind == "date":
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                raise FieldError(f"{self.label}: a date like 2026-11-25") from None
         if self.kind == "choice":
             if text not in self.choices:
                 raise FieldError(f"{self.label}: one of {', '.join(self.choices)}")
@@ -304,3 +318,30 @@ def describe_result(result: Any) -> str:
         text = str(value)
         parts.append(f"{key}={text if len(text) < 60 else text[:57] + '...'}")
     return ", ".join(parts) or "done"
+
+
+def _form_only(key: str, title: str, help: str, fields: tuple[Field, ...]) -> ActionSpec:
+    """A form that is not a charger operation (the app acts on its values itself)."""
+
+    async def nothing(commands: Commands, charger_id: str, values: dict[str, Any]) -> None:
+        return None
+
+    return ActionSpec(key, title, help, fields, nothing)
+
+
+WALLET_FORM = _form_only(
+    "wallet", "Wallet movement", "Top up, refund or adjust the wallet this id tag spends (a fleet tag: its parent's).",
+    (
+        Field("amount", "Amount (negative to take money out)", "money", required=True, placeholder="25.00"),
+        Field("kind", "Kind", "choice", required=True, choices=("topup", "refund", "adjustment")),
+        Field("reason", "Reason", required=True, max_length=200, placeholder="cash at the depot office"),
+    ),
+)
+EXPORT_FORM = _form_only(
+    "export", "Export CSV", "Write a CSV file (days in local time; empty: everything).",
+    (
+        Field("path", "File", required=True),
+        Field("first", "From day (optional)", "date", placeholder="2026-11-01"),
+        Field("last", "To day (optional)", "date", placeholder="2026-11-30"),
+    ),
+)

@@ -14,7 +14,11 @@ from textual.screen import Screen
 
 from ocpp_console import __version__
 from ocpp_console.csms import CentralSystem, CommandError
-from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, describe_result
+from ocpp_console.csms.billing import format_money, to_minor
+from ocpp_console.export import export_to_text
+from ocpp_console.store import StoreError
+from ocpp_console.timeutil import utcnow
+from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, EXPORT_FORM, WALLET_FORM, describe_result
 from ocpp_console.ui.live import LiveSite
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
@@ -192,6 +196,42 @@ class ConsoleApp(App[None]):
         self.live.versions["tags"] += 1
         self.notify(f"{values['id_tag']}: {values['status']}", title="Id tag saved")
 
+    # -- wallets and exports --------------------------------------------------------------
+
+    @work
+    async def wallet_movement(self, id_tag: str) -> None:
+        values = await self.push_screen_wait(ActionForm(WALLET_FORM, id_tag, {"kind": "topup"}))
+        if values is None:
+            return
+        currency = self.csms.settings.currency
+        amount = to_minor(values["amount"], currency)
+        if values["kind"] == "topup" and amount < 0:
+            self.notify("A top-up adds money: use an adjustment to take some out", severity="error")
+            return
+        try:
+            wallet, balance = await self.csms.store.wallet_movement(id_tag, amount, currency, values["kind"], values["reason"])
+        except StoreError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.live.versions["tags"] += 1
+        self.notify(f"{values['kind']} {format_money(amount, currency)}: balance {format_money(balance, currency)}",
+                    title=f"Wallet {wallet}")
+
+    @work
+    async def export_csv(self, kind: str) -> None:
+        default = f"{kind}-{utcnow().astimezone():%Y%m%d-%H%M}.csv"
+        values = await self.push_screen_wait(ActionForm(EXPORT_FORM, kind, {"path": str(Path.cwd() / default)}))
+        if values is None:
+            return
+        text, count = await export_to_text(self.csms.store, kind, values["first"], values["last"], self.csms.settings.currency)
+        path = Path(values["path"]).expanduser()
+        try:
+            path.write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            self.notify(f"Could not write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"{count} rows written to {path}", title=f"Export {kind}")
+
     # -- command palette ---------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -212,3 +252,5 @@ class ConsoleApp(App[None]):
             yield SystemCommand(f"Reject · {charger_id}", "Refuse this charger",
                                 lambda: self.set_registration(charger_id, False))
         yield SystemCommand("Add id tag", "Create a new id tag", lambda: self.edit_id_tag(None))
+        yield SystemCommand("Export orders (CSV)", "Finished transactions with line items", lambda: self.export_csv("orders"))
+        yield SystemCommand("Export ledger (CSV)", "Every wallet movement", lambda: self.export_csv("ledger"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
+from ocpp_console.csms.billing import Tariff, settle, timeline
 from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
 POWER = "Power.Active.Import"
@@ -74,6 +75,15 @@ class RunningTx:
     energy_wh: float = 0.0
     power_w: float | None = None
     soc: float | None = None
+    tariff: Tariff | None = None
+
+    def cost_so_far(self) -> int | None:
+        """The session priced as if it stopped now (minor units), from its tariff snapshot."""
+        if self.tariff is None:
+            return None
+        register = self.meter_start + int(self.energy_wh)
+        points = timeline(self.started, now_iso(), self.meter_start, register, [])
+        return settle(self.tariff, points, self.meter_start, register).total
 
 
 @dataclass
@@ -94,6 +104,7 @@ class LiveSite:
         self._frame_seq = 0
         self.site_power: deque[tuple[float, float]] = deque(maxlen=HISTORY_SECONDS)  # (epoch s, kW)
         self.finished_today_wh = 0.0
+        self.revenue_today: dict[str, int] = {}  # currency -> minor units of settled orders
         self._tasks: set[asyncio.Task[None]] = set()
         self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0}
         self.last_command: ev.CommandFinished | None = None
@@ -125,13 +136,15 @@ class LiveSite:
             view.status, view.error_code, view.info = row["status"], row["error_code"], row["info"]
         for row in await store.transactions(running=True):
             self.running[row["id"]] = RunningTx(
-                row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"]
+                row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"],
+                tariff=Tariff.from_json(row["tariff"]) if row["tariff"] else None,
             )
             self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
         for sample in await store.latest_samples(list(self.running)):
             tx = self.running[sample["transaction_id"]]
             self._apply(tx, {sample["measurand"]: sample["value_num"]})
         self.finished_today_wh = await store.energy_stopped_since(_today_start())
+        self.revenue_today = await store.revenue_since(_today_start())
         self.site_power.extend(await self._power_history(store))
         for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
             self._add_frame(
@@ -256,6 +269,7 @@ class LiveSite:
         tx = self.running.get(transaction_id)
         if row is not None and tx is not None:
             tx.meter_start, tx.started = row["meter_start"], row["start_timestamp"]
+            tx.tariff = Tariff.from_json(row["tariff"]) if row["tariff"] else None
 
     def _on_TransactionStopped(self, e: ev.TransactionStopped) -> None:
         tx = self.running.pop(e.transaction_id, None)
@@ -265,6 +279,8 @@ class LiveSite:
             connector.power_w = None
         if e.energy_wh is not None and e.energy_wh > 0:
             self.finished_today_wh += e.energy_wh
+        if e.cost_total is not None and e.currency:
+            self.revenue_today[e.currency] = self.revenue_today.get(e.currency, 0) + e.cost_total
         kwh = f"{(e.energy_wh or 0) / 1000:.2f} kWh" if e.energy_wh is not None else "unknown energy"
         level = "info" if e.known else "warning"
         self._note(e.charger_id, f"transaction {e.transaction_id} stopped ({e.reason}): {kwh}", level)

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
+from ocpp_console.csms.billing import format_money
 from ocpp_console.ui.live import local_time
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
@@ -20,6 +21,8 @@ class IdTagsScreen(FilterMixin, LiveScreen):
         Binding("n", "add", "Add"),
         Binding("enter", "edit", "Edit"),
         Binding("b", "toggle_block", "Block/unblock"),
+        Binding("t", "top_up", "Top-up/adjust"),
+        Binding("e", "export", "Export ledger"),
         *FilterMixin.FILTER_BINDINGS,
     ]
 
@@ -39,21 +42,27 @@ class IdTagsScreen(FilterMixin, LiveScreen):
 
     async def refresh_data(self) -> None:
         rows = {}
-        self._tags = {}
-        for row in await self.console.csms.store.id_tags():
-            self._tags[row["id_tag"]] = row
+        all_tags = await self.console.csms.store.id_tags()
+        self._tags = {row["id_tag"]: row for row in all_tags}
+        for row in all_tags:
             if not self.matches(row["id_tag"], row["status"], row["parent_id_tag"], row["note"]):
                 continue
             rows[row["id_tag"]] = (
                 row["id_tag"], Text(row["status"], style=TAG_STYLES.get(row["status"], "")),
                 local_time(row["expiry_date"], True) if row["expiry_date"] else "-",
-                row["parent_id_tag"] or "-", f"{row['balance'] / 100:.2f}", row["note"] or "",
+                row["parent_id_tag"] or "-", self._balance(row), row["note"] or "",
             )
         table = self.query_one(SyncedTable)
         if list(rows) != list(table._rows):
             table.reset_rows(rows)
         else:
             table.sync(rows)
+
+    def _balance(self, row: dict) -> Text:
+        if row["parent_id_tag"] and row["parent_id_tag"] in self._tags and not row["balance"]:
+            return Text(f"→ {row['parent_id_tag']}", style="dim")  # spends the fleet account's wallet
+        currency = self.console.csms.settings.currency
+        return Text(format_money(row["balance"], currency), style="red" if row["balance"] < 0 else "")
 
     async def refilter(self) -> None:
         await self.refresh_data()
@@ -70,6 +79,16 @@ class IdTagsScreen(FilterMixin, LiveScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_edit()
+
+    def action_top_up(self) -> None:
+        key = self.query_one(SyncedTable).selected_key
+        if key is None:
+            self.notify("No id tag selected", severity="warning")
+            return
+        self.console.wallet_movement(key)
+
+    def action_export(self) -> None:
+        self.console.export_csv("ledger")
 
     async def action_toggle_block(self) -> None:
         key = self.query_one(SyncedTable).selected_key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from rich.text import Text
@@ -10,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from ocpp_console.csms.billing import LINE_ITEMS, format_money
 from ocpp_console.ui.live import ENERGY, POWER, duration, fmt_kwh, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.screens.charger_detail import _kv
@@ -44,6 +46,19 @@ class OrderDetailScreen(LiveScreen):
             return
         flags = Text(row["flags"].replace(",", ", "), style="yellow") if row["flags"] else "-"
         state = "running" if row["stopped_at"] is None else "finished"
+        currency = row["currency"] or self.console.csms.settings.currency
+        items = json.loads(row["cost_items"]) if row["cost_items"] else {}
+        names = {"energy": "├ energy", "time": "├ charging time", "idle": "├ idle time", "session_fee": "└ session fee"}
+        money = [(names[k], format_money(items.get(k, 0), currency)) for k in LINE_ITEMS] if items else []
+        wallet = "-"
+        for move in await store.ledger_for_transaction(self.transaction_id):
+            wallet = (f"{format_money(move['amount'], move['currency'])} from {move['id_tag']}"
+                      f" (balance after: {format_money(move['balance_after'], move['currency'])})")
+        if items and wallet == "-":
+            wallet = "not charged (no wallet for this id tag)" if row["cost_total"] else "nothing to charge"
+        meter_check = "-"
+        if row["meter_register_wh"] is not None:
+            meter_check = f"last register {row['meter_register_wh']} Wh, difference {row['energy_discrepancy_wh']} Wh"
         self.query_one("#order", Static).update(_kv([
             ("Transaction", f"{row['id']} ({state})"),
             ("Charger / connector", f"{row['charger_id']} / {row['connector_id']}"),
@@ -54,7 +69,11 @@ class OrderDetailScreen(LiveScreen):
             ("Meter start / stop", f"{row['meter_start']} / {row['meter_stop'] if row['meter_stop'] is not None else '-'} Wh"),
             ("Energy", fmt_kwh(row["energy_wh"])),
             ("Stop reason", row["stop_reason"]),
-            ("Cost", "-"),
+            ("Charging / idle", f"{_minutes(row['charging_seconds'])} / {_minutes(row['idle_seconds'])} min"),
+            ("Meter values", meter_check),
+            ("Cost", Text(format_money(row["cost_total"], currency), style="bold") if items else "-"),
+            *money,
+            ("Wallet", wallet),
             ("Flags", flags),
         ]))
         samples = await store.meter_values_for(self.transaction_id)
@@ -73,6 +92,10 @@ class OrderDetailScreen(LiveScreen):
                 power_y.append(s["value_num"] / 1000)
         self.query_one("#order-energy", TimeChart).set_series([("kWh", energy_x, energy_y)])
         self.query_one("#order-power", TimeChart).set_series([("kW", power_x, power_y)])
+
+
+def _minutes(seconds: int | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def _ts(value: str | None) -> float | None:

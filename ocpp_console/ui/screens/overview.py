@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, Header, Label, Static
 
+from ocpp_console.csms.billing import format_money
 from ocpp_console.timeutil import now_ts
 from ocpp_console.ui.live import fmt_kwh, local_time
 from ocpp_console.ui.screens.base import LiveScreen
@@ -56,6 +57,12 @@ class OverviewScreen(LiveScreen):
         self.live.sample_site_power()
         self.set_interval(POWER_SAMPLE_SECONDS, self.live.sample_site_power)
 
+    def _revenue(self) -> tuple[str, str]:
+        revenue = self.live.revenue_today
+        if not revenue:
+            return format_money(0, self.console.csms.settings.currency), ""
+        return " + ".join(format_money(v, c) for c, v in sorted(revenue.items())), "bold"
+
     def on_resize(self) -> None:
         self.set_class(self.size.width < 140, "-narrow")
 
@@ -70,7 +77,7 @@ class OverviewScreen(LiveScreen):
             "t-sessions": (str(counts["sessions"]), ""),
             "t-power": (f"{self.live.power_now_kw():.1f} kW", "bold"),
             "t-energy": (fmt_kwh(self.live.energy_today_wh), ""),
-            "t-revenue": ("-", "dim"),  # priced by the tariff issue
+            "t-revenue": self._revenue(),
         }
         for tile_id, (value, style) in tiles.items():
             self.query_one(f"#{tile_id}", Tile).set(value, style)

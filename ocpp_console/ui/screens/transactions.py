@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
 
-from ocpp_console.ui.live import duration, fmt_kw, fmt_kwh, local_time
+from ocpp_console.csms.billing import format_money
+from ocpp_console.ui.live import RunningTx, duration, fmt_kw, fmt_kwh, local_time
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
@@ -26,6 +27,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
     BINDINGS = [
         Binding("enter", "open", "Order detail"),
         Binding("x", "stop", "Stop"),
+        Binding("e", "export", "Export CSV"),
         *FilterMixin.FILTER_BINDINGS,
     ]
 
@@ -50,7 +52,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
             running[tx.id] = (
                 str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
                 duration(tx.started), fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
-                "-" if tx.soc is None else f"{tx.soc:.0f}%", "-",
+                "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx),
             )
         table = self.query_one("#running", SyncedTable)
         if list(running) != list(table._rows):
@@ -65,13 +67,19 @@ class TransactionsScreen(FilterMixin, LiveScreen):
                 str(row["id"]), row["charger_id"], str(row["connector_id"]), row["id_tag"],
                 local_time(row["start_timestamp"], True), local_time(row["stop_timestamp"], True),
                 f"{row['meter_start']}→{row['meter_stop']} Wh", fmt_kwh(row["energy_wh"]),
-                duration(row["start_timestamp"], row["stop_timestamp"]), row["stop_reason"] or "-", "-",
+                duration(row["start_timestamp"], row["stop_timestamp"]), row["stop_reason"] or "-",
+                format_money(row["cost_total"], row["currency"] or self.console.csms.settings.currency),
             )
         table = self.query_one("#orders", SyncedTable)
         if list(orders) != list(table._rows):
             table.reset_rows(orders)
         else:
             table.sync(orders)
+
+    @staticmethod
+    def _cost(tx: RunningTx) -> str:
+        cost = tx.cost_so_far()
+        return "-" if cost is None or tx.tariff is None else format_money(cost, tx.tariff.currency)
 
     async def refilter(self) -> None:
         await self.refresh_data()
@@ -89,6 +97,9 @@ class TransactionsScreen(FilterMixin, LiveScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
+
+    def action_export(self) -> None:
+        self.console.export_csv("orders")
 
     def action_stop(self) -> None:
         tx_id = self._selected()
