@@ -266,3 +266,30 @@ async def test_export_orders_and_ledger_csv(settings_factory: Any, tmp_path: Pat
     lines = list(csv.DictReader(io.StringIO(ledger.stdout)))
     assert [(r["kind"], r["amount"]) for r in lines] == [("topup", "50.00"), ("charge", "-10.70"), ("charge", "-3.10")]  # 1.50 + 0.60 + 1.00
     assert lines[-1]["balance_after"] == "36.20"
+
+
+async def test_per_charger_tariff_from_the_toml_file(tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(
+        'price_per_kwh = "0.30"\ncurrency = "EUR"\nunknown_chargers = "accept"\n\n'
+        '[charger_tariffs.DC-01]\nprice_per_kwh = "0.60"\nsession_fee = "2"\n'
+    )
+    settings = load_settings(config, host="127.0.0.1", port=0, db=tmp_path / "t.sqlite")
+    assert settings.charger_tariffs == {"DC-01": {"price_per_kwh": "0.60", "session_fee": "2"}}
+    async with CentralSystem(settings) as system:
+        totals = {}
+        for cp_id in ("AC-01", "DC-01"):
+            async with charger(system, cp_id) as cp:
+                await cp.boot()
+                tx = await session(cp, f"T-{cp_id}", "2026-11-25T10:00:00Z", [], "2026-11-25T10:30:00Z", 10000)
+            totals[cp_id] = (await system.store.transaction(tx))["cost_total"]
+    assert totals == {"AC-01": 300, "DC-01": 800}
+
+
+def test_bad_tariff_settings_are_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    for bad in ({"tou_windows": "night=cheap"}, {"currency": "euro"}, {"timezone": "Mars/Olympus"},
+                {"charger_tariffs": {"X": {"price_per_kwh": "lots"}}}, {"charger_tariffs": {"X": {"colour": "red"}}}):
+        with pytest.raises(ValidationError):
+            load_settings(tmp_path / "none.toml", **bad)
