@@ -91,6 +91,16 @@ def _dicts(cursor: sqlite3.Cursor) -> list[Row]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is not None ('column = ?', value), and `always`."""
+    parts, params = list(always), []
+    for sql, value in conditions:
+        if value is not None:
+            parts.append(sql)
+            params.append(value)
+    return (f"WHERE {' AND '.join(parts)}" if parts else ""), params
+
+
 def _add_flag(flags: str, flag: str) -> str:
     parts = [f for f in flags.split(",") if f]
     if flag not in parts:
@@ -911,13 +921,8 @@ class Store:
         return await self._query_one("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
 
     async def transactions(self, charger_id: str | None = None, running: bool | None = None, limit: int = 500) -> list[Row]:
-        where, params = [], []
-        if charger_id is not None:
-            where.append("charger_id = ?")
-            params.append(charger_id)
-        if running is not None:
-            where.append("stopped_at IS NULL" if running else "stopped_at IS NOT NULL")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        state = [] if running is None else ["stopped_at IS NULL" if running else "stopped_at IS NOT NULL"]
+        clause, params = _where(("charger_id = ?", charger_id), always=state)
         return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
 
     async def latest_samples(self, transaction_ids: Sequence[int]) -> list[Row]:
@@ -952,17 +957,7 @@ class Store:
         )
 
     async def ledger(self, id_tag: str | None = None, since: str | None = None, until: str | None = None) -> list[Row]:
-        where, params = [], []
-        if id_tag is not None:
-            where.append("id_tag = ?")
-            params.append(id_tag)
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("created_at < ?")
-            params.append(until)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _where(("id_tag = ?", id_tag), ("created_at >= ?", since), ("created_at < ?", until))
         return await self._query(f"SELECT * FROM ledger {clause} ORDER BY id", params)
 
     async def ledger_for_transaction(self, transaction_id: int) -> list[Row]:
@@ -970,14 +965,10 @@ class Store:
 
     async def orders(self, since: str | None = None, until: str | None = None) -> list[Row]:
         """Finished transactions whose stop (the charger's time) lies in [since, until)."""
-        where, params = ["stopped_at IS NOT NULL"], []
-        if since is not None:
-            where.append("stop_timestamp >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("stop_timestamp < ?")
-            params.append(until)
-        return await self._query(f"SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY id", params)
+        clause, params = _where(
+            ("stop_timestamp >= ?", since), ("stop_timestamp < ?", until), always=["stopped_at IS NOT NULL"]
+        )
+        return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id", params)
 
     async def revenue_since(self, since: str) -> dict[str, int]:
         """Settled revenue per currency of the transactions stopped since a time (our clock)."""

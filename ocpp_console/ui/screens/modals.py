@@ -15,10 +15,32 @@ from textual.widgets.option_list import Option
 from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 
 
-class ActionForm(ModalScreen[dict[str, Any] | None]):
-    """A short form for one remote action; dismisses with the parsed values or None."""
+class FormScreen(ModalScreen[dict[str, Any] | None]):
+    """A modal form: Enter in a field or the primary button submits, Escape or Cancel dismisses."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Send")]
+
+    def _submit(self) -> None:
+        raise NotImplementedError
+
+    def action_submit(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed, "#send, #save")
+    def _pressed_submit(self) -> None:
+        self._submit()
+
+    @on(Input.Submitted)
+    def _enter(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ActionForm(FormScreen):
+    """A short form for one remote action; dismisses with the parsed values or None."""
 
     def __init__(self, spec: ActionSpec, charger_id: str, defaults: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -54,9 +76,6 @@ class ActionForm(ModalScreen[dict[str, Any] | None]):
         inputs = self.query(Input)
         (inputs.first() if inputs else self.query_one("#send")).focus()
 
-    def action_submit(self) -> None:
-        self._submit()
-
     def values(self) -> dict[str, Any]:
         """Parse every field; raises FieldError with the first problem."""
         values: dict[str, Any] = {}
@@ -77,18 +96,6 @@ class ActionForm(ModalScreen[dict[str, Any] | None]):
             self.query_one("#form-error", Static).update(str(exc))
             return
         self.dismiss(values)
-
-    @on(Button.Pressed, "#send")
-    def _send(self) -> None:
-        self._submit()
-
-    @on(Input.Submitted)
-    def _enter(self) -> None:
-        self._submit()
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -145,10 +152,9 @@ class ActionPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class IdTagForm(ModalScreen[dict[str, Any] | None]):
+class IdTagForm(FormScreen):
     """Add or edit an id tag."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
     STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
 
     def __init__(self, row: dict[str, Any] | None = None) -> None:
@@ -213,15 +219,3 @@ class IdTagForm(ModalScreen[dict[str, Any] | None]):
                 "note": self.query_one("#note", Input).value.strip() or None,
             }
         )
-
-    @on(Button.Pressed, "#save")
-    def _save(self) -> None:
-        self._submit()
-
-    @on(Input.Submitted)
-    def _enter(self) -> None:
-        self._submit()
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
