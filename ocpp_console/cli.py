@@ -43,7 +43,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["metavar"] = "JSON"
         elif annotation in (int, float):
             kwargs["type"] = annotation
-        elif annotation is Path:
+        elif annotation is Path or Path in get_args(annotation):
             kwargs["type"] = Path
             kwargs["metavar"] = "PATH"
         default = field.get_default(call_default_factory=True)
@@ -79,6 +79,27 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+async def run_set_password(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from ocpp_console.csms.security import PasswordError, check_password, hash_password
+    from ocpp_console.store import Store
+
+    password = args.password if args.password is not None else getpass.getpass(f"password for {args.charger_id}: ")
+    try:
+        check_password(password)
+    except PasswordError as exc:
+        print(f"ocpp-console: {exc}", file=sys.stderr)
+        return 2
+    store = await Store(settings.db).open()
+    try:
+        await store.set_password(args.charger_id, hash_password(password))
+    finally:
+        await store.close()
+    print(f"password of {args.charger_id} set", file=sys.stderr)
+    return 0
 
 
 async def run_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run N simulated OCPP 1.6J chargers against any central system (ours or another).",
     )
     add_simulate_arguments(simulate)
+    chargers = sub.add_parser("chargers", help="provision chargers", description="Provision chargers in the database.")
+    chargers_sub = chargers.add_subparsers(dest="chargers_command", metavar="ACTION", required=True)
+    set_password = chargers_sub.add_parser(
+        "set-password", help="set a charger's password (HTTP Basic, security profiles 1-2)",
+        description="Store a charger's password (its AuthorizationKey, 16-40 characters) as a salted hash. "
+        "Works whether or not the console is running.",
+    )
+    set_password.add_argument("charger_id", metavar="ID")
+    set_password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
+    set_password.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="SQLite database")
+    set_password.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings")
     export = sub.add_parser(
         "export", help="write orders or wallet movements as CSV",
         description="Write finished transactions (orders) or wallet movements (ledger) as CSV with a header row.",
@@ -241,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings.log_level)
         if command == "export":
             return asyncio.run(run_export(settings, args))
+        if command == "chargers":
+            return asyncio.run(run_set_password(settings, args))
         if command == "serve":
             return asyncio.run(run_serve(settings, demo_chargers))
     except OSError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level on stderr.")
 
+    # -- security and limits --
+    security_profile: int = Field(
+        0, ge=0, le=3,
+        description="Minimum OCPP security profile: 0 none (a charger with a password must still give it), "
+        "1 Basic auth, 2 Basic auth over TLS, 3 TLS client certificates.",
+    )
+    tls_cert: Path | None = Field(None, description="Server certificate (PEM) for wss://; needed for profiles 2-3.")
+    tls_key: Path | None = Field(None, description="Private key (PEM) of the server certificate.")
+    tls_ca: Path | None = Field(None, description="CA (PEM) that signs charger certificates (profile 3).")
+    tls_client_org: str | None = Field(
+        None, description="Profile 3: the O (organisation) charger certificates must carry."
+    )
+    max_connections: int = Field(10_000, ge=1, description="Simultaneous charger connections accepted.")
+    handshake_timeout: float = Field(10.0, gt=0, description="Seconds a client has to complete the WebSocket upgrade.")
+    max_calls_per_second: float = Field(
+        20.0, gt=0, description="Calls per second one charger may send (bursts of twice that); more get CALLERROR."
+    )
+    lenient_enums: bool = Field(
+        False, description="Accept enum values in the wrong case (e.g. 'charging'), logged as tolerated."
+    )
+
     # -- tariff and wallets (amounts are exact decimals in the currency's major unit) --
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code of all prices.")
     price_per_kwh: Decimal = Field(Decimal(0), ge=0, description="Energy price per kWh.")
@@ -121,6 +142,16 @@ class Settings(BaseSettings):
                     for part in filter(None, (p.strip() for p in str(item).split(","))):
                         Window.parse(part)
         return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if self.security_profile >= 2 and not (self.tls_cert and self.tls_key):
+            raise ValueError(f"security profile {self.security_profile} needs --tls-cert and --tls-key")
+        if self.security_profile == 3 and not self.tls_ca:
+            raise ValueError("security profile 3 needs --tls-ca (the CA of the charger certificates)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        return self
 
     @field_validator("timezone")
     @classmethod

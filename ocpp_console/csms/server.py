@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ocpp_console.csms import events as ev
+from ocpp_console.csms import security
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.settings import Settings
@@ -47,6 +48,7 @@ class CentralSystem:
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
         self._server: Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._throttle = security.FailureThrottle()
         self.port: int | None = None
 
     # -- life cycle -------------------------------------------------------------------
@@ -62,10 +64,17 @@ class CentralSystem:
             raise
 
     async def _listen(self) -> None:
+        tls = None
+        if self.settings.tls_cert and self.settings.tls_key:
+            tls = security.server_ssl_context(
+                self.settings.tls_cert, self.settings.tls_key, self.settings.tls_ca if self.settings.security_profile == 3 else None
+            )
         self._server = await serve(
             self._handle,
             self.settings.host,
             self.settings.port,
+            ssl=tls,
+            open_timeout=self.settings.handshake_timeout,
             subprotocols=[SUBPROTOCOL],
             process_request=self._check_request,
             compression=None,  # ~3x less memory per connection, ~40 us less per call
@@ -79,7 +88,9 @@ class CentralSystem:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        log.info("central system listening on ws://%s:%d/<chargePointId>", self.settings.host, self.port)
+        scheme = "wss" if tls else "ws"
+        log.info("central system listening on %s://%s:%d/<chargePointId> (security profile %d)",
+                 scheme, self.settings.host, self.port, self.settings.security_profile)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -100,9 +111,12 @@ class CentralSystem:
 
     # -- connections ------------------------------------------------------------------
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         cp_id = charge_point_id(request.path)
         address = _address(connection)
+        if len(self._handlers) >= self.settings.max_connections:
+            log.warning("refused %s (%s): %d connections already", cp_id or "?", address, len(self._handlers))
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
         if not cp_id:
             log.warning("refused %s: no charge point id in the URL path %r", address, request.path)
             return connection.respond(HTTPStatus.NOT_FOUND, "Connect to ws://host:port/<chargePointId>\n")
@@ -116,7 +130,43 @@ class CentralSystem:
             return connection.respond(
                 HTTPStatus.BAD_REQUEST, "This central system speaks OCPP 1.6J: offer Sec-WebSocket-Protocol: ocpp1.6\n"
             )
-        return None
+        return await self._authenticate(connection, request, cp_id, address)
+
+    async def _authenticate(
+        self, connection: ServerConnection, request: Request, cp_id: str, address: str
+    ) -> Response | None:
+        """Profile 3: the client certificate names the charger. Profiles 0-2: HTTP Basic with the
+        charger's password, required at profile 1+ and for any charger that has one."""
+        host = address.rsplit(":", 1)[0]
+        if self.settings.security_profile == 3:
+            ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
+            common_name, org = security.peer_common_name(ssl_object)
+            wanted_org = self.settings.tls_client_org
+            if common_name == cp_id and (wanted_org is None or org == wanted_org):
+                return None
+            log.warning("refused %s (%s): client certificate is for %r (O=%r)", cp_id, address, common_name, org)
+            return connection.respond(HTTPStatus.FORBIDDEN, "Client certificate does not match the charge point id\n")
+        stored = await self.store.password_hash(cp_id)
+        if stored is None and self.settings.security_profile == 0:
+            return None
+        delay = self._throttle.delay(host)
+        if delay:
+            await asyncio.sleep(delay)  # slow down guessing from one address
+        credentials = security.parse_basic(request.headers.get("Authorization"))
+        if (
+            credentials is not None
+            and stored is not None
+            and credentials[0] == cp_id.encode()
+            and security.verify_password(credentials[1], stored)
+        ):
+            self._throttle.succeeded(host)
+            return None
+        self._throttle.failed(host)
+        why = "no credentials" if credentials is None else ("no password set" if stored is None else "wrong credentials")
+        log.warning("authentication failed for %s from %s: %s", cp_id, address, why)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "Authentication required\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="ocpp-console", charset="UTF-8"'
+        return response
 
     async def _handle(self, connection: ServerConnection) -> None:
         task = asyncio.current_task()

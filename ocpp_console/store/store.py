@@ -254,6 +254,23 @@ class Store:
 
         return self._write(fn)
 
+    def set_password(self, charger_id: str, password_hash: str | None) -> asyncio.Future[None]:
+        """Store a charger's password hash (None: no password); a charger so provisioned is accepted."""
+        now = now_iso()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO chargers (id, registration, password_hash, first_seen) VALUES (?, 'Accepted', ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET password_hash = excluded.password_hash",
+                (charger_id, password_hash, now),
+            )
+
+        return self._write(fn)
+
+    async def password_hash(self, charger_id: str) -> str | None:
+        row = await self._query_one("SELECT password_hash FROM chargers WHERE id = ?", (charger_id,))
+        return row["password_hash"] if row else None
+
     def status(
         self,
         charger_id: str,
