@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(10_000, ge=1, description="Simultaneous charger connections accepted.")
     handshake_timeout: float = Field(10.0, gt=0, description="Seconds a client has to complete the WebSocket upgrade.")
     max_calls_per_second: float = Field(
-        20.0, gt=0, description="Calls per second one charger may send (bursts of twice that); more get CALLERROR."
+        50.0, gt=0,
+        description="Calls per second one charger may send on average (bursts of four times that); "
+        "more get a GenericError CALLERROR.",
     )
     lenient_enums: bool = Field(
         False, description="Accept enum values in the wrong case (e.g. 'charging'), logged as tolerated."

@@ -138,3 +138,47 @@ async def test_answers_are_sent_in_call_order(csms: CentralSystem) -> None:
             await ws.send(json.dumps([2, f"m{i}", "MeterValues", MV]))
         uids = [(await recv_json(ws))[1] for _ in range(30)]
     assert uids == [f"m{i}" for i in range(30)]
+
+
+async def test_too_many_calls_per_second_get_generic_error(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(max_calls_per_second=5)) as system:  # bursts of 20
+        async with raw_socket(system, "FLOOD") as ws:
+            await booted(ws)
+            for i in range(60):
+                await ws.send(json.dumps([2, f"f{i}", "Heartbeat", {}]))
+            answers = [await recv_json(ws) for _ in range(60)]
+            errors = [a for a in answers if a[0] == 4]
+            assert 30 <= len(errors) <= 45
+            assert all(e[2] == "GenericError" for e in errors)
+            await asyncio.sleep(1.0)  # the bucket refills: the connection is still good
+            await still_usable(ws)
+
+
+async def test_huge_frame_closes_with_1009(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(max_frame_size=64 * 1024)) as system:
+        async with raw_socket(system, "HUGE") as ws:
+            await booted(ws)
+            await ws.send(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "A" * 200_000}]))
+            with pytest.raises(Exception):
+                await recv_json(ws)
+            assert ws.close_code == 1009  # message too big, a clear close
+        async with raw_socket(system, "HUGE") as ws:  # and the charger can come back
+            await still_usable(ws)
+
+
+async def test_lenient_enums_is_a_setting_and_is_logged(settings_factory: Any) -> None:
+    frame = json.dumps([2, "s1", "StatusNotification", {"connectorId": 1, "errorCode": "noerror", "status": "CHARGING"}])
+    async with CentralSystem(settings_factory()) as strict:
+        async with raw_socket(strict, "CASE") as ws:
+            await booted(ws)
+            await ws.send(frame)
+            assert_callerror(await recv_json(ws), "s1", "PropertyConstraintViolation")
+    async with CentralSystem(settings_factory(lenient_enums=True)) as lenient:
+        async with raw_socket(lenient, "CASE") as ws:
+            await booted(ws)
+            await ws.send(frame)
+            assert (await recv_json(ws))[0] == 3
+        await lenient.store.flush()
+        assert {c["connector_id"]: c["status"] for c in await lenient.store.connectors("CASE")} == {1: "Charging"}
+        log = [r["raw"] for r in await lenient.store.message_log("CASE")]
+        assert any("tolerated" in raw and "'CHARGING' read as 'Charging'" in raw for raw in log)

@@ -186,14 +186,42 @@ def _validator(schema_name: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(_prepare(schema))
 
 
-def validate(uid: str, schema_name: str, payload: dict[str, Any]) -> None:
-    """Check a payload against the official 1.6 schema; raise FrameError with the 1.6 code."""
-    try:
-        _validator(schema_name)(payload)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        cls = _RULE_TO_ERROR.get(exc.rule or "", PropertyConstraintViolationError)
-        field = (exc.name or "data").replace("data.", "", 1)
-        raise FrameError(uid, _error(cls, f"{field}: {exc.message.replace('data.', '', 1)}", field=field)) from None
+def _fix_enum_case(payload: Any, exc: fastjsonschema.JsonSchemaValueException) -> str | None:
+    """Replace an enum value given in the wrong case with the schema's spelling; describe the fix."""
+    if exc.rule != "enum" or not isinstance(exc.value, str) or not exc.path:
+        return None
+    matches = [v for v in (exc.rule_definition or ()) if isinstance(v, str) and v.lower() == exc.value.lower()]
+    if not matches:
+        return None
+    *parents, last = exc.path[1:]
+    node = payload
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[int(last) if isinstance(node, list) else last] = matches[0]
+    return f"{'.'.join(exc.path[1:])}: {exc.value!r} read as {matches[0]!r}"
+
+
+def validate(uid: str, schema_name: str, payload: dict[str, Any], lenient: list[str] | None = None) -> None:
+    """Check a payload against the official 1.6 schema; raise FrameError with the 1.6 code.
+
+    With `lenient` (a list that collects what was tolerated), enum values in the wrong case
+    are corrected in place instead of refused.
+    """
+    for _ in range(32):
+        try:
+            _validator(schema_name)(payload)
+            return
+        except fastjsonschema.JsonSchemaValueException as exc:
+            fixed = _fix_enum_case(payload, exc) if lenient is not None else None
+            if fixed is None:
+                _raise_for(uid, exc)
+            lenient.append(fixed)  # type: ignore[union-attr]
+
+
+def _raise_for(uid: str, exc: fastjsonschema.JsonSchemaValueException) -> None:
+    cls = _RULE_TO_ERROR.get(exc.rule or "", PropertyConstraintViolationError)
+    field = (exc.name or "data").replace("data.", "", 1)
+    raise FrameError(uid, _error(cls, f"{field}: {exc.message.replace('data.', '', 1)}", field=field)) from None
 
 
 # -- key conversion (cached: the regexes in the ocpp package cost ~170 us per message) ---

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from ocpp.charge_point import remove_nones, serialize_as_dict
-from ocpp.exceptions import InternalError, OCPPError, ProtocolError, SecurityError
+from ocpp.exceptions import GenericError, InternalError, OCPPError, ProtocolError, SecurityError
 from ocpp.messages import CallError as LibCallError
 from ocpp.messages import CallResult as LibCallResult
 from ocpp.routing import on
@@ -52,6 +52,24 @@ def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
     return datatypes.IdTagInfo(status=info.status, expiry_date=info.expiry_date, parent_id_tag=info.parent_id_tag)
 
 
+class TokenBucket:
+    """`rate` calls per second on average, bursts of up to `capacity`."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens = capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
 def mask_secrets(raw: str, action: str | None) -> str:
     """Never keep an AuthorizationKey in the message log."""
     if action != Action.change_configuration or not any(k in raw for k in SECRET_KEYS):
@@ -86,6 +104,7 @@ class ChargerSession(ChargePoint):
         self._current_payload: dict[str, Any] = {}
         self._last_touch = 0.0
         self._gone = asyncio.Event()
+        self._bucket = TokenBucket(self.settings.max_calls_per_second, 4 * self.settings.max_calls_per_second)
         self.closing = False
 
     # -- reading frames ---------------------------------------------------------------
@@ -125,6 +144,9 @@ class ChargerSession(ChargePoint):
 
         if msg.message_type == protocol.CALL:
             self._log_frame("in", raw, msg.message_type, msg.unique_id, msg.action)
+            if not self._bucket.take():
+                self._reply_error(msg.unique_id, GenericError(description="Too many calls: slow down"))
+                return
             if msg.unique_id in self._inflight:
                 self._reply_error(
                     msg.unique_id, ProtocolError(description="A call with this UniqueId is still being handled")
@@ -175,7 +197,11 @@ class ChargerSession(ChargePoint):
                 raise protocol.FrameError(
                     uid, SecurityError(description=f"{action} before the charger was accepted (BootNotification)")
                 )
-            protocol.validate(uid, action, msg.payload)
+            tolerated: list[str] | None = [] if self.settings.lenient_enums else None
+            protocol.validate(uid, action, msg.payload, tolerated)
+            if tolerated:
+                log.warning("%s: %s tolerated (lenient_enums): %s", self.id, action, "; ".join(tolerated))
+                self._log_frame("in", f"<tolerated in {uid}: {'; '.join(tolerated)}>", None, uid, action)
             handler = self.route_map[action]["_on_action"]
         except protocol.FrameError as exc:
             log.warning("%s: %s answered %s: %s", self.id, action, exc.error.code, exc.error.description)
