@@ -119,3 +119,39 @@ async def test_half_open_connection_is_dropped_by_ping(settings_factory: Any) ->
         assert event.charger_id == "SILENT"
         assert "SILENT" not in system.sessions
         writer.close()
+
+
+async def test_graceful_shutdown_answers_calls_in_flight_and_closes_with_1001(settings_factory: Any) -> None:
+    import json
+
+    system = CentralSystem(settings_factory())
+    await system.start()
+    waiter = EventWaiter(system)
+    async with connect(url(system, "BYE"), subprotocols=["ocpp1.6"]) as ws:
+        await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
+        await ws.recv()
+        frames = [json.dumps([2, f"m{i}", "MeterValues", {"connectorId": 1, "meterValue": [
+            {"timestamp": "2026-11-25T08:00:00Z", "sampledValue": [{"value": str(i)}]}]}]) for i in range(20)]
+        for frame in frames:
+            await ws.send(frame)
+        # All 20 have reached the server (most still waiting for their commit) when the stop begins.
+        await waiter.wait_for(lambda e: isinstance(e, ev.MessageLogged) and e.unique_id == "m19")
+        stopping = asyncio.create_task(system.stop())
+        answers = []
+        try:
+            while True:
+                answers.append(json.loads(await ws.recv()))
+        except Exception:
+            pass
+        await stopping
+        assert ws.close_code == 1001
+    # Every call that reached the server before the shutdown was answered, after its commit.
+    answered = {a[1] for a in answers if a[0] == 3}
+    assert len(answered) == 20
+    import sqlite3
+
+    con = sqlite3.connect(system.settings.db)
+    assert con.execute("SELECT count(*) FROM meter_values WHERE charger_id = 'BYE'").fetchone()[0] == 20
+    with pytest.raises(OSError):  # no longer accepting
+        async with connect(url(system, "LATE"), subprotocols=["ocpp1.6"], open_timeout=2):
+            pass

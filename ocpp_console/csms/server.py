@@ -92,9 +92,22 @@ class CentralSystem:
         log.info("central system listening on %s://%s:%d/<chargePointId> (security profile %d)",
                  scheme, self.settings.host, self.port, self.settings.security_profile)
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop accepting, let calls already received be answered, close every connection with
+        1001 (going away), then close the database."""
         if self._server is not None:
-            self._server.close()
+            self._server.close(close_connections=False)
+            sessions = list(self.sessions.values())
+            if sessions:
+                drained = asyncio.gather(*(s.drain() for s in sessions))
+                try:
+                    await asyncio.wait_for(drained, drain_timeout)
+                except asyncio.TimeoutError:
+                    log.warning("shutting down with calls still unanswered after %.0f s", drain_timeout)
+            await asyncio.gather(
+                *(s._connection.close(code=1001, reason="central system shutting down") for s in sessions),
+                return_exceptions=True,
+            )
             await self._server.wait_closed()
             self._server = None
         if self._handlers:

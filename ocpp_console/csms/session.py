@@ -104,6 +104,8 @@ class ChargerSession(ChargePoint):
         self._current_payload: dict[str, Any] = {}
         self._last_touch = 0.0
         self._gone = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
+        self._idle.set()
         self._bucket = TokenBucket(self.settings.max_calls_per_second, 4 * self.settings.max_calls_per_second)
         self.closing = False
 
@@ -152,7 +154,10 @@ class ChargerSession(ChargePoint):
                     msg.unique_id, ProtocolError(description="A call with this UniqueId is still being handled")
                 )
                 return
+            if self.closing:
+                return  # shutting down: the charger sends it again after reconnecting
             self._inflight[msg.unique_id] = msg.action or ""
+            self._idle.clear()
             self._calls.put_nowait(msg)
             return
 
@@ -188,6 +193,8 @@ class ChargerSession(ChargePoint):
                 await self._send_quietly(frame)
             finally:
                 self._inflight.pop(msg.unique_id, None)
+                if not self._inflight:
+                    self._idle.set()
 
     async def _answer(self, msg: protocol.Message) -> str:
         uid, action = msg.unique_id, msg.action or ""
@@ -223,6 +230,11 @@ class ChargerSession(ChargePoint):
             log.exception("%s: handling %s failed", self.id, action)
             return protocol.call_error(uid, InternalError(description="The central system failed to handle the call"))
         return protocol.call_result(uid, payload)
+
+    async def drain(self) -> None:
+        """Stop taking new calls and wait until the ones already received are answered."""
+        self.closing = True
+        await self._idle.wait()
 
     def _touch(self) -> None:
         now = time.monotonic()
