@@ -18,6 +18,12 @@ from ocpp_console.store import Store
 from tests.clients import TestCharger
 
 TIMEOUT = 10.0
+REPORT: list[str] = []  # lines for the end of the test run (e.g. what the crash test checked)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in REPORT:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

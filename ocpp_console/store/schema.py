@@ -231,6 +231,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ledger_tag ON ledger(id_tag, id);
     CREATE INDEX transactions_stopped ON transactions(stopped_at);
     """,
+    # 4: a MeterValues resent after its answer was lost (a crash between commit and answer) is stored once
+    """
+    DELETE FROM meter_values WHERE id NOT IN (
+        SELECT min(id) FROM meter_values GROUP BY charger_id, connector_id, coalesce(transaction_id, -1), timestamp,
+               measurand, coalesce(phase, ''), location, context, value, source
+    );
+    CREATE UNIQUE INDEX meter_values_once ON meter_values(
+        charger_id, connector_id, coalesce(transaction_id, -1), timestamp, measurand, coalesce(phase, ''),
+        location, context, value, source
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -641,13 +641,15 @@ class Store:
                     now,
                 )
             )
+        # OR IGNORE: the same sample sent again (its answer was lost) is already stored.
+        before = conn.total_changes
         conn.executemany(
-            "INSERT INTO meter_values (charger_id, connector_id, transaction_id, unknown_transaction, source,"
+            "INSERT OR IGNORE INTO meter_values (charger_id, connector_id, transaction_id, unknown_transaction, source,"
             " timestamp, measurand, phase, unit, context, location, format, value, value_num, received_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        return len(rows)
+        return conn.total_changes - before
 
     def meter_values(
         self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
