@@ -293,3 +293,40 @@ async def test_wallet_top_up_order_costs_and_export_from_the_console(settings_fa
             await until(pilot, lambda: target.exists())
     rows = list(csv.DictReader(target.open()))
     assert [(r["transaction_id"], r["total"], r["wallet"]) for r in rows] == [(str(tx), "6.00", "FLEET")]
+
+
+async def test_console_survives_hostile_data(csms: CentralSystem) -> None:
+    """Very long strings, odd unicode and absurd meter readings reach every screen without a traceback."""
+    weird = "🚗⚡ مرحبا \u202e\u0000" + "x" * 3000
+    async with charger(csms, "CP-WEIRD") as cp:
+        await cp.call(call.BootNotification(charge_point_vendor="V" * 20, charge_point_model="M🚗" * 5,
+                                            firmware_version="1.0\u202e"))
+        await cp.call(call.StatusNotification(connector_id=1, error_code="OtherError", status="Faulted",
+                                              info="🔥" * 50, vendor_error_code="E" * 50))
+        tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="ÆØÅ-🚗", meter_start=0, timestamp=TS))).transaction_id
+        for value, unit, measurand in (("1e308", "kWh", "Energy.Active.Import.Register"), ("-9e30", "W", "Power.Active.Import"),
+                                       ("NaN", "Percent", "SoC"), ("12,5", "V", "Voltage"), ("Infinity", "W", "Power.Active.Import")):
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{"timestamp": TS, "sampledValue": [
+                {"value": value, "unit": unit, "measurand": measurand}]}]))
+        await cp.call(call.DataTransfer(vendor_id="v", data=weird))
+        await cp.call(call.StopTransaction(meter_stop=2**31 - 1, timestamp=TS, transaction_id=tx))
+    await csms.store.upsert_id_tag("T" * 20, note=weird)
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("1", "2", "3", "4", "5"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+        await pilot.press("2")
+        await until(pilot, lambda: "CP-WEIRD" in cells(app))
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        await pilot.press("escape")
+        await pilot.press("3")
+        app.screen.query_one("TabbedContent").active = "tab-orders"
+        app.screen.query_one("#orders", SyncedTable).focus()
+        await until(pilot, lambda: str(tx) in cells(app, "#orders"))
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert app.return_code is None  # still running: no crash screen
+    samples = await csms.store.meter_values_for(tx)
+    assert all(s["value_num"] is None or abs(s["value_num"]) < 1e15 for s in samples)  # absurd readings not used

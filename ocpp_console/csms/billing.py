@@ -9,6 +9,7 @@ to the currency's minor unit.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone, tzinfo
@@ -190,7 +191,7 @@ def timeline(
     by_time: dict[datetime, dict[str, float]] = {}
     for ts, measurand, value in samples:
         at = _parse(ts)
-        if at is None or value is None or not (t0 <= at <= t1):
+        if at is None or value is None or not math.isfinite(value) or not (t0 <= at <= t1):
             continue
         by_time.setdefault(at, {})[measurand] = value
     points = [Point(t0, Decimal(meter_start))]

@@ -21,16 +21,23 @@ _SCALE = {
 }
 
 
+# Beyond this a reading is not a measurement (a terawatt-hour register, a broken meter): the text
+# is kept, but no arithmetic or chart uses it.
+ABSURD = Decimal("1e15")
+
+
 def to_base_unit(value: str, unit: str) -> float | None:
-    """The number in a sampled value, scaled to the base unit; None when it is not a number."""
+    """The number in a sampled value, scaled to the base unit; None when it is not a usable number."""
     try:
         number = Decimal(value.strip())
     except (InvalidOperation, AttributeError):
         return None
     if not number.is_finite():
         return None
-    factor = _SCALE.get(unit, (unit, 1))[1]
-    return float(number * factor)
+    scaled = number * _SCALE.get(unit, (unit, 1))[1]
+    if abs(scaled) >= ABSURD:
+        return None
+    return float(scaled)
 
 
 def normalise(meter_values: Iterable[dict[str, Any]]) -> tuple[list[SampledValue], set[str]]:

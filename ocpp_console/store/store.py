@@ -557,7 +557,12 @@ class Store:
             " ORDER BY timestamp, id",
             (transaction_id,),
         ).fetchall()
-        result = settle(tx, samples)
+        try:
+            result = settle(tx, samples)
+        except Exception:
+            # A stop is always answered normally; a session that cannot be priced is kept for the operator.
+            log.exception("transaction %d could not be settled", transaction_id)
+            return _add_flag(flags, "settlement_failed"), (None, None)
         if result.discrepancy_wh:
             flags = _add_flag(flags, "meter_discrepancy")
         owner = self._wallet_owner(conn, tx["id_tag"])
