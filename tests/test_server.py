@@ -155,3 +155,19 @@ async def test_graceful_shutdown_answers_calls_in_flight_and_closes_with_1001(se
     with pytest.raises(OSError):  # no longer accepting
         async with connect(url(system, "LATE"), subprotocols=["ocpp1.6"], open_timeout=2):
             pass
+
+
+async def test_connection_cap_and_handshake_timeout(settings_factory: Any) -> None:
+    async with CentralSystem(settings_factory(max_connections=2, handshake_timeout=0.5)) as system:
+        async with charger(system, "C1"), charger(system, "C2") as second:
+            await second.boot()
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(url(system, "C3"), subprotocols=["ocpp1.6"]):
+                    pass
+            assert info.value.response.status_code == 503
+        # A client that opens a socket and never upgrades is dropped after the handshake timeout.
+        reader, writer = await asyncio.open_connection("127.0.0.1", system.port)
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert asyncio.get_running_loop().time() - started < 3
+        writer.close()
