@@ -168,3 +168,33 @@ def test_profiles_2_and_3_need_certificates(tmp_path: Path) -> None:
         load_settings(tmp_path / "none.toml", security_profile=2)
     with pytest.raises(ValidationError, match="needs --tls-ca"):
         load_settings(tmp_path / "none.toml", security_profile=3, tls_cert=tmp_path / "c", tls_key=tmp_path / "k")
+
+
+async def test_password_set_from_the_console(settings_factory: Any) -> None:
+    from textual.widgets import Input
+
+    from ocpp_console.ui.app import ConsoleApp
+    from ocpp_console.ui.screens.modals import ActionForm
+    from tests.test_ui import SIZE, cells, until
+
+    async with CentralSystem(settings_factory(security_profile=1)) as system:
+        await system.store.add_charger("CP-P")
+        app = ConsoleApp(system, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "CP-P" in cells(app))
+            await pilot.press("p")
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            box = form.query_one("#f-password", Input)
+            assert box.password  # never shown on screen
+            box.value = "too-short"
+            await pilot.press("enter")
+            await until(pilot, lambda: any("16 to 40" in str(n.message) for n in app._notifications))
+            await pilot.press("p")
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            form.query_one("#f-password", Input).value = PASSWORD
+            await pilot.press("enter")
+            await until(pilot, lambda: any("password set" in str(n.message) for n in app._notifications))
+        base = f"ws://127.0.0.1:{system.port}"
+        assert await boots(f"{base}/CP-P", basic("CP-P", PASSWORD))
+        assert await refused(f"{base}/CP-P", basic("CP-P", "x" * 20)) == 401

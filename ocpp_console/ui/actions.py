@@ -29,7 +29,7 @@ class FieldError(ValueError):
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text | int | float | choice | datetime | url
+    kind: str = "text"  # text | int | float | money | date | choice | datetime | url | password
     required: bool = False
     choices: tuple[str, ...] = ()
     placeholder: str = ""
@@ -344,4 +344,11 @@ EXPORT_FORM = _form_only(
         Field("first", "From day (optional)", "date", placeholder="2026-11-01"),
         Field("last", "To day (optional)", "date", placeholder="2026-11-30"),
     ),
+)
+
+PASSWORD_FORM = _form_only(
+    "password", "Charger password",
+    "The password (AuthorizationKey) this charger gives with HTTP Basic; kept only as a salted hash. "
+    "Empty: remove it (then only security profile 0 lets the charger in).",
+    (Field("password", "Password, 16 to 40 characters", "password", max_length=40),),
 )

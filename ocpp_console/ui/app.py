@@ -15,10 +15,11 @@ from textual.screen import Screen
 from ocpp_console import __version__
 from ocpp_console.csms import CentralSystem, CommandError
 from ocpp_console.csms.billing import format_money, to_minor
+from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.export import export_to_text
 from ocpp_console.store import StoreError
 from ocpp_console.timeutil import utcnow
-from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, EXPORT_FORM, WALLET_FORM, describe_result
+from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, EXPORT_FORM, PASSWORD_FORM, WALLET_FORM, describe_result
 from ocpp_console.ui.live import LiveSite
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
@@ -196,6 +197,21 @@ class ConsoleApp(App[None]):
         self.live.versions["tags"] += 1
         self.notify(f"{values['id_tag']}: {values['status']}", title="Id tag saved")
 
+    @work
+    async def set_password(self, charger_id: str) -> None:
+        values = await self.push_screen_wait(ActionForm(PASSWORD_FORM, charger_id))
+        if values is None:
+            return
+        password = values["password"]
+        if password is not None:
+            try:
+                check_password(password)
+            except PasswordError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        await self.csms.store.set_password(charger_id, hash_password(password) if password else None)
+        self.notify("password set" if password else "password removed", title=charger_id)
+
     # -- wallets and exports --------------------------------------------------------------
 
     @work
@@ -251,6 +267,8 @@ class ConsoleApp(App[None]):
                                 lambda: self.set_registration(charger_id, True))
             yield SystemCommand(f"Reject · {charger_id}", "Refuse this charger",
                                 lambda: self.set_registration(charger_id, False))
+            yield SystemCommand(f"Set password · {charger_id}", "HTTP Basic password (security profiles 1-2)",
+                                lambda: self.set_password(charger_id))
         yield SystemCommand("Add id tag", "Create a new id tag", lambda: self.edit_id_tag(None))
         yield SystemCommand("Export orders (CSV)", "Finished transactions with line items", lambda: self.export_csv("orders"))
         yield SystemCommand("Export ledger (CSV)", "Every wallet movement", lambda: self.export_csv("ledger"))

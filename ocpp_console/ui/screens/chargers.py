@@ -32,6 +32,7 @@ class ChargersScreen(FilterMixin, LiveScreen):
         Binding("s", "remote_start", "Start"),
         Binding("a", "approve", "Approve"),
         Binding("x", "reject", "Reject"),
+        Binding("p", "password", "Password"),
         *FilterMixin.FILTER_BINDINGS,
     ]
 
@@ -105,6 +106,10 @@ class ChargersScreen(FilterMixin, LiveScreen):
     def action_approve(self) -> None:
         if (charger_id := self._need_selection()) is not None:
             self.console.set_registration(charger_id, approve=True)
+
+    def action_password(self) -> None:
+        if (charger_id := self._need_selection()) is not None:
+            self.console.set_password(charger_id)
 
     def action_reject(self) -> None:
         if (charger_id := self._need_selection()) is not None:

@@ -65,7 +65,8 @@ class ActionForm(FormScreen):
                         )
                     else:
                         placeholder = field.placeholder or ("YYYY-MM-DDTHH:MM (local time)" if field.kind == "datetime" else "")
-                        yield Input(value=default, placeholder=placeholder, id=f"f-{field.name}")
+                        yield Input(value=default, placeholder=placeholder, id=f"f-{field.name}",
+                                    password=field.kind == "password")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send", variant="primary", id="send")
