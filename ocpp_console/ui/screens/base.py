@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -27,6 +28,7 @@ class LiveScreen(Screen[None]):
         super().__init__()
         self._seen: dict[str, int] = {}
         self._since_forced = 0.0
+        self.refreshed_at = 0.0
 
     @property
     def console(self) -> ConsoleApp:
@@ -52,6 +54,7 @@ class LiveScreen(Screen[None]):
             for topic in self.TOPICS:
                 self._seen[topic] = self.live.versions[topic]
             await self.refresh_data()
+            self.refreshed_at = time.perf_counter()  # for the UI latency benchmark
 
     async def refresh_data(self) -> None:
         """Redraw from the live model (and the store, where needed)."""

@@ -28,12 +28,14 @@ class MessageLogScreen(FilterMixin, LiveScreen):
         super().__init__()
         self.follow = True
         self._frames: dict[str, MessageLogged] = {}
+        self._last_seq = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: charger, action or any text in the frame ...", id="filter", classes="filter")
         yield SyncedTable(
-            [("n", "#"), ("time", "Time"), ("charger", "Charger"), ("dir", "Dir"), ("type", "Type"), ("action", "Action"), ("uid", "Unique id")],
+            [("n", "#", 7), ("time", "Time", 8), ("charger", "Charger", 16), ("dir", "Dir", 4), ("type", "Type", 6),
+             ("action", "Action", 32), ("uid", "Unique id", 36)],
             id="frames",
         )
         with VerticalScroll(id="payload-box"):
@@ -48,31 +50,49 @@ class MessageLogScreen(FilterMixin, LiveScreen):
     def _update_title(self) -> None:
         self.sub_title = "following" if self.follow else "paused (f to follow)"
 
+    def _row(self, n: int, frame: MessageLogged) -> tuple[Text, ...]:
+        style = "bold white on dark_red" if frame.message_type == 4 else ("dim" if frame.message_type is None else "")
+        arrow = "→ cp" if frame.direction == "out" else "← cp"
+        return (
+            Text(str(n), style=style),
+            Text(local_time(frame.timestamp), style=style),
+            Text(frame.charger_id, style=style),
+            Text(arrow, style=style or ("cyan" if frame.direction == "out" else "")),
+            Text(TYPES.get(frame.message_type, "?"), style=style),
+            Text(frame.action or "-", style=style),
+            Text(frame.unique_id or "-", style=style),
+        )
+
     async def refresh_data(self) -> None:
-        rows = {}
-        self._frames = {}
-        shown = [(n, f) for n, f in self.live.frames if self.matches(f.charger_id, f.action, f.raw)][-SHOWN:]
-        for n, frame in shown:
-            key = str(n)
-            self._frames[key] = frame
-            style = "bold white on dark_red" if frame.message_type == 4 else ("dim" if frame.message_type is None else "")
-            arrow = "→ cp" if frame.direction == "out" else "← cp"
-            rows[key] = (
-                Text(str(n), style=style),
-                Text(local_time(frame.timestamp), style=style),
-                Text(frame.charger_id, style=style),
-                Text(arrow, style=style or ("cyan" if frame.direction == "out" else "")),
-                Text(TYPES.get(frame.message_type, "?"), style=style),
-                Text(frame.action or "-", style=style),
-                Text(frame.unique_id or "-", style=style),
-            )
+        # Append only what is new; a busy site adds hundreds of frames a second, and removing
+        # rows one by one from a DataTable costs O(rows) each. Past twice the limit, rebuild once.
+        new: list[tuple[int, MessageLogged]] = []
+        for n, frame in reversed(self.live.frames):
+            if n <= self._last_seq:
+                break
+            if self.matches(frame.charger_id, frame.action, frame.raw):
+                new.append((n, frame))
+        if self.live.frames:
+            self._last_seq = max(self._last_seq, self.live.frames[-1][0])
+        if not new and self._frames:
+            return
+        new.reverse()
         table = self.query_one(SyncedTable)
-        table.sync(rows)
+        if len(self._frames) + len(new) > 2 * SHOWN:
+            keep = [(n, f) for n, f in self.live.frames if self.matches(f.charger_id, f.action, f.raw)][-SHOWN:]
+            self._frames = {}
+            table.reset_rows({})
+            new = keep
+        for n, frame in new:
+            self._frames[str(n)] = frame
+        table.append({str(n): self._row(n, frame) for n, frame in new})
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
             self._show(table.selected_key)
 
     async def refilter(self) -> None:
+        self._frames = {}
+        self._last_seq = 0
         self.query_one(SyncedTable).reset_rows({})
         await self.refresh_data()
 

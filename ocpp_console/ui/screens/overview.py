@@ -54,6 +54,7 @@ class OverviewScreen(LiveScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self._feed_version = -1
         self.live.sample_site_power()
         self.set_interval(POWER_SAMPLE_SECONDS, self.live.sample_site_power)
 
@@ -86,6 +87,9 @@ class OverviewScreen(LiveScreen):
         self.query_one(TimeChart).set_series(
             [("kW", [(t - now) / 60 for t, _ in history], [kw for _, kw in history])]
         )
+        if self.live.versions["feed"] == self._feed_version:
+            return  # rebuilding the event list re-lays the whole screen: only when it changed
+        self._feed_version = self.live.versions["feed"]
         rows = {}
         for index, item in enumerate(list(self.live.feed)[:100]):
             rows[f"{item.at}-{index}-{item.charger_id}"] = (

@@ -18,16 +18,18 @@ class SyncedTable(DataTable[Any]):
     SyncedTable { height: 1fr; }
     """
 
-    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str] | tuple[str, str, int]], **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
-        self._column_spec = list(columns)
+        # (key, label) or (key, label, width): a fixed width spares a re-layout when rows arrive
+        self._column_spec = [(c[0], c[1]) for c in columns]
+        self._widths = {c[0]: c[2] for c in columns if len(c) > 2}
         self._rows: dict[Hashable, tuple[Any, ...]] = {}
 
     def on_mount(self) -> None:
         for key, label in self._column_spec:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=self._widths.get(key))
 
     def sync(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
         """Make the table show exactly `rows` (in their order for new rows)."""
@@ -50,6 +52,13 @@ class SyncedTable(DataTable[Any]):
                             self.update_cell(str(key), column, b)
                         except CellDoesNotExist:
                             pass
+            self._rows[key] = values
+
+    def append(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
+        """Add new rows at the end (a log): no diffing, no removals."""
+        for key, values in rows.items():
+            values = tuple(values)
+            self.add_row(*values, key=str(key))
             self._rows[key] = values
 
     def reset_rows(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
