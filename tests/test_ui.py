@@ -94,7 +94,7 @@ async def test_every_screen_shows_live_data(csms: CentralSystem) -> None:
         # Message log, with a CALLERROR standing out
         await cp._connection.send('[2, "bad-1", "Nope", {}]')
         await pilot.press("5")
-        await until(pilot, lambda: any(r[4] == "ERROR" for r in cells(app).values()))
+        await until(pilot, lambda: any(" ERROR " in r[0] and "Nope" in r[0] for r in cells(app).values()))
 
 
 async def test_remote_start_from_the_console(csms: CentralSystem) -> None:

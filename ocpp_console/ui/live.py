@@ -45,6 +45,7 @@ class ChargerView:
     firmware: str | None = None
     last_seen: str | None = None
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
+    version: int = 0  # bumped on every change, so screens redraw only the chargers that changed
 
     def connector(self, connector_id: int) -> ConnectorView:
         if connector_id not in self.connectors:
@@ -106,7 +107,7 @@ class LiveSite:
         self.finished_today_wh = 0.0
         self.revenue_today: dict[str, int] = {}  # currency -> minor units of settled orders
         self._tasks: set[asyncio.Task[None]] = set()
-        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0}
+        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0}
         self.last_command: ev.CommandFinished | None = None
         self._unsubscribe = csms.events.subscribe(self._on_event)
 
@@ -185,6 +186,9 @@ class LiveSite:
         handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None:
             handler(event)
+            view = self.chargers.get(event.charger_id)
+            if view is not None and not isinstance(event, ev.MessageLogged):
+                view.version += 1
 
     def _add_frame(self, e: ev.MessageLogged) -> None:
         self._frame_seq += 1
@@ -284,7 +288,7 @@ class LiveSite:
         kwh = f"{(e.energy_wh or 0) / 1000:.2f} kWh" if e.energy_wh is not None else "unknown energy"
         level = "info" if e.known else "warning"
         self._note(e.charger_id, f"transaction {e.transaction_id} stopped ({e.reason}): {kwh}", level)
-        self._bump("transactions", "chargers")
+        self._bump("transactions", "chargers", "orders")
 
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
@@ -349,12 +353,31 @@ def ago(value: str | None) -> str:
     return f"{seconds // 86400}d ago"
 
 
+def seen_text(value: str | None) -> str:
+    """When a charger was last heard from: the time today, the date before (it does not tick)."""
+    dt = parse_iso(value)
+    if dt is None:
+        return "never"
+    local = dt.astimezone()
+    today = utcnow().astimezone().date()
+    return local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M")
+
+
 def local_time(value: str | None, with_date: bool = False) -> str:
     dt = parse_iso(value)
     if dt is None:
         return "-"
     local = dt.astimezone()
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def duration_minutes(start: str | None) -> str:
+    """H:MM since `start`: a running session's age that changes once a minute, not every second."""
+    a = parse_iso(start)
+    if a is None:
+        return "-"
+    minutes = max(0, int((utcnow() - a).total_seconds() // 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def duration(start: str | None, end: str | None = None) -> str:

@@ -17,7 +17,7 @@ from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
 TYPES = {2: "CALL", 3: "RESULT", 4: "ERROR", None: "?"}
-SHOWN = 1000
+SHOWN = 250  # the newest frames in the table; older ones: pause following and filter
 
 
 class MessageLogScreen(FilterMixin, LiveScreen):
@@ -34,8 +34,7 @@ class MessageLogScreen(FilterMixin, LiveScreen):
         yield Header()
         yield Input(placeholder="filter: charger, action or any text in the frame ...", id="filter", classes="filter")
         yield SyncedTable(
-            [("n", "#", 7), ("time", "Time", 8), ("charger", "Charger", 16), ("dir", "Dir", 4), ("type", "Type", 6),
-             ("action", "Action", 32), ("uid", "Unique id", 36)],
+            [("frame", Text(f"{'#':<7} {'Time':8} {'Charger':20} Dir  {'Type':6} {'Action':32} Unique id"), 140)],
             id="frames",
         )
         with VerticalScroll(id="payload-box"):
@@ -50,18 +49,14 @@ class MessageLogScreen(FilterMixin, LiveScreen):
     def _update_title(self) -> None:
         self.sub_title = "following" if self.follow else "paused (f to follow)"
 
-    def _row(self, n: int, frame: MessageLogged) -> tuple[Text, ...]:
+    def _row(self, n: int, frame: MessageLogged) -> tuple[Text]:
+        # One cell per frame: a DataTable renders each cell through Rich, and a log redraws often.
         style = "bold white on dark_red" if frame.message_type == 4 else ("dim" if frame.message_type is None else "")
         arrow = "→ cp" if frame.direction == "out" else "← cp"
-        return (
-            Text(str(n), style=style),
-            Text(local_time(frame.timestamp), style=style),
-            Text(frame.charger_id, style=style),
-            Text(arrow, style=style or ("cyan" if frame.direction == "out" else "")),
-            Text(TYPES.get(frame.message_type, "?"), style=style),
-            Text(frame.action or "-", style=style),
-            Text(frame.unique_id or "-", style=style),
-        )
+        text = (f"{n:<7} {local_time(frame.timestamp):8} {frame.charger_id[:20]:20} {arrow} "
+                f"{TYPES.get(frame.message_type, '?'):6} {(frame.action or '-')[:32]:32} {frame.unique_id or '-'}")
+        line = Text(text, style=style, no_wrap=True, overflow="ellipsis")
+        return (line,)
 
     async def refresh_data(self) -> None:
         # Append only what is new; a busy site adds hundreds of frames a second, and removing

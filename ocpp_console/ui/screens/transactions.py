@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
 
 from ocpp_console.csms.billing import format_money
-from ocpp_console.ui.live import RunningTx, duration, fmt_kw, fmt_kwh, local_time
+from ocpp_console.ui.live import RunningTx, duration, duration_minutes, fmt_kw, fmt_kwh, local_time
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
@@ -22,8 +22,8 @@ ORDERS = [
 
 
 class TransactionsScreen(FilterMixin, LiveScreen):
-    TOPICS = ("transactions",)
-    ALWAYS_REFRESH_EVERY = 1.0  # durations tick
+    TOPICS = ("transactions", "orders")
+    ALWAYS_REFRESH_EVERY = 15.0  # running durations are shown to the minute
     BINDINGS = [
         Binding("enter", "open", "Order detail"),
         Binding("x", "stop", "Stop"),
@@ -42,6 +42,9 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._orders_version = -1
+        self._refilter = False
+        self._running_cache: dict[int, tuple[tuple[object, ...], tuple[str, ...]]] = {}
         super().on_mount()
 
     async def refresh_data(self) -> None:
@@ -49,16 +52,28 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         for tx in sorted(self.live.running.values(), key=lambda t: t.id, reverse=True):
             if not self.matches(tx.id, tx.charger_id, tx.id_tag):
                 continue
-            running[tx.id] = (
-                str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
-                duration(tx.started), fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
-                "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx),
-            )
+            age = duration_minutes(tx.started)
+            key = (tx.energy_wh, tx.power_w, tx.soc, age, tx.tariff is not None)
+            cached = self._running_cache.get(tx.id)
+            if cached is None or cached[0] != key:  # pricing 500 sessions 4 times a second is not free
+                cached = (key, (
+                    str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
+                    age, fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
+                    "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx),
+                ))
+                self._running_cache[tx.id] = cached
+            running[tx.id] = cached[1]
+        for gone in set(self._running_cache) - set(self.live.running):
+            del self._running_cache[gone]
         table = self.query_one("#running", SyncedTable)
         if list(running) != list(table._rows):
             table.reset_rows(running)
         else:
             table.sync(running)
+        if self.live.versions["orders"] == self._orders_version and not self._refilter:
+            return  # finished transactions only change when one stops: no query on every meter value
+        self._orders_version = self.live.versions["orders"]
+        self._refilter = False
         orders = {}
         for row in await self.console.csms.store.transactions(running=False, limit=500):
             if not self.matches(row["id"], row["charger_id"], row["id_tag"], row["stop_reason"]):
@@ -82,6 +97,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         return "-" if cost is None or tx.tariff is None else format_money(cost, tx.tariff.currency)
 
     async def refilter(self) -> None:
+        self._refilter = True
         await self.refresh_data()
 
     def _selected(self) -> int | None:
