@@ -51,6 +51,7 @@ async def main() -> None:
         app = ConsoleApp(csms, manage_csms=False)
         presses: list[float] = []
         by_screen: dict[str, list[float]] = {}
+        first_visits: dict[str, float] = {}
         lags: list[float] = []
         async with app.run_test(size=(160, 50)) as pilot:
             load = await asyncio.create_subprocess_exec(
@@ -74,8 +75,12 @@ async def main() -> None:
                 # the effect: the new screen is current and has redrawn its data from the live model
                 while type(app.screen).__name__ != SCREENS[key] or app.screen.refreshed_at < started:
                     await asyncio.sleep(0.001)
-                presses.append(time.perf_counter() - started)
-                by_screen.setdefault(SCREENS[key], []).append(time.perf_counter() - started)
+                if SCREENS[key] in by_screen:  # the first visit builds the screen: reported apart
+                    presses.append(time.perf_counter() - started)
+                    by_screen[SCREENS[key]].append(time.perf_counter() - started)
+                else:
+                    by_screen[SCREENS[key]] = []
+                    first_visits[SCREENS[key]] = time.perf_counter() - started
                 await asyncio.sleep(0.25)
             stop.set()
             await probe
@@ -93,7 +98,8 @@ async def main() -> None:
         "loop_lag_ms_p99": round(lags[int(0.99 * (len(lags) - 1))] * 1000, 1),
         "loop_lag_ms_max": round(lags[-1] * 1000, 1),
         "charger_round_trip_ms_p99": result["p99_ms"],
-        "key_to_screen_ms_median_by_screen": {k: round(statistics.median(v) * 1000, 1) for k, v in by_screen.items()},
+        "key_to_screen_ms_median_by_screen": {k: round(statistics.median(v) * 1000, 1) for k, v in by_screen.items() if v},
+        "first_visit_ms": {k: round(v * 1000, 1) for k, v in first_visits.items()},
     }
     print(json.dumps(report))
 

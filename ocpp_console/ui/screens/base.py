@@ -29,6 +29,7 @@ class LiveScreen(Screen[None]):
         self._seen: dict[str, int] = {}
         self._since_forced = 0.0
         self.refreshed_at = 0.0
+        self._built = False
 
     @property
     def console(self) -> ConsoleApp:
@@ -55,6 +56,9 @@ class LiveScreen(Screen[None]):
                 self._seen[topic] = self.live.versions[topic]
             await self.refresh_data()
             self.refreshed_at = time.perf_counter()  # for the UI latency benchmark
+            if not self._built:
+                self._built = True
+                self.call_after_refresh(self.console.settle_heap)  # its tables now exist for good
 
     async def refresh_data(self) -> None:
         """Redraw from the live model (and the store, where needed)."""
