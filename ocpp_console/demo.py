@@ -14,7 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from ocpp_console.csms import CentralSystem
-from ocpp_console.sim import charger_ids, default_id_tags, run_chargers
+from ocpp_console.sim import ChargerOptions, charger_ids, default_id_tags, run_chargers
 
 log = logging.getLogger("ocpp_console.demo")
 
@@ -49,4 +49,6 @@ async def run_demo_chargers(
     tags = await provision(csms, n, connectors)
     url = f"ws://127.0.0.1:{csms.port}"
     log.info("demo: %d simulated chargers connecting to %s", n, url)
-    await run_chargers(url, n, connectors, DEMO_PREFIX, tags, "auto", None, None, speed, stop, seed=seed)
+    # Short gaps between sessions: the first cars arrive within seconds of the first start.
+    options = ChargerOptions(session_gap_s=(20.0, 900.0))
+    await run_chargers(url, n, connectors, DEMO_PREFIX, tags, "auto", None, None, speed, stop, seed=seed, options=options)
