@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
@@ -198,3 +199,25 @@ async def test_password_set_from_the_console(settings_factory: Any) -> None:
         base = f"ws://127.0.0.1:{system.port}"
         assert await boots(f"{base}/CP-P", basic("CP-P", PASSWORD))
         assert await refused(f"{base}/CP-P", basic("CP-P", "x" * 20)) == 401
+
+
+async def test_new_authorization_key_replaces_the_old_once_used(settings_factory: Any) -> None:
+    from tests.clients import TestCharger
+
+    old, new = "old-key-0123456789", "new-key-9876543210"
+    async with CentralSystem(settings_factory(security_profile=1)) as system:
+        await system.store.set_password("CP-K", hash_password(old))
+        uri = f"ws://127.0.0.1:{system.port}/CP-K"
+        async with connect(uri, subprotocols=["ocpp1.6"], additional_headers=basic("CP-K", old)) as ws:
+            cp = TestCharger("CP-K", ws)
+            cp.config["AuthorizationKey"] = ("", False)
+            reader = asyncio.create_task(cp.start())
+            await cp.boot()
+            with pytest.raises(Exception, match="16 to 40"):
+                await system.commands.change_configuration("CP-K", "AuthorizationKey", "short")
+            assert (await system.commands.change_configuration("CP-K", "AuthorizationKey", new)).status == "Accepted"
+            reader.cancel()
+        assert await boots(uri, basic("CP-K", old))  # reconnecting with the old key first: not locked out
+        assert await boots(uri, basic("CP-K", new))  # the new key works, and from now on only it
+        assert await refused(uri, basic("CP-K", old)) == 401
+        assert await boots(uri, basic("CP-K", new))

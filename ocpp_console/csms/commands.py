@@ -32,6 +32,7 @@ from ocpp.v16.enums import (
 from ocpp_console.csms import events as ev
 from ocpp_console.csms.errors import ChargerOffline, CommandError, InvalidCommand
 from ocpp_console.csms.protocol import to_camel
+from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.csms.session import SECRET_KEYS
 from ocpp_console.timeutil import iso, now_iso, utcnow
 
@@ -117,10 +118,19 @@ class Commands:
         return await self.send(charger_id, call.RemoteStopTransaction(transaction_id=transaction_id))
 
     async def change_configuration(self, charger_id: str, key: str, value: str) -> Any:
+        if key == "AuthorizationKey":
+            try:
+                check_password(value)
+            except PasswordError as exc:
+                raise InvalidCommand(f"AuthorizationKey: {exc}") from None
         result = await self.send(charger_id, call.ChangeConfiguration(key=key, value=value))
         if result.status in (ConfigurationStatus.accepted, ConfigurationStatus.reboot_required):
             stored = "********" if key in SECRET_KEYS else value
             await self.store.set_configuration_value(charger_id, key, stored)
+            if key == "AuthorizationKey":
+                # Both keys are valid until the charger logs in with the new one (no lock-out if it
+                # reconnects with the old one first); Rejected or NotSupported keep the old key only.
+                await self.store.set_pending_password(charger_id, hash_password(value))
         return result
 
     async def get_configuration(self, charger_id: str, keys: list[str] | None = None) -> Any:

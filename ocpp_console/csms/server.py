@@ -159,23 +159,26 @@ class CentralSystem:
                 return None
             log.warning("refused %s (%s): client certificate is for %r (O=%r)", cp_id, address, common_name, org)
             return connection.respond(HTTPStatus.FORBIDDEN, "Client certificate does not match the charge point id\n")
-        stored = await self.store.password_hash(cp_id)
-        if stored is None and self.settings.security_profile == 0:
+        stored, pending = await self.store.password_hashes(cp_id)
+        if stored is None and pending is None and self.settings.security_profile == 0:
             return None
         delay = self._throttle.delay(host)
         if delay:
             await asyncio.sleep(delay)  # slow down guessing from one address
         credentials = security.parse_basic(request.headers.get("Authorization"))
-        if (
-            credentials is not None
-            and stored is not None
-            and credentials[0] == cp_id.encode()
-            and security.verify_password(credentials[1], stored)
-        ):
-            self._throttle.succeeded(host)
-            return None
+        if credentials is not None and credentials[0] == cp_id.encode():
+            if pending is not None and security.verify_password(credentials[1], pending):
+                # The charger uses the key it accepted by ChangeConfiguration: the old one is retired.
+                await self.store.promote_pending_password(cp_id)
+                log.info("%s: logged in with its new AuthorizationKey; the old one is no longer accepted", cp_id)
+                self._throttle.succeeded(host)
+                return None
+            if stored is not None and security.verify_password(credentials[1], stored):
+                self._throttle.succeeded(host)
+                return None
         self._throttle.failed(host)
-        why = "no credentials" if credentials is None else ("no password set" if stored is None else "wrong credentials")
+        why = ("no credentials" if credentials is None
+               else "no password set" if stored is None and pending is None else "wrong credentials")
         log.warning("authentication failed for %s from %s: %s", cp_id, address, why)
         response = connection.respond(HTTPStatus.UNAUTHORIZED, "Authentication required\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="ocpp-console", charset="UTF-8"'

@@ -242,6 +242,10 @@ MIGRATIONS: list[str] = [
         location, context, value, source
     );
     """,
+    # 5: a new AuthorizationKey the charger accepted, valid beside the old one until it is used
+    """
+    ALTER TABLE chargers ADD COLUMN pending_password_hash TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

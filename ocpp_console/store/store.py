@@ -261,15 +261,37 @@ class Store:
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO chargers (id, registration, password_hash, first_seen) VALUES (?, 'Accepted', ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET password_hash = excluded.password_hash",
+                " ON CONFLICT(id) DO UPDATE SET password_hash = excluded.password_hash, pending_password_hash = NULL",
                 (charger_id, password_hash, now),
             )
 
         return self._write(fn)
 
-    async def password_hash(self, charger_id: str) -> str | None:
-        row = await self._query_one("SELECT password_hash FROM chargers WHERE id = ?", (charger_id,))
-        return row["password_hash"] if row else None
+    async def password_hashes(self, charger_id: str) -> tuple[str | None, str | None]:
+        """(current, pending) password hashes of a charger."""
+        row = await self._query_one(
+            "SELECT password_hash, pending_password_hash FROM chargers WHERE id = ?", (charger_id,)
+        )
+        return (row["password_hash"], row["pending_password_hash"]) if row else (None, None)
+
+    def set_pending_password(self, charger_id: str, password_hash: str) -> asyncio.Future[None]:
+        return self._write(
+            lambda conn: conn.execute(
+                "UPDATE chargers SET pending_password_hash = ? WHERE id = ?", (password_hash, charger_id)
+            )
+            and None
+        )
+
+    def promote_pending_password(self, charger_id: str) -> asyncio.Future[None]:
+        """The charger logged in with its new key: from now on only that one is valid."""
+        return self._write(
+            lambda conn: conn.execute(
+                "UPDATE chargers SET password_hash = pending_password_hash, pending_password_hash = NULL"
+                " WHERE id = ? AND pending_password_hash IS NOT NULL",
+                (charger_id,),
+            )
+            and None
+        )
 
     def status(
         self,
