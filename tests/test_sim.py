@@ -37,9 +37,10 @@ from ocpp.v16.enums import (
     UpdateStatus,
     UpdateType,
 )
+from ocpp.v16 import call
 from websockets.asyncio.server import serve
 
-from ocpp_console.csms import CentralSystem
+from ocpp_console.csms import CentralSystem, InvalidCommand
 from ocpp_console.csms import events as evs
 from ocpp_console.settings import Settings
 from ocpp_console.sim import EV, ChargerOptions, SimulatedCharger
@@ -324,7 +325,11 @@ async def test_get_and_change_configuration(csms: CentralSystem) -> None:
         assert (await change("SIM-C", "HeartbeatInterval", "120")).status == ConfigurationStatus.accepted
         assert (await change("SIM-C", "StopTransactionOnEVSideDisconnect", "FALSE")).status == ConfigurationStatus.accepted
         assert (await change("SIM-C", "AuthorizationKey", "fedcba9876543210fedc")).status == ConfigurationStatus.accepted
-        assert (await change("SIM-C", "AuthorizationKey", "short")).status == ConfigurationStatus.rejected
+        # The console refuses to send a key of the wrong length; sent anyway, the charger refuses it too.
+        with pytest.raises(InvalidCommand):
+            await change("SIM-C", "AuthorizationKey", "short")
+        raw = await csms.commands.send("SIM-C", call.ChangeConfiguration(key="AuthorizationKey", value="short"))
+        assert raw.status == ConfigurationStatus.rejected
 
         after = await csms.commands.get_configuration("SIM-C", ["HeartbeatInterval", "StopTransactionOnEVSideDisconnect"])
         assert {k["key"]: k["value"] for k in after.configuration_key} == {
