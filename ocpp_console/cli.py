@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import ValidationError
 
 from ocpp_console import __version__
+from ocpp_console.runtime import settle_heap
 from ocpp_console.settings import Settings, default_config_path, load_settings
 
 log = logging.getLogger("ocpp_console")
@@ -200,6 +201,7 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await csms.start()
+    settle_heap()
     demo: asyncio.Task[None] | None = None
     if demo_chargers:
         from ocpp_console.demo import run_demo_chargers
