@@ -330,3 +330,20 @@ async def test_console_survives_hostile_data(csms: CentralSystem) -> None:
         assert app.return_code is None  # still running: no crash screen
     samples = await csms.store.meter_values_for(tx)
     assert all(s["value_num"] is None or abs(s["value_num"]) < 1e15 for s in samples)  # absurd readings not used
+
+
+async def test_authorization_key_is_typed_unseen(csms: CentralSystem) -> None:
+    async with charger(csms, "CP-SECRET") as cp:
+        await cp.boot()
+        app = ConsoleApp(csms, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "CP-SECRET" in cells(app))
+            app.start_action("CP-SECRET", "change_config", {})
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            value = form.query_one("#f-value", Input)
+            assert not value.password
+            form.query_one("#f-key", Input).value = "AuthorizationKey"
+            await until(pilot, lambda: value.password)
+            form.query_one("#f-key", Input).value = "HeartbeatInterval"
+            await until(pilot, lambda: not value.password)

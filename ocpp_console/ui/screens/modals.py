@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from ocpp_console.csms.session import SECRET_KEYS
 from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 
 
@@ -76,6 +77,14 @@ class ActionForm(FormScreen):
         # Text fields take the focus; a form of choices only (already filled) is one Enter from sent.
         inputs = self.query(Input)
         (inputs.first() if inputs else self.query_one("#send")).focus()
+        self._mask_secret()
+
+    @on(Input.Changed, "#f-key")
+    def _mask_secret(self) -> None:
+        """A value for a secret key (AuthorizationKey) is typed unseen, like a password."""
+        keys, values = self.query("#f-key"), self.query("#f-value")
+        if keys and values:
+            values.first(Input).password = keys.first(Input).value.strip() in SECRET_KEYS
 
     def values(self) -> dict[str, Any]:
         """Parse every field; raises FieldError with the first problem."""
