@@ -154,9 +154,6 @@ class Configuration:
     def get_list(self, key: str) -> list[str]:
         return [v.strip() for v in self._entries[key].value.split(",") if v.strip()]
 
-    def is_readonly(self, key: str) -> bool:
-        return self._entries[key].readonly
-
     def set(self, key: str, value: str) -> None:
         """Set a value from inside the charger (read-only keys included), e.g. the boot's interval."""
         self._entries[key].value = value

@@ -31,6 +31,3 @@ class Meter:
         """Current per phase for the present power."""
         v = voltage or self.nominal_voltage
         return self.power_w / (v * self.phases) if v > 0 and self.phases > 0 else 0.0
-
-    def watts_from_amps(self, amps: float, phases: int | None = None) -> float:
-        return amps * self.nominal_voltage * (phases or self.phases)

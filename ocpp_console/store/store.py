@@ -228,12 +228,6 @@ class Store:
             lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id))
         )
 
-    def heartbeat(self, charger_id: str) -> asyncio.Future[None]:
-        now = now_iso()
-        return self._write(
-            lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id)) and None
-        )
-
     def set_registration(self, charger_id: str, registration: str) -> asyncio.Future[bool]:
         def fn(conn: sqlite3.Connection) -> bool:
             cur = conn.execute("UPDATE chargers SET registration = ? WHERE id = ?", (registration, charger_id))
