@@ -175,11 +175,12 @@ class ChargerSession(ChargePoint):
             self._response_queue.put_nowait(self._call_error)
 
     def _reply_error(self, uid: str, error: OCPPError) -> None:
-        asyncio.ensure_future(self._send_quietly(protocol.call_error(uid, error)))
+        meta = (protocol.CALLERROR, uid, self._inflight.get(uid))
+        asyncio.ensure_future(self._send_quietly(protocol.call_error(uid, error), meta))
 
-    async def _send_quietly(self, frame: str) -> None:
+    async def _send_quietly(self, frame: str, meta: tuple[int, str, str | None]) -> None:
         try:
-            await self._send(frame)
+            await self._send(frame, meta)
         except Exception as exc:  # the connection went away meanwhile
             log.debug("%s: could not send: %s", self.id, exc)
 
@@ -190,7 +191,9 @@ class ChargerSession(ChargePoint):
             msg = await self._calls.get()
             try:
                 frame = await self._answer(msg)
-                await self._send_quietly(frame)
+                # our own compact frames: "[3,..." for a CALLRESULT, "[4,..." for a CALLERROR
+                kind = protocol.CALLRESULT if frame.startswith("[3,") else protocol.CALLERROR
+                await self._send_quietly(frame, (kind, msg.unique_id, msg.action))
             finally:
                 self._inflight.pop(msg.unique_id, None)
                 if not self._inflight:
@@ -242,13 +245,18 @@ class ChargerSession(ChargePoint):
             self._last_touch = now
             self.store.touch(self.id)
 
-    async def _send(self, message: str) -> None:
-        try:
-            frame = orjson.loads(message)
-            message_type, uid = frame[0], frame[1]
-            action = frame[2] if message_type == protocol.CALL else self._inflight.get(uid)
-        except (orjson.JSONDecodeError, IndexError, TypeError):
-            message_type = uid = action = None
+    async def _send(self, message: str, meta: tuple[int, str, str | None] | None = None) -> None:
+        """Log and send a frame. Our answers come with (type, uniqueId, action) already known; only
+        the calls the ocpp library sends for us are read back to learn theirs."""
+        if meta is not None:
+            message_type, uid, action = meta
+        else:
+            try:
+                frame = orjson.loads(message)
+                message_type, uid = frame[0], frame[1]
+                action = frame[2] if message_type == protocol.CALL else self._inflight.get(uid)
+            except (orjson.JSONDecodeError, IndexError, TypeError):
+                message_type = uid = action = None
         self._log_frame("out", message, message_type, uid, action)
         if self._awaiting is not None and uid == self._awaiting[0]:
             self._sent = True
