@@ -347,3 +347,28 @@ async def test_authorization_key_is_typed_unseen(csms: CentralSystem) -> None:
             await until(pilot, lambda: value.password)
             form.query_one("#f-key", Input).value = "HeartbeatInterval"
             await until(pilot, lambda: not value.password)
+
+
+async def test_a_large_table_fills_in_chunks_and_keeps_order() -> None:
+    """A thousand new rows show their first page at once and the rest after the next redraws;
+    a diff in the middle of the fill neither duplicates nor reorders rows."""
+    from textual.app import App
+
+    class TableApp(App[None]):
+        def compose(self) -> Any:
+            yield SyncedTable([("id", "Id"), ("v", "Value")])
+
+    app = TableApp()
+    async with app.run_test() as pilot:
+        t = app.query_one(SyncedTable)
+        rows = {f"CP-{i:04d}": (f"CP-{i:04d}", "a") for i in range(1000)}
+        t.show(rows)
+        assert t.row_count == SyncedTable.FILL_CHUNK
+        rows = {**rows, "CP-0000": ("CP-0000", "b")}  # a change while filling
+        t.show(rows)
+        await until(pilot, lambda: t.row_count == 1000)
+        assert [str(k.value) for k in t.rows] == sorted(rows)
+        assert t.get_row("CP-0000") == ["CP-0000", "b"]
+        t.show({k: v for k, v in rows.items() if k != "CP-0500"})  # a removal rebuilds in order
+        await until(pilot, lambda: t.row_count == 999)
+        assert [str(k.value) for k in t.rows] == sorted(set(rows) - {"CP-0500"})

@@ -81,10 +81,7 @@ class ChargersScreen(FilterMixin, LiveScreen):
     async def refresh_data(self) -> None:
         table = self.query_one(SyncedTable)
         rows = self.rows()
-        if list(rows) != [k for k in table._rows]:  # new or removed chargers: keep the id order
-            table.reset_rows(rows)
-        else:
-            table.sync(rows)
+        table.show(rows)
 
     async def refilter(self) -> None:
         self.query_one(SyncedTable).reset_rows(self.rows())

@@ -53,10 +53,7 @@ class IdTagsScreen(FilterMixin, LiveScreen):
                 row["parent_id_tag"] or "-", self._balance(row), row["note"] or "",
             )
         table = self.query_one(SyncedTable)
-        if list(rows) != list(table._rows):
-            table.reset_rows(rows)
-        else:
-            table.sync(rows)
+        table.show(rows)
 
     def _balance(self, row: dict) -> Text:
         if row["parent_id_tag"] and row["parent_id_tag"] in self._tags and not row["balance"]:

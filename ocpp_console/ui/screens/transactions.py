@@ -66,10 +66,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         for gone in set(self._running_cache) - set(self.live.running):
             del self._running_cache[gone]
         table = self.query_one("#running", SyncedTable)
-        if list(running) != list(table._rows):
-            table.reset_rows(running)
-        else:
-            table.sync(running)
+        table.show(running)
         if self.live.versions["orders"] == self._orders_version and not self._refilter:
             return  # finished transactions only change when one stops: no query on every meter value
         self._orders_version = self.live.versions["orders"]
@@ -86,10 +83,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
                 format_money(row["cost_total"], row["currency"] or self.console.csms.settings.currency),
             )
         table = self.query_one("#orders", SyncedTable)
-        if list(orders) != list(table._rows):
-            table.reset_rows(orders)
-        else:
-            table.sync(orders)
+        table.show(orders)
 
     @staticmethod
     def _cost(tx: RunningTx) -> str:

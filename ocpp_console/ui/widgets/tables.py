@@ -7,6 +7,7 @@ central system shares; diffing keeps a refresh proportional to what actually cha
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from textual.widgets import DataTable
@@ -14,6 +15,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 
 class SyncedTable(DataTable[Any]):
+    FILL_CHUNK = 150  # a few screens of rows; adding one costs ~0.1 ms
     DEFAULT_CSS = """
     SyncedTable { height: 1fr; }
     """
@@ -26,13 +28,29 @@ class SyncedTable(DataTable[Any]):
         self._column_spec = [(c[0], c[1]) for c in columns]
         self._widths = {c[0]: c[2] for c in columns if len(c) > 2}
         self._rows: dict[Hashable, tuple[Any, ...]] = {}
+        self._target: Mapping[Hashable, Sequence[Any]] | None = None
+        self._filling = False
 
     def on_mount(self) -> None:
         for key, label in self._column_spec:
             self.add_column(label, key=key, width=self._widths.get(key))
 
+    def show(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
+        """Show exactly `rows`, in their order: diff when the rows already shown are, in order, the
+        start of `rows` (changes in place, new rows at the end), rebuild otherwise."""
+        shown = list(self._rows)
+        if shown != list(islice(rows, len(shown))):
+            self.reset_rows(rows)
+        else:
+            self.sync(rows)
+
     def sync(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
-        """Make the table show exactly `rows` (in their order for new rows)."""
+        """Make the table show exactly `rows` (in their order for new rows).
+
+        At most FILL_CHUNK new rows are added per call and the rest after the next redraw: the
+        first visit to a screen after a thousand chargers connected shows its first page at once
+        instead of stalling the shared event loop for the whole table."""
+        self._target = rows
         keys = [k for k, _ in self._column_spec]
         for gone in [k for k in self._rows if k not in rows]:
             try:
@@ -40,10 +58,17 @@ class SyncedTable(DataTable[Any]):
             except Exception:  # already gone
                 pass
             del self._rows[gone]
+        added = 0
         for key, values in rows.items():
             values = tuple(values)
             old = self._rows.get(key)
             if old is None:
+                if added >= self.FILL_CHUNK:
+                    if not self._filling:
+                        self._filling = True
+                        self.call_after_refresh(self._fill_more)
+                    continue
+                added += 1
                 self.add_row(*values, key=str(key))
             elif old != values:
                 for column, (a, b) in zip(keys, zip(old, values)):
@@ -54,8 +79,14 @@ class SyncedTable(DataTable[Any]):
                             pass
             self._rows[key] = values
 
+    def _fill_more(self) -> None:
+        self._filling = False
+        if self._target is not None and self.is_attached:
+            self.sync(self._target)
+
     def append(self, rows: Mapping[Hashable, Sequence[Any]]) -> None:
         """Add new rows at the end (a log): no diffing, no removals."""
+        self._target = None
         for key, values in rows.items():
             values = tuple(values)
             self.add_row(*values, key=str(key))
