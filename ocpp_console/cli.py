@@ -123,6 +123,51 @@ async def run_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def add_call_parser(sub: Any) -> None:
+    from ocpp_console.csms.operations import OPERATIONS
+
+    parser = sub.add_parser(
+        "call", help="send one OCPP operation to a charger through the running instance's HTTP API",
+        description="Send one OCPP 1.6 operation to a connected charger through the HTTP API of the "
+        "running console or serve (started with --api-port), and print the charger's answer as JSON. "
+        f"Operations: {', '.join(OPERATIONS)}.",
+    )
+    parser.add_argument("charger_id", metavar="ID", help="the charger")
+    parser.add_argument("action", metavar="ACTION", help="the operation, e.g. reset or RemoteStartTransaction")
+    parser.add_argument("--json", dest="payload", type=_json_object, default={}, metavar="JSON",
+                        help="the OCPP payload, e.g. '{\"type\": \"Soft\"}' (default: {})")
+    parser.add_argument("--url", default=None, help="the API's base URL (default: from --api-host/--api-port)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="seconds to wait (default: the call timeout setting plus 5)")
+    for name in ("api_port", "api_host", "api_token", "call_timeout"):
+        field = Settings.model_fields[name]
+        parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS,
+                            type=int if name == "api_port" else float if name == "call_timeout" else str,
+                            help=f"{field.description} (env OCPP_CONSOLE_{name.upper()})")
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings file")
+
+
+def run_call(settings: Settings, args: argparse.Namespace) -> int:
+    from ocpp_console.api.client import CallError, api_url, call
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    try:
+        base = args.url or api_url(settings)
+        answer = call(base, token, args.charger_id, args.action, args.payload,
+                      args.timeout or settings.call_timeout + 5)
+    except CallError as exc:
+        print(f"ocpp-console call: {exc}", file=sys.stderr)
+        return 2
+    if answer.status == 200:
+        print(json.dumps(answer.body, indent=2))
+        return 0
+    body = answer.body if isinstance(answer.body, dict) else {"message": str(answer.body)}
+    code = f" {body['code']}" if body.get("code") else ""
+    print(f"ocpp-console call: {answer.status} {body.get('error', 'error')}{code}: {body.get('message', '')}",
+          file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocpp-console",
@@ -155,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_password.add_argument("--password", default=None, help="the password (default: asked for, not echoed)")
     set_password.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="SQLite database")
     set_password.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings")
+    add_call_parser(sub)
     export = sub.add_parser(
         "export", help="write orders or wallet movements as CSV",
         description="Write finished transactions (orders) or wallet movements (ledger) as CSV with a header row.",
@@ -201,6 +247,16 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await csms.start()
+    api = None
+    if settings.api_port is not None:
+        from ocpp_console.api import ApiServer
+
+        api = ApiServer(csms)
+        try:
+            await api.start()
+        except OSError:
+            await csms.stop()
+            raise
     settle_heap()
     demo: asyncio.Task[None] | None = None
     if demo_chargers:
@@ -214,6 +270,8 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
             # The simulated chargers end their sessions (StopTransaction) before we close.
             await asyncio.wait_for(demo, 15)
     finally:
+        if api is not None:
+            await api.stop()
         await csms.stop()
     return 0
 
@@ -227,7 +285,13 @@ def run_console(settings: Settings, demo_chargers: int = 0) -> int:
         from ocpp_console.demo import run_demo_chargers
 
         background.append(lambda csms, stop: run_demo_chargers(csms, stop, demo_chargers))
-    app = ConsoleApp(CentralSystem(settings), background=background)
+    csms = CentralSystem(settings)
+    services = []
+    if settings.api_port is not None:
+        from ocpp_console.api import ApiServer
+
+        services.append(ApiServer(csms))
+    app = ConsoleApp(csms, background=background, services=services)
     app.run()
     return app.return_code or 0
 
@@ -273,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             log_to_file(settings.log_level)
             return run_console(settings, demo_chargers)
         setup_logging(settings.log_level)
+        if command == "call":
+            return run_call(settings, args)
         if command == "export":
             return asyncio.run(run_export(settings, args))
         if command == "chargers":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,18 @@ def default_config_path() -> Path:
 
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "ocpp-console.sqlite"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 # The TOML file is chosen at run time (--config); a context variable carries the choice
@@ -115,6 +127,17 @@ class Settings(BaseSettings):
     )
     wallet: bool = Field(True, description="Check wallet balances (--no-wallet: never block on balance).")
 
+    # -- local HTTP API --
+    api_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve the HTTP API on this port (0: any free port; default: no API)."
+    )
+    api_host: str = Field(
+        "127.0.0.1", description="Address the HTTP API listens on; anything but loopback needs --api-token."
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token the HTTP API requires (Authorization: Bearer TOKEN)."
+    )
+
     @field_validator("tou_windows")
     @classmethod
     def _check_windows(cls, value: str) -> str:
@@ -153,6 +176,8 @@ class Settings(BaseSettings):
             raise ValueError("security profile 3 needs --tls-ca (the CA of the charger certificates)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
+        if self.api_port is not None and not is_loopback(self.api_host) and not self.api_token:
+            raise ValueError(f"the HTTP API on {self.api_host} (not loopback) needs --api-token")
         return self
 
     @field_validator("timezone")

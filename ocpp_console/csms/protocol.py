@@ -228,7 +228,7 @@ def _raise_for(uid: str, exc: fastjsonschema.JsonSchemaValueException) -> None:
 
 
 @functools.cache
-def _snake_key(key: str) -> str:
+def snake_key(key: str) -> str:
     return next(iter(camel_to_snake_case({key: None})))
 
 
@@ -239,7 +239,7 @@ def _camel_key(key: str) -> str:
 
 def to_snake(data: Any) -> Any:
     if isinstance(data, dict):
-        return {_snake_key(k): to_snake(v) for k, v in data.items()}
+        return {snake_key(k): to_snake(v) for k, v in data.items()}
     if isinstance(data, list):
         return [to_snake(v) for v in data]
     return data
@@ -264,7 +264,7 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-def dumps(frame: list[Any]) -> str:
+def dumps(frame: Any) -> str:
     return orjson.dumps(frame, default=_default).decode()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -32,6 +32,14 @@ from ocpp_console.ui.screens.overview import OverviewScreen
 from ocpp_console.ui.screens.transactions import TransactionsScreen
 
 BUSY_STATES = {"Charging", "SuspendedEV", "SuspendedEVSE"}
+
+
+class Service(Protocol):
+    """Something that runs beside the central system for the app's lifetime (the HTTP API)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ConsoleApp(App[None]):
@@ -61,11 +69,14 @@ class ConsoleApp(App[None]):
         manage_csms: bool = True,
         background: Sequence[Callable[[CentralSystem, asyncio.Event], Awaitable[None]]] = (),
         prepare: Callable[[CentralSystem], Awaitable[object]] | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         super().__init__()
         self.csms = csms
         self.manage_csms = manage_csms
         self._background = list(background)  # e.g. the demo's simulated chargers
+        self._services = list(services)  # e.g. the HTTP API: started after the central system
+        self._started_services: list[Service] = []
         self._background_tasks: list[asyncio.Task[None]] = []
         self._stop_background = asyncio.Event()
         self._prepare = prepare  # runs once the central system listens, before the first screen
@@ -79,6 +90,13 @@ class ConsoleApp(App[None]):
             except OSError as exc:
                 self.exit(return_code=1, message=f"ocpp-console: cannot listen on port {self.csms.settings.port}: {exc}")
                 return
+        for service in self._services:
+            try:
+                await service.start()
+            except OSError as exc:
+                self.exit(return_code=1, message=f"ocpp-console: cannot start {type(service).__name__}: {exc}")
+                return
+            self._started_services.append(service)
         if self._prepare is not None:
             await self._prepare(self.csms)
         await self.live.load()
@@ -98,6 +116,8 @@ class ConsoleApp(App[None]):
             # Simulated chargers finish their sessions before the central system goes away.
             await asyncio.wait(self._background_tasks, timeout=15)
         self.live.close()
+        for service in reversed(self._started_services):
+            await service.stop()
         if self.manage_csms and self.csms.port is not None:
             await self.csms.stop()
 

@@ -1,0 +1,270 @@
+"""The API's OpenAPI 3.0 document, built from the official OCPP 1.6 schemas.
+
+Request and answer bodies of the operations are the OCPP payloads, so their schemas are the
+ones the `ocpp` package ships (with `$ref`s inlined and draft-only keywords dropped); nothing
+here restates what an OCPP payload looks like.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import ocpp
+
+from ocpp_console import __version__
+from ocpp_console.csms.operations import OPERATIONS, Operation
+
+_SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
+_DROP = {"$schema", "$id", "id", "title", "javaType", "additionalItems", "definitions"}
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(definitions[node["$ref"].rsplit("/", 1)[-1]], definitions)
+        out = {}
+        for key, value in node.items():
+            if key in _DROP:
+                continue
+            if key == "properties":
+                out[key] = {name: _inline(v, definitions) for name, v in value.items()}
+            elif key == "additionalProperties" and node.get("type") != "object":
+                continue  # the schemas put it on strings too; meaningless there
+            else:
+                out[key] = _inline(value, definitions)
+        return out
+    if isinstance(node, list):
+        return [_inline(v, definitions) for v in node]
+    return node
+
+
+@functools.cache
+def ocpp_schema(name: str) -> dict[str, Any]:
+    raw = json.loads((_SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8-sig"))
+    return _inline(raw, raw.get("definitions", {}))
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_NULLABLE_INT = {"type": "integer", "nullable": True}
+_TIME = {"type": "string", "nullable": True, "description": "ISO 8601, UTC"}
+_MONEY = {"type": "string", "nullable": True, "pattern": r"^-?\d+(\.\d+)?$",
+          "description": "an exact decimal amount in the currency's major unit"}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required or list(properties)}
+
+
+RESOURCES: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string", "description": "what went wrong, as a short code"},
+            "message": {"type": "string"},
+            "code": {"type": "string", "description": "the charger's CALLERROR code (502 only)"},
+            "details": {"description": "the charger's CALLERROR details (502 only)"},
+        },
+        "required": ["error", "message"],
+    },
+    "Connector": _object({
+        "connector_id": {"type": "integer"},
+        "status": {"type": "string"},
+        "error_code": {"type": "string"},
+        "info": _NULLABLE_STRING,
+        "updated_at": _TIME,
+    }),
+    "Charger": _object({
+        "id": {"type": "string"},
+        "registration": {"type": "string", "enum": ["Accepted", "Pending", "Rejected"]},
+        "connected": {"type": "boolean"},
+        "vendor": _NULLABLE_STRING,
+        "model": _NULLABLE_STRING,
+        "serial": _NULLABLE_STRING,
+        "firmware_version": _NULLABLE_STRING,
+        "remote_address": _NULLABLE_STRING,
+        "has_password": {"type": "boolean"},
+        "note": _NULLABLE_STRING,
+        "first_seen": _TIME,
+        "last_seen": _TIME,
+        "last_boot": _TIME,
+        "connectors": {"type": "array", "items": _ref("Connector")},
+    }),
+    "Transaction": _object({
+        "id": {"type": "integer"},
+        "charger_id": {"type": "string"},
+        "connector_id": {"type": "integer"},
+        "id_tag": {"type": "string"},
+        "running": {"type": "boolean"},
+        "meter_start": {"type": "integer"},
+        "meter_stop": _NULLABLE_INT,
+        "energy_wh": _NULLABLE_INT,
+        "start_timestamp": {"type": "string"},
+        "stop_timestamp": _TIME,
+        "stop_reason": _NULLABLE_STRING,
+        "charging_seconds": _NULLABLE_INT,
+        "idle_seconds": _NULLABLE_INT,
+        "cost": _MONEY,
+        "currency": _NULLABLE_STRING,
+        "wallet_id_tag": _NULLABLE_STRING,
+    }),
+    "IdTag": _object({
+        "id_tag": {"type": "string"},
+        "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]},
+        "expiry_date": _TIME,
+        "parent_id_tag": _NULLABLE_STRING,
+        "balance": {**_MONEY, "nullable": False},
+        "currency": {"type": "string"},
+        "note": _NULLABLE_STRING,
+    }),
+    "IdTagUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid"]},
+            "expiry_date": {"type": "string", "nullable": True, "description": "a date or an ISO 8601 time"},
+            "parent_id_tag": {"type": "string", "nullable": True, "minLength": 1, "maxLength": 20},
+            "balance": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$",
+                        "description": "set the wallet to this amount (a ledger movement of the difference)"},
+            "note": {"type": "string", "nullable": True},
+        },
+    },
+    "Password": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"password": {"type": "string", "minLength": 16, "maxLength": 40}},
+        "required": ["password"],
+    },
+    "Message": _object({
+        "id": {"type": "integer"},
+        "charger_id": {"type": "string"},
+        "direction": {"type": "string", "enum": ["in", "out"]},
+        "timestamp": {"type": "string"},
+        "message_type": _NULLABLE_INT,
+        "unique_id": _NULLABLE_STRING,
+        "action": _NULLABLE_STRING,
+        "raw": {"type": "string"},
+    }),
+}
+
+_CHARGER_ID = {"name": "charger_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+_ID_TAG = {"name": "id_tag", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 20}}
+_LIMIT = {"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 500}}
+_UNAUTHORIZED = {"401": _error("missing or wrong bearer token")}
+
+
+def _operation_path(op: Operation) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": op.method,
+            "tags": ["operations"],
+            "summary": f"Send {op.name} to a connected charger and return its answer",
+            "parameters": [_CHARGER_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(op.name)}}},
+            "responses": {
+                "200": _json(_ref(f"{op.name}Response"), f"the charger's {op.name} answer"),
+                "400": _error("the body is not a valid OCPP payload for this operation"),
+                "404": _error("the charger is unknown or not connected"),
+                "502": _error("the charger answered with a CALLERROR (its code in `code`) or an invalid payload"),
+                "504": _error("the charger did not answer in time"),
+                **_UNAUTHORIZED,
+            },
+        }
+    }
+
+
+def _list(name: str, schema: str, description: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": {
+        "operationId": name, "tags": ["read"], "summary": description, "parameters": parameters,
+        "responses": {"200": _json({"type": "array", "items": _ref(schema)}, description),
+                      "400": _error("a query parameter is not valid"), **_UNAUTHORIZED},
+    }}
+
+
+def _one(name: str, schema: str, description: str, parameter: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {
+        "operationId": name, "tags": ["read"], "summary": description, "parameters": [parameter],
+        "responses": {"200": _json(_ref(schema), description), "400": _error("a parameter is not valid"),
+                      "404": _error("not found"), **_UNAUTHORIZED},
+    }}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = dict(RESOURCES)
+    for op in OPERATIONS.values():
+        schemas[op.name] = ocpp_schema(op.request_schema)
+        schemas[f"{op.name}Response"] = ocpp_schema(op.response_schema)
+    paths: dict[str, Any] = {
+        "/api/chargers": _list("list_chargers", "Charger", "chargers with their connectors and status", []),
+        "/api/chargers/{charger_id}": _one("get_charger", "Charger", "one charger", _CHARGER_ID),
+        "/api/chargers/{charger_id}/password": {"put": {
+            "operationId": "set_charger_password", "tags": ["manage"],
+            "summary": "Set the password a charger gives with HTTP Basic auth (security profiles 1-2)",
+            "parameters": [_CHARGER_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Password")}}},
+            "responses": {"200": _json(_ref("Charger"), "the charger, provisioned if it was new"),
+                          "400": _error("the password is not acceptable"), **_UNAUTHORIZED},
+        }},
+        "/api/transactions": _list("list_transactions", "Transaction", "transactions, newest first", [
+            {"name": "running", "in": "query", "required": False, "schema": {"type": "boolean"}},
+            {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}},
+            _LIMIT,
+        ]),
+        "/api/transactions/{transaction_id}": _one(
+            "get_transaction", "Transaction", "one transaction",
+            {"name": "transaction_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        ),
+        "/api/orders": _list("list_orders", "Transaction", "finished transactions with their cost, by stop time", [
+            {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+            {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+             "description": "exclusive"},
+        ]),
+        "/api/id-tags": _list("list_id_tags", "IdTag", "id tags with their wallet balance", []),
+        "/api/id-tags/{id_tag}": {
+            **_one("get_id_tag", "IdTag", "one id tag", _ID_TAG),
+            "put": {
+                "operationId": "put_id_tag", "tags": ["manage"], "summary": "Create or update an id tag",
+                "parameters": [_ID_TAG],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IdTagUpdate")}}},
+                "responses": {"200": _json(_ref("IdTag"), "the id tag as stored"),
+                              "400": _error("a value is not valid"), **_UNAUTHORIZED},
+            },
+        },
+        "/api/messages": _list("list_messages", "Message", "the OCPP message log, newest first", [
+            {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}}, _LIMIT,
+        ]),
+    }
+    for op in OPERATIONS.values():
+        paths[f"/api/chargers/{{charger_id}}/{op.path_name}"] = _operation_path(op)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ocpp-console",
+            "version": __version__,
+            "description": "The local HTTP API of an ocpp-console central system (OCPP 1.6J). Resources are "
+            "snake_case JSON; operation bodies and answers are OCPP payloads exactly as on the wire.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+    }
+

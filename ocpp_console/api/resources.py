@@ -1,0 +1,140 @@
+"""What the API returns for stored things (snake_case JSON), and what its manage calls change."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import TYPE_CHECKING, Any
+
+from ocpp_console.csms.billing import from_minor
+from ocpp_console.store.models import Row
+
+if TYPE_CHECKING:
+    from ocpp_console.csms.server import CentralSystem
+
+
+def _money(minor: int | None, currency: str | None) -> str | None:
+    return None if minor is None or currency is None else str(from_minor(minor, currency))
+
+
+def _connector(row: Row) -> dict[str, Any]:
+    return {
+        "connector_id": row["connector_id"], "status": row["status"], "error_code": row["error_code"],
+        "info": row["info"], "updated_at": row["updated_at"],
+    }
+
+
+def _charger(csms: CentralSystem, row: Row, connectors: list[Row]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "registration": row["registration"],
+        "connected": row["id"] in csms.sessions,
+        "vendor": row["vendor"],
+        "model": row["model"],
+        "serial": row["charge_point_serial"],
+        "firmware_version": row["firmware_version"],
+        "remote_address": row["remote_address"] if row["id"] in csms.sessions else None,
+        "has_password": bool(row["password_hash"]),
+        "note": row["note"],
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+        "last_boot": row["last_boot"],
+        "connectors": [_connector(c) for c in connectors],
+    }
+
+
+async def chargers(csms: CentralSystem) -> list[dict[str, Any]]:
+    by_charger: dict[str, list[Row]] = {}
+    for c in await csms.store.connectors():
+        by_charger.setdefault(c["charger_id"], []).append(c)
+    return [_charger(csms, row, by_charger.get(row["id"], [])) for row in await csms.store.chargers()]
+
+
+async def charger(csms: CentralSystem, charger_id: str) -> dict[str, Any] | None:
+    row = await csms.store.charger(charger_id)
+    if row is None:
+        return None
+    return _charger(csms, row, await csms.store.connectors(charger_id))
+
+
+def transaction(csms: CentralSystem, row: Row) -> dict[str, Any]:
+    currency = row["currency"]
+    return {
+        "id": row["id"],
+        "charger_id": row["charger_id"],
+        "connector_id": row["connector_id"],
+        "id_tag": row["id_tag"],
+        "running": row["stopped_at"] is None,
+        "meter_start": row["meter_start"],
+        "meter_stop": row["meter_stop"],
+        "energy_wh": row["energy_wh"],
+        "start_timestamp": row["start_timestamp"],
+        "stop_timestamp": row["stop_timestamp"],
+        "stop_reason": row["stop_reason"],
+        "charging_seconds": row["charging_seconds"],
+        "idle_seconds": row["idle_seconds"],
+        "cost": _money(row["cost_total"], currency),
+        "currency": currency,
+        "wallet_id_tag": row["wallet_id_tag"],
+    }
+
+
+def id_tag(csms: CentralSystem, row: Row) -> dict[str, Any]:
+    currency = csms.settings.currency
+    return {
+        "id_tag": row["id_tag"],
+        "status": row["status"],
+        "expiry_date": row["expiry_date"],
+        "parent_id_tag": row["parent_id_tag"],
+        "balance": str(from_minor(row["balance"], currency)),
+        "currency": currency,
+        "note": row["note"],
+    }
+
+
+async def id_tags(csms: CentralSystem) -> list[dict[str, Any]]:
+    return [id_tag(csms, row) for row in await csms.store.id_tags()]
+
+
+def message(row: Row) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "charger_id", "direction", "timestamp", "message_type", "unique_id", "action", "raw")}
+
+
+def day_start(text: str | None, name: str) -> str | None:
+    """`from`/`to` query values: a date (midnight UTC) or an ISO 8601 time, as a stored timestamp."""
+    from ocpp_console.api.server import ApiError
+    from ocpp_console.timeutil import iso
+
+    if not text:
+        return None
+    try:
+        moment = datetime.combine(date.fromisoformat(text), time(), timezone.utc)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    return iso(moment)
+
+
+async def put_id_tag(csms: CentralSystem, tag: str, body: dict[str, Any]) -> None:
+    """Create or update an id tag; raises ValueError with a message for a bad value."""
+    # TODO(provision): replace with ocpp_console.provision once it lands
+    if body.get("status", "Accepted") not in ("Accepted", "Blocked", "Expired", "Invalid"):
+        raise ValueError("status: one of Accepted, Blocked, Expired, Invalid")
+    await csms.store.upsert_id_tag(tag, body.get("status", "Accepted"), body.get("expiry_date"),
+                                   body.get("parent_id_tag"), body.get("note"))
+
+
+async def set_password(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
+    from ocpp_console.csms.security import PasswordError, check_password, hash_password
+
+    password = body.get("password")
+    if not isinstance(password, str):
+        raise ValueError("password: a string is required")
+    try:
+        check_password(password)
+    except PasswordError as exc:
+        raise ValueError(f"password: {exc}") from None
+    await csms.store.set_password(charger_id, hash_password(password))

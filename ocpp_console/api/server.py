@@ -1,0 +1,295 @@
+"""The local HTTP API: read the site, provision it, and send any OCPP operation to a charger.
+
+aiohttp serves it in the central system's own event loop, so an operation goes through the
+same `Commands` (and the same stored effects) as one sent from the console. Bound to loopback
+unless told otherwise, and then only with a bearer token (settings enforce that).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from ocpp_console.api import resources
+from ocpp_console.api.openapi import document
+from ocpp_console.csms import operations, protocol
+from ocpp_console.csms.errors import (
+    CallErrorReceived,
+    ChargerOffline,
+    CommandError,
+    CommandTimeout,
+    InvalidAnswer,
+    InvalidCommand,
+)
+
+if TYPE_CHECKING:
+    from ocpp_console.csms.server import CentralSystem
+
+log = logging.getLogger("ocpp_console.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CSMS_KEY: web.AppKey[CentralSystem] = web.AppKey("csms")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": error, "message": message, **extra}
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=protocol.dumps)  # OCPP decimals as JSON numbers
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure is a JSON body with a short code and a message, never an HTML page."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return reply(exc.body, exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return reply({"error": exc.reason.lower().replace(" ", "_"), "message": exc.reason}, exc.status)
+    except Exception:
+        log.exception("API %s %s failed", request.method, request.path)
+        return reply({"error": "internal", "message": "internal error; see the log"}, 500)
+
+
+def bearer_token(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    expected = (token or "").encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path != "/api/openapi.json":
+            given = request.headers.get("Authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
+                return web.json_response(
+                    {"error": "unauthorized", "message": "a bearer token is required (Authorization: Bearer TOKEN)"},
+                    status=401, headers={"WWW-Authenticate": 'Bearer realm="ocpp-console"'},
+                )
+        return await handler(request)
+
+    return check
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return body
+
+
+def _csms(request: web.Request) -> CentralSystem:
+    return request.app[CSMS_KEY]
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+async def run_operation(request: web.Request) -> web.Response:
+    charger_id = request.match_info["charger_id"]
+    operation = operations.find(request.match_info["action"])
+    if operation is None or request.match_info["action"] != operation.path_name:
+        names = ", ".join(operations.OPERATIONS)
+        raise ApiError(404, "unknown_operation", f"no operation {request.match_info['action']!r}; one of: {names}")
+    payload = await _body(request)
+    csms = _csms(request)
+    try:
+        answer = await operations.execute(csms.commands, charger_id, operation, payload)
+    except InvalidCommand as exc:
+        raise ApiError(400, "invalid_payload", str(exc)) from None
+    except ChargerOffline as exc:
+        known = await csms.store.charger(charger_id) is not None
+        raise ApiError(404, "offline" if known else "unknown_charger",
+                       str(exc) if known else f"no charger {charger_id!r}") from None
+    except CommandTimeout as exc:
+        raise ApiError(504, "timeout", str(exc)) from None
+    except CallErrorReceived as exc:
+        raise ApiError(502, "callerror", str(exc), code=exc.code, details=exc.details) from None
+    except InvalidAnswer as exc:
+        raise ApiError(502, "invalid_answer", str(exc)) from None
+    except CommandError as exc:
+        raise ApiError(502, exc.outcome, str(exc)) from None
+    return reply(answer)
+
+
+# -- read ------------------------------------------------------------------------------------
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_parameter", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _bool(request: web.Request, name: str) -> bool | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, "invalid_parameter", f"{name} must be true or false")
+
+
+async def list_chargers(request: web.Request) -> web.Response:
+    return reply(await resources.chargers(_csms(request)))
+
+
+async def get_charger(request: web.Request) -> web.Response:
+    charger_id = request.match_info["charger_id"]
+    found = await resources.charger(_csms(request), charger_id)
+    if found is None:
+        raise ApiError(404, "unknown_charger", f"no charger {charger_id!r}")
+    return reply(found)
+
+
+async def list_transactions(request: web.Request) -> web.Response:
+    limit = _int(request, "limit", 500, 1, 10_000)
+    rows = await _csms(request).store.transactions(request.query.get("charger_id"), _bool(request, "running"), limit)
+    return reply([resources.transaction(_csms(request), row) for row in rows])
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    text = request.match_info["transaction_id"]
+    try:
+        transaction_id = int(text)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "transaction_id must be an integer") from None
+    row = await _csms(request).store.transaction(transaction_id)
+    if row is None:
+        raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
+    return reply(resources.transaction(_csms(request), row))
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    since, until = (resources.day_start(request.query.get(n), n) for n in ("from", "to"))
+    rows = await _csms(request).store.orders(since, until)
+    return reply([resources.transaction(_csms(request), row) for row in rows])
+
+
+async def list_id_tags(request: web.Request) -> web.Response:
+    return reply(await resources.id_tags(_csms(request)))
+
+
+async def get_id_tag(request: web.Request) -> web.Response:
+    tag = request.match_info["id_tag"]
+    row = await _csms(request).store.id_tag(tag)
+    if row is None:
+        raise ApiError(404, "unknown_id_tag", f"no id tag {tag!r}")
+    return reply(resources.id_tag(_csms(request), row))
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    limit = _int(request, "limit", 500, 1, 10_000)
+    rows = await _csms(request).store.message_log(request.query.get("charger_id"), limit)
+    return reply([resources.message(row) for row in rows])
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return reply(document())
+
+
+# -- manage ----------------------------------------------------------------------------------
+
+
+async def put_id_tag(request: web.Request) -> web.Response:
+    tag = request.match_info["id_tag"]
+    body = await _body(request)
+    csms = _csms(request)
+    try:
+        await resources.put_id_tag(csms, tag, body)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_value", str(exc)) from None
+    row = await csms.store.id_tag(tag)
+    assert row is not None
+    return reply(resources.id_tag(csms, row))
+
+
+async def set_password(request: web.Request) -> web.Response:
+    charger_id = request.match_info["charger_id"]
+    body = await _body(request)
+    csms = _csms(request)
+    try:
+        await resources.set_password(csms, charger_id, body)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_value", str(exc)) from None
+    found = await resources.charger(csms, charger_id)
+    return reply(found)
+
+
+def build_app(csms: CentralSystem) -> web.Application:
+    token = csms.settings.api_token.get_secret_value() if csms.settings.api_token else None
+    app = web.Application(middlewares=[errors_as_json, bearer_token(token)], client_max_size=1024 * 1024)
+    app[CSMS_KEY] = csms
+    app.add_routes([
+        web.get("/api/openapi.json", openapi),
+        web.get("/api/chargers", list_chargers),
+        web.get("/api/chargers/{charger_id}", get_charger),
+        web.put("/api/chargers/{charger_id}/password", set_password),
+        web.post("/api/chargers/{charger_id}/{action}", run_operation),
+        web.get("/api/transactions", list_transactions),
+        web.get("/api/transactions/{transaction_id}", get_transaction),
+        web.get("/api/orders", list_orders),
+        web.get("/api/id-tags", list_id_tags),
+        web.get("/api/id-tags/{id_tag}", get_id_tag),
+        web.put("/api/id-tags/{id_tag}", put_id_tag),
+        web.get("/api/messages", list_messages),
+    ])
+    return app
+
+
+class ApiServer:
+    """Start with the central system, stop before it; `port` is the bound port (for --api-port 0)."""
+
+    def __init__(self, csms: CentralSystem) -> None:
+        self.csms = csms
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.csms.settings.api_host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    async def start(self) -> None:
+        settings = self.csms.settings
+        runner = web.AppRunner(build_app(self.csms), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.api_host, settings.api_port or 0)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("HTTP API on %s/api (OpenAPI: %s/api/openapi.json)", self.url, self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
