@@ -17,10 +17,12 @@ from ocpp.v16 import call
 from ocpp.v16.enums import (
     AvailabilityType,
     CancelReservationStatus,
+    CertificateUse,
     ChargingProfilePurposeType,
     ChargingRateUnitType,
     ClearChargingProfileStatus,
     ConfigurationStatus,
+    Log,
     MessageTrigger,
     RegistrationStatus,
     ResetType,
@@ -301,4 +303,57 @@ class Commands:
             call.GetCompositeSchedule(connector_id=connector_id, duration=duration, charging_rate_unit=charging_rate_unit),
         )
 
+    # -- the security extension (OCPP 1.6 security whitepaper) -----------------------------------
+    # Nested objects (certificateHashData, log, firmware) are plain dicts in camelCase, as in the
+    # OCPP JSON; snake_case keys (as get_installed_certificate_ids hands them back) work too.
 
+    async def certificate_signed(self, charger_id: str, certificate_chain: str) -> Any:
+        return await self.send(charger_id, call.CertificateSigned(certificate_chain=certificate_chain))
+
+    async def delete_certificate(self, charger_id: str, certificate_hash_data: dict[str, Any]) -> Any:
+        return await self.send(charger_id, call.DeleteCertificate(certificate_hash_data=certificate_hash_data))
+
+    async def extended_trigger_message(
+        self, charger_id: str, requested_message: MessageTrigger | str, connector_id: int | None = None
+    ) -> Any:
+        # ocpp 2.1.0 shares MessageTrigger between both triggers; a value only TriggerMessage knows
+        # (DiagnosticsStatusNotification) fails the ExtendedTriggerMessage schema: InvalidCommand.
+        return await self.send(
+            charger_id,
+            call.ExtendedTriggerMessage(requested_message=MessageTrigger(requested_message), connector_id=connector_id),
+        )
+
+    async def get_installed_certificate_ids(self, charger_id: str, certificate_type: CertificateUse | str) -> Any:
+        return await self.send(charger_id, call.GetInstalledCertificateIds(certificate_type=CertificateUse(certificate_type)))
+
+    async def get_log(
+        self,
+        charger_id: str,
+        log_type: Log | str,
+        request_id: int,
+        log: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> Any:
+        return await self.send(
+            charger_id,
+            call.GetLog(log=log, log_type=Log(log_type), request_id=request_id, retries=retries, retry_interval=retry_interval),
+        )
+
+    async def install_certificate(self, charger_id: str, certificate_type: CertificateUse | str, certificate: str) -> Any:
+        return await self.send(
+            charger_id, call.InstallCertificate(certificate_type=CertificateUse(certificate_type), certificate=certificate)
+        )
+
+    async def signed_update_firmware(
+        self,
+        charger_id: str,
+        request_id: int,
+        firmware: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> Any:
+        return await self.send(
+            charger_id,
+            call.SignedUpdateFirmware(request_id=request_id, firmware=firmware, retries=retries, retry_interval=retry_interval),
+        )
