@@ -17,6 +17,7 @@ from ocpp.v16.enums import (
     AvailabilityStatus,
     AvailabilityType,
     CancelReservationStatus,
+    CertificateSignedStatus,
     ChargePointStatus,
     ChargingProfilePurposeType,
     ChargingProfileStatus,
@@ -26,6 +27,9 @@ from ocpp.v16.enums import (
     ConfigurationStatus,
     DataTransferStatus,
     GetCompositeScheduleStatus,
+    GetInstalledCertificateStatus,
+    Log,
+    LogStatus,
     MessageTrigger,
     Reason,
     RemoteStartStopStatus,
@@ -34,6 +38,7 @@ from ocpp.v16.enums import (
     ResetType,
     TriggerMessageStatus,
     UnlockStatus,
+    UpdateFirmwareStatus,
 )
 from ocpp.v16.enums import ConfigurationKey as Key
 
@@ -41,11 +46,19 @@ from ocpp_console.sim.clock import parse_time, utc_now
 from ocpp_console.sim.core import ChargerCore
 from ocpp_console.sim.ev import random_ev
 from ocpp_console.sim.link import log
+from ocpp_console.sim.security import CertificateError, pem_certificates
 from ocpp_console.sim.state import Connector, Reservation
 
 # DataTransfer: the vendor id this simulator answers to, and its message ids.
 VENDOR_ID = "ocpp-console-sim"
 ECHO_MESSAGE = "echo"
+
+
+def _file_name(kind: str, charger_id: str) -> str:
+    """An upload's file name: `<kind>-<charger id>-<UTC time>.log`, safe in a URL and within the
+    255 characters GetLog's answer allows."""
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", charger_id)[:100]
+    return f"{kind}-{safe_id}-{utc_now():%Y%m%dT%H%M%SZ}.log"
 
 
 class SimulatedCharger(ChargerCore):
@@ -163,12 +176,24 @@ class SimulatedCharger(ChargerCore):
     def on_trigger_message(
         self, requested_message: str, connector_id: int | None = None, **_: Any
     ) -> call_result.TriggerMessage:
+        return call_result.TriggerMessage(status=self._trigger(requested_message, connector_id))
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.ExtendedTriggerMessage:
+        # The same messages as TriggerMessage (its schema keeps DiagnosticsStatusNotification out),
+        # and LogStatusNotification.
+        return call_result.ExtendedTriggerMessage(status=self._trigger(requested_message, connector_id))
+
+    def _trigger(self, requested_message: str, connector_id: int | None) -> TriggerMessageStatus:
+        """Queue the requested message (it goes out after the answer) and say whether it will."""
         if connector_id is not None and connector_id != 0 and connector_id not in self.connectors:
-            return call_result.TriggerMessage(status=TriggerMessageStatus.rejected)
+            return TriggerMessageStatus.rejected
         try:
             message = MessageTrigger(requested_message)
         except ValueError:
-            return call_result.TriggerMessage(status=TriggerMessageStatus.not_implemented)
+            return TriggerMessageStatus.not_implemented
         if message == MessageTrigger.boot_notification:
             self.spawn(self._triggered_boot(), "triggered-boot")
         elif message == MessageTrigger.heartbeat:
@@ -185,10 +210,13 @@ class SimulatedCharger(ChargerCore):
         elif message == MessageTrigger.diagnostics_status_notification:
             self._diagnostics(self.diagnostics_status)
         elif message == MessageTrigger.firmware_status_notification:
-            self._firmware(self.firmware_status)
+            self._firmware(self.firmware_status)  # the signed notification during a signed update
+        elif message == MessageTrigger.log_status_notification:
+            self._log_upload(self.log_status, self.log_request_id)
         else:
-            return call_result.TriggerMessage(status=TriggerMessageStatus.not_implemented)
-        return call_result.TriggerMessage(status=TriggerMessageStatus.accepted)
+            # SignChargePointCertificate: making a CSR needs a key pair and a crypto library.
+            return TriggerMessageStatus.not_implemented
+        return TriggerMessageStatus.accepted
 
     @on(Action.clear_cache)
     def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
@@ -208,8 +236,7 @@ class SimulatedCharger(ChargerCore):
     def on_get_diagnostics(
         self, location: str, retries: int | None = None, retry_interval: int | None = None, **_: Any
     ) -> call_result.GetDiagnostics:
-        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", self.id)
-        file_name = f"diagnostics-{safe_id}-{utc_now():%Y%m%dT%H%M%SZ}.log"
+        file_name = _file_name("diagnostics", self.id)
         self.start_diagnostics(location, file_name, retries, retry_interval)
         return call_result.GetDiagnostics(file_name=file_name)
 
@@ -331,3 +358,80 @@ class SimulatedCharger(ChargerCore):
             schedule_start=schedule["start_schedule"],
             charging_schedule=schedule,
         )
+
+    # -- the security extension (OCPP 1.6 security whitepaper) -------------------------------------
+
+    @on(Action.install_certificate)
+    def on_install_certificate(
+        self, certificate_type: str, certificate: str, **_: Any
+    ) -> call_result.InstallCertificate:
+        status = self.certificates.install(certificate_type, certificate)
+        self.note_security_event(f"InstallCertificate {certificate_type}: {status}")
+        return call_result.InstallCertificate(status=status)
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(
+        self, certificate_type: str, **_: Any
+    ) -> call_result.GetInstalledCertificateIds:
+        found = self.certificates.hash_data(certificate_type)
+        if not found:  # (the schema wants at least one item when the list is there)
+            return call_result.GetInstalledCertificateIds(status=GetInstalledCertificateStatus.not_found)
+        return call_result.GetInstalledCertificateIds(
+            status=GetInstalledCertificateStatus.accepted, certificate_hash_data=found
+        )
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, str], **_: Any) -> call_result.DeleteCertificate:
+        status = self.certificates.delete(certificate_hash_data)
+        self.note_security_event(f"DeleteCertificate serial {certificate_hash_data.get('serial_number')}: {status}")
+        return call_result.DeleteCertificate(status=status)
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str, **_: Any) -> call_result.CertificateSigned:
+        accepted = self.certificates.signed(certificate_chain)
+        status = CertificateSignedStatus.accepted if accepted else CertificateSignedStatus.rejected
+        self.note_security_event(f"CertificateSigned: {status}")
+        return call_result.CertificateSigned(status=status)
+
+    @on(Action.get_log)
+    def on_get_log(
+        self,
+        log: dict[str, Any],
+        log_type: str,
+        request_id: int,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        **_: Any,
+    ) -> call_result.GetLog:
+        file_name = _file_name(log_type, self.id)
+        replaced = self.start_log_upload(
+            log_type == Log.security_log, request_id, log["remote_location"], file_name, retries, retry_interval
+        )
+        status = LogStatus.accepted_canceled if replaced else LogStatus.accepted
+        return call_result.GetLog(status=status, filename=file_name)
+
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(
+        self,
+        request_id: int,
+        firmware: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        **_: Any,
+    ) -> call_result.SignedUpdateFirmware:
+        try:
+            pem_certificates(firmware["signing_certificate"])
+        except CertificateError as exc:
+            self.security_event("InvalidFirmwareSigningCertificate", f"SignedUpdateFirmware {request_id}: {exc}")
+            return call_result.SignedUpdateFirmware(status=UpdateFirmwareStatus.invalid_certificate)
+        replaced = self.start_firmware_update(
+            firmware["location"],
+            parse_time(firmware["retrieve_date_time"]),
+            retries,
+            retry_interval,
+            request_id=request_id,
+            install_date=parse_time(firmware.get("install_date_time")),
+        )
+        self.note_security_event(f"SignedUpdateFirmware {request_id} from {firmware['location']}")
+        status = UpdateFirmwareStatus.accepted_canceled if replaced else UpdateFirmwareStatus.accepted
+        return call_result.SignedUpdateFirmware(status=status)

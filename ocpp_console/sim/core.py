@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call
@@ -24,6 +26,7 @@ from ocpp.v16.enums import (
     ReadingContext,
     ResetType,
     UnitOfMeasure,
+    UploadLogStatus,
     ValueFormat,
 )
 from ocpp.v16.enums import ConfigurationKey as Key
@@ -35,6 +38,7 @@ from ocpp_console.sim.link import ChargerLink, log
 from ocpp_console.sim.meter import Meter
 from ocpp_console.sim.options import ChargerOptions, SessionMode
 from ocpp_console.sim.outbox import NotConnected, Skip
+from ocpp_console.sim.security import Certificates
 from ocpp_console.sim.smart import ChargingProfiles, Electrical, Limits, TxContext
 from ocpp_console.sim.state import Connector, Reservation, Session, TagPool, Transaction
 from ocpp_console.sim.transfer import fetch_firmware, firmware_version_from, upload_diagnostics
@@ -84,11 +88,17 @@ class ChargerCore(ChargerLink):
             for i in range(1, connectors + 1)
         }
         self.firmware_status = FirmwareStatus.idle
+        self.firmware_request_id: int | None = None  # set while the update is a SignedUpdateFirmware
         self.diagnostics_status = DiagnosticsStatus.idle
+        self.log_status = UploadLogStatus.idle  # GetLog's upload, as LogStatusNotification reports it
+        self.log_request_id: int | None = None
+        self.certificates = Certificates()  # installed certificates survive reboots
+        self.security_log: deque[str] = deque(maxlen=1000)  # what GetLog's SecurityLog uploads
         self.tags = tag_pool or TagPool(id_tags)
         self._updating = False  # new firmware waits for the connectors to be idle
         self._next_local_tx = 1
         self._firmware_task: asyncio.Task[None] | None = None
+        self._log_task: asyncio.Task[None] | None = None
 
     def connector(self, connector_id: int) -> Connector:
         try:
@@ -117,7 +127,9 @@ class ChargerCore(ChargerLink):
         """After a reboot: cars are gone, the volatile state is reset, the rest persists."""
         super()._power_on()
         self.firmware_status = FirmwareStatus.idle
+        self.firmware_request_id = None
         self.diagnostics_status = DiagnosticsStatus.idle
+        self.log_status, self.log_request_id = UploadLogStatus.idle, None
         for conn in self.connectors.values():
             conn.meter.power_w = 0.0
             if conn.pending_availability is not None:
@@ -599,21 +611,49 @@ class ChargerCore(ChargerLink):
     def _firmware(self, status: FirmwareStatus) -> None:
         self.firmware_status = status
         log.info("%s: firmware %s", self.id, status)
-        self.post(call.FirmwareStatusNotification(status=status))
+        if self.firmware_request_id is None:
+            self.post(call.FirmwareStatusNotification(status=status))
+        else:
+            # A SignedUpdateFirmware is reported with the signed notification and its requestId
+            # (whose statuses, e.g. SignatureVerified, the plain one does not have).
+            self.post(call.SignedFirmwareStatusNotification(status=status, request_id=self.firmware_request_id))
 
     def _diagnostics(self, status: DiagnosticsStatus) -> None:
         self.diagnostics_status = status
         log.info("%s: diagnostics %s", self.id, status)
         self.post(call.DiagnosticsStatusNotification(status=status))
 
-    def start_firmware_update(self, location: str, retrieve_date: Any, retries: int | None, retry_interval: int | None) -> None:
-        if self._firmware_task is not None and not self._firmware_task.done():
-            self._firmware_task.cancel()  # a new UpdateFirmware replaces one under way
+    def start_firmware_update(
+        self,
+        location: str,
+        retrieve_date: datetime | None,
+        retries: int | None,
+        retry_interval: int | None,
+        request_id: int | None = None,
+        install_date: datetime | None = None,
+    ) -> bool:
+        """UpdateFirmware, or SignedUpdateFirmware with its `request_id`; True when it replaced
+        an update under way."""
+        replaced = self._firmware_task is not None and not self._firmware_task.done()
+        if replaced:
+            self._firmware_task.cancel()  # type: ignore[union-attr]  # a new update replaces one under way
+        self.firmware_request_id = request_id
         self._firmware_task = self._spawn(
-            self._update_firmware(location, retrieve_date, retries, retry_interval), "firmware"
+            self._update_firmware(location, retrieve_date, retries, retry_interval, install_date), "firmware"
         )
+        return replaced
 
-    async def _update_firmware(self, location: str, retrieve: Any, retries: int | None, retry_interval: int | None) -> None:
+    async def _update_firmware(
+        self,
+        location: str,
+        retrieve: datetime | None,
+        retries: int | None,
+        retry_interval: int | None,
+        install_at: datetime | None = None,
+    ) -> None:
+        signed = self.firmware_request_id is not None
+        if signed and seconds_until(retrieve) > 0:
+            self._firmware(FirmwareStatus.download_scheduled)  # only the signed notification has it
         await asyncio.sleep(seconds_until(retrieve))
         attempts = 1 + max(0, retries or 0)
         for attempt in range(1, attempts + 1):
@@ -632,6 +672,12 @@ class ChargerCore(ChargerLink):
                     return
                 await asyncio.sleep(retry_interval or 30)
         self._firmware(FirmwareStatus.downloaded)
+        if signed:
+            # Nothing is really checked: the simulator has neither the image nor a crypto library.
+            self._firmware(FirmwareStatus.signature_verified)
+        if install_at is not None and seconds_until(install_at) > 0:
+            self._firmware(FirmwareStatus.install_scheduled)
+            await asyncio.sleep(seconds_until(install_at))
         # Installed only once no car is charging: no new sessions until then.
         self._updating = True
         try:
@@ -666,27 +712,106 @@ class ChargerCore(ChargerLink):
         return "\n".join(lines) + "\n"
 
     async def _upload(self, location: str, file_name: str, retries: int | None, retry_interval: int | None) -> None:
-        attempts = 1 + max(0, retries or 0)
         try:
-            for attempt in range(1, attempts + 1):
-                self._diagnostics(DiagnosticsStatus.uploading)
-                try:
-                    if self.options.upload_diagnostics:
-                        status = await upload_diagnostics(location, file_name, self.diagnostics_text().encode())
-                        log.info("%s: diagnostics %s uploaded (HTTP %s)", self.id, file_name, status)
-                    else:
-                        await self.clock.sleep(self.options.transfer_s)
-                except Exception as exc:
-                    self._error(f"diagnostics upload to {location}", exc)
-                    if attempt == attempts:
-                        self._diagnostics(DiagnosticsStatus.upload_failed)
-                        return
-                    await asyncio.sleep(retry_interval or 30)
-                else:
-                    self._diagnostics(DiagnosticsStatus.uploaded)
-                    return
+            uploaded = await self._upload_file(
+                "diagnostics", location, file_name, self.diagnostics_text, retries, retry_interval,
+                lambda: self._diagnostics(DiagnosticsStatus.uploading),
+            )
+            self._diagnostics(DiagnosticsStatus.uploaded if uploaded else DiagnosticsStatus.upload_failed)
         finally:
             self.diagnostics_status = DiagnosticsStatus.idle  # what a later TriggerMessage reports
+
+    async def _upload_file(
+        self,
+        what: str,
+        location: str,
+        file_name: str,
+        body: Callable[[], str],
+        retries: int | None,
+        retry_interval: int | None,
+        starting: Callable[[], None],
+    ) -> bool:
+        """Upload a file (really, with upload_diagnostics, else simulated), retrying as asked;
+        `starting` reports each attempt. True once uploaded, False when every attempt failed."""
+        attempts = 1 + max(0, retries or 0)
+        for attempt in range(1, attempts + 1):
+            starting()
+            try:
+                if self.options.upload_diagnostics:
+                    status = await upload_diagnostics(location, file_name, body().encode())
+                    log.info("%s: %s %s uploaded (HTTP %s)", self.id, what, file_name, status)
+                else:
+                    await self.clock.sleep(self.options.transfer_s)
+            except Exception as exc:
+                self._error(f"{what} upload to {location}", exc)
+                if attempt == attempts:
+                    return False
+                await asyncio.sleep(retry_interval or 30)
+            else:
+                return True
+        return False
+
+    # -- the security extension's log upload (GetLog) ---------------------------------------------
+
+    def note_security_event(self, text: str) -> None:
+        """A line for the security log (what GetLog's SecurityLog uploads)."""
+        self.security_log.append(f"{timestamp()} {text}")
+
+    def security_event(self, kind: str, tech_info: str | None = None) -> None:
+        """A critical security event (the whitepaper's list): logged, and told to the central system."""
+        self.note_security_event(f"{kind}: {tech_info}" if tech_info else kind)
+        self.post(call.SecurityEventNotification(
+            type=kind[:50], timestamp=timestamp(), tech_info=tech_info[:255] if tech_info else None
+        ))
+
+    def security_log_text(self) -> str:
+        lines = [f"ocpp-console simulated charger {self.id} security log", f"time {timestamp()}", *self.security_log]
+        return "\n".join(lines) + "\n"
+
+    def _log_upload(self, status: UploadLogStatus, request_id: int | None) -> None:
+        self.log_status, self.log_request_id = status, request_id
+        log.info("%s: log upload %s (request %s)", self.id, status, request_id)
+        self.post(call.LogStatusNotification(status=status, request_id=request_id))
+
+    def start_log_upload(
+        self,
+        security: bool,
+        request_id: int,
+        location: str,
+        file_name: str,
+        retries: int | None,
+        retry_interval: int | None,
+    ) -> bool:
+        """GetLog: upload the security log (else the diagnostics log); True when it replaced an
+        upload under way (the answer is then AcceptedCanceled)."""
+        replaced = self._log_task is not None and not self._log_task.done()
+        if replaced:
+            self._log_task.cancel()  # type: ignore[union-attr]
+        body = self.security_log_text if security else self.diagnostics_text
+        self._log_task = self._spawn(
+            self._upload_log(request_id, location, file_name, body, retries, retry_interval), "log-upload"
+        )
+        return replaced
+
+    async def _upload_log(
+        self,
+        request_id: int,
+        location: str,
+        file_name: str,
+        body: Callable[[], str],
+        retries: int | None,
+        retry_interval: int | None,
+    ) -> None:
+        try:
+            uploaded = await self._upload_file(
+                "log", location, file_name, body, retries, retry_interval,
+                lambda: self._log_upload(UploadLogStatus.uploading, request_id),
+            )
+            self._log_upload(UploadLogStatus.uploaded if uploaded else UploadLogStatus.upload_failure, request_id)
+        finally:
+            if self._log_task is asyncio.current_task():  # (not when a newer GetLog replaced this one)
+                # What a later ExtendedTriggerMessage reports: nothing under way.
+                self.log_status, self.log_request_id = UploadLogStatus.idle, None
 
     async def reset(self, kind: ResetType) -> None:
         """Stop every transaction (reason SoftReset/HardReset), then reboot and boot again."""
