@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import ocpp
 
 from ocpp_console import __version__
 from ocpp_console.csms.operations import OPERATIONS, Operation
+from ocpp_console.csms.protocol import INT32
 
 _SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
 _DROP = {"$schema", "$id", "id", "title", "javaType", "additionalItems", "definitions"}
@@ -35,6 +38,10 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
                 continue  # the schemas put it on strings too; meaningless there
             else:
                 out[key] = _inline(value, definitions)
+        if out.get("type") == "integer":  # OCPP 1.6's integer is 32-bit signed
+            out.setdefault("format", "int32")
+            out.setdefault("minimum", INT32[0])
+            out.setdefault("maximum", INT32[1])
         return out
     if isinstance(node, list):
         return [_inline(v, definitions) for v in node]
@@ -202,6 +209,24 @@ def _one(name: str, schema: str, description: str, parameter: dict[str, Any]) ->
         "responses": {"200": _json(_ref(schema), description), "400": _error("a parameter is not valid"),
                       "404": _error("not found"), **_UNAUTHORIZED},
     }}
+
+
+def _json_schema(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable` as plain JSON Schema (for validating bodies with the same schema)."""
+    if isinstance(node, dict):
+        out = {k: _json_schema(v) for k, v in node.items() if k != "nullable"}
+        if node.get("nullable") and "type" in node:
+            out["type"] = [node["type"], "null"]
+        return out
+    if isinstance(node, list):
+        return [_json_schema(v) for v in node]
+    return node
+
+
+@functools.cache
+def body_validator(name: str) -> Callable[[Any], Any]:
+    """A validator of a manage body (IdTagUpdate, Password), from the schema the document publishes."""
+    return fastjsonschema.compile(_json_schema(RESOURCES[name]))
 
 
 @functools.cache

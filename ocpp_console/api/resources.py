@@ -104,7 +104,7 @@ def day_start(text: str | None, name: str) -> str | None:
     from ocpp_console.api.server import ApiError
     from ocpp_console.timeutil import iso
 
-    if not text:
+    if text is None:
         return None
     try:
         moment = datetime.combine(date.fromisoformat(text), time(), timezone.utc)

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import fastjsonschema
 import orjson
 from aiohttp import web
 
 from ocpp_console.api import resources
-from ocpp_console.api.openapi import document
+from ocpp_console.api.openapi import body_validator, document
 from ocpp_console.csms import operations, protocol
 from ocpp_console.csms.errors import (
     CallErrorReceived,
@@ -57,7 +58,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return reply({"error": exc.reason.lower().replace(" ", "_"), "message": exc.reason}, exc.status)
+        response = reply({"error": exc.reason.lower().replace(" ", "_"), "message": exc.reason}, exc.status)
+        for name in ("Allow", "WWW-Authenticate"):  # 405 must say what is allowed (RFC 9110)
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
     except Exception:
         log.exception("API %s %s failed", request.method, request.path)
         return reply({"error": "internal", "message": "internal error; see the log"}, 500)
@@ -81,10 +86,26 @@ def bearer_token(token: str | None) -> Callable[..., Awaitable[web.StreamRespons
     return check
 
 
+async def _checked_body(request: web.Request, schema: str) -> dict[str, Any]:
+    body = await _body(request)
+    try:
+        body_validator(schema)(body)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise ApiError(400, "invalid_body", exc.message.replace("data.", "", 1).replace("data ", "body ", 1)) from None
+    return body
+
+
+def _id_tag(request: web.Request) -> str:
+    tag = request.match_info["id_tag"]
+    if not 1 <= len(tag) <= 20:
+        raise ApiError(400, "invalid_parameter", "an id tag is 1 to 20 characters (OCPP IdToken)")
+    return tag
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
-        return {}
+        raise ApiError(400, "invalid_body", "a JSON object is required as the body ({} for none)")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -179,6 +200,8 @@ async def get_transaction(request: web.Request) -> web.Response:
         transaction_id = int(text)
     except ValueError:
         raise ApiError(400, "invalid_parameter", "transaction_id must be an integer") from None
+    if not 0 < transaction_id < 2**63:  # beyond SQLite's integers: there is no such transaction
+        raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
     row = await _csms(request).store.transaction(transaction_id)
     if row is None:
         raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
@@ -196,7 +219,7 @@ async def list_id_tags(request: web.Request) -> web.Response:
 
 
 async def get_id_tag(request: web.Request) -> web.Response:
-    tag = request.match_info["id_tag"]
+    tag = _id_tag(request)
     row = await _csms(request).store.id_tag(tag)
     if row is None:
         raise ApiError(404, "unknown_id_tag", f"no id tag {tag!r}")
@@ -217,8 +240,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def put_id_tag(request: web.Request) -> web.Response:
-    tag = request.match_info["id_tag"]
-    body = await _body(request)
+    tag = _id_tag(request)
+    body = await _checked_body(request, "IdTagUpdate")
     csms = _csms(request)
     try:
         await resources.put_id_tag(csms, tag, body)
@@ -231,7 +254,7 @@ async def put_id_tag(request: web.Request) -> web.Response:
 
 async def set_password(request: web.Request) -> web.Response:
     charger_id = request.match_info["charger_id"]
-    body = await _body(request)
+    body = await _checked_body(request, "Password")
     csms = _csms(request)
     try:
         await resources.set_password(csms, charger_id, body)
@@ -250,7 +273,8 @@ def build_app(csms: CentralSystem) -> web.Application:
         web.get("/api/chargers", list_chargers),
         web.get("/api/chargers/{charger_id}", get_charger),
         web.put("/api/chargers/{charger_id}/password", set_password),
-        web.post("/api/chargers/{charger_id}/{action}", run_operation),
+        # not "password": that one is PUT only, and says so in Allow
+        web.post(r"/api/chargers/{charger_id}/{action:(?!password$)[^{}/]+}", run_operation),
         web.get("/api/transactions", list_transactions),
         web.get("/api/transactions/{transaction_id}", get_transaction),
         web.get("/api/orders", list_orders),

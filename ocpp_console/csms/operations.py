@@ -99,7 +99,7 @@ def check_payload(operation: Operation, payload: Any) -> None:
     if not isinstance(payload, dict):
         raise InvalidCommand(f"{operation.name}: the payload must be a JSON object")
     try:
-        protocol.validate("-", operation.request_schema, payload)
+        protocol.validate_outgoing(operation.request_schema, payload)
     except protocol.FrameError as exc:
         raise InvalidCommand(f"{operation.name}: {exc.error.description}") from None
 

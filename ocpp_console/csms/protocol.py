@@ -8,6 +8,7 @@ therefore read here first, and anything wrong becomes the CALLERROR OCPP-J 1.6 p
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from ocpp.exceptions import (
 from ocpp.v16.enums import Action
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+INT32 = (-(2**31), 2**31 - 1)
 MAX_UNIQUE_ID = 36
 
 # Actions a charge point may send to a central system (1.6 + security extension).
@@ -161,29 +163,51 @@ _RULE_TO_ERROR: dict[str, type[OCPPError]] = {
 }
 
 
-def _prepare(schema: Any) -> Any:
-    """Drop `format` keywords (timestamps are checked and flagged by us, never rejected) and
-    accept the errata spelling Celsius beside the schema's Celcius."""
+def _prepare(schema: Any, keep_formats: bool = False) -> Any:
+    """Drop `format` keywords (a charger's timestamps are checked and flagged by us, never
+    rejected) and accept the errata spelling Celsius beside the schema's Celcius."""
     if isinstance(schema, dict):
         out = {}
         for key, value in schema.items():
-            if key == "format" and isinstance(value, str):
+            if key == "format" and isinstance(value, str) and not keep_formats:
                 continue
             if key == "enum" and isinstance(value, list) and "Celcius" in value and "Celsius" not in value:
                 value = [*value, "Celsius"]
-            out[key] = _prepare(value)
+            out[key] = _prepare(value, keep_formats)
+        if keep_formats and out.get("type") == "integer":
+            # OCPP 1.6 part 4 (data types): integer is 32-bit signed
+            out.setdefault("minimum", INT32[0])
+            out.setdefault("maximum", INT32[1])
         return out
     if isinstance(schema, list):
-        return [_prepare(v) for v in schema]
+        return [_prepare(v, keep_formats) for v in schema]
     return schema
 
 
+def _is_date_time(value: str) -> bool:
+    """RFC 3339 date-time: a full date and time with a zone (fromisoformat alone takes naive ones)."""
+    if len(value) < 20 or value[10] not in "Tt":
+        return False
+    try:
+        return datetime.fromisoformat(value.replace("z", "Z")).tzinfo is not None
+    except ValueError:
+        return False
+
+
 @functools.cache
-def _validator(schema_name: str) -> Callable[[Any], Any]:
+def _validator(schema_name: str, strict: bool = False) -> Callable[[Any], Any]:
     path = _SCHEMA_DIR / f"{schema_name}.json"
     schema = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
     schema.pop("$schema", None)
-    return fastjsonschema.compile(_prepare(schema))
+    return fastjsonschema.compile(_prepare(schema, keep_formats=strict), formats={"date-time": _is_date_time})
+
+
+def validate_outgoing(schema_name: str, payload: dict[str, Any]) -> None:
+    """What we send is held to the whole schema, timestamps' format included (FrameError if not)."""
+    try:
+        _validator(schema_name, strict=True)(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        _raise_for("-", exc)
 
 
 def _fix_enum_case(payload: Any, exc: fastjsonschema.JsonSchemaValueException) -> str | None:
