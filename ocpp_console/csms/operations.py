@@ -101,7 +101,15 @@ def check_payload(operation: Operation, payload: Any) -> None:
     try:
         protocol.validate_outgoing(operation.request_schema, payload)
     except protocol.FrameError as exc:
-        raise InvalidCommand(f"{operation.name}: {exc.error.description}") from None
+        raise InvalidCommand(f"{operation.name}: {_readable(exc.error.description)}") from None
+
+
+def _readable(description: str) -> str:
+    """fastjsonschema says "data: data must contain ['type'] properties"; say "payload must ..."."""
+    field, _, message = description.partition(": ")
+    if field == "data":
+        return message.replace("data ", "payload ", 1)
+    return f"{field}: {message.replace('data.', '', 1)}"
 
 
 async def execute(commands: Commands, charger_id: str, operation: Operation, payload: dict[str, Any]) -> dict[str, Any]:

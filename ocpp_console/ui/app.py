@@ -101,6 +101,9 @@ class ConsoleApp(App[None]):
             await self._prepare(self.csms)
         await self.live.load()
         self.sub_title = f"ws://{self.csms.settings.host}:{self.csms.port}/<chargePointId>"
+        for service in self._started_services:
+            if url := getattr(service, "url", None):
+                self.sub_title += f"  ·  API {url}/api"
         # Build every screen now, so that a key press never waits for a first build (a table of
         # 1,000 chargers takes ~250 ms to build; switching to a built screen, ~25 ms).
         with self.batch_update():
