@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -10,8 +13,11 @@ from typing import Any
 
 from ocpp.v16.enums import (
     AvailabilityType,
+    CertificateUse,
     ChargingProfilePurposeType,
     ChargingRateUnitType,
+    HashAlgorithm,
+    Log,
     MessageTrigger,
     ResetType,
     UpdateType,
@@ -29,7 +35,7 @@ class FieldError(ValueError):
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text | int | float | money | date | choice | datetime | url | password
+    kind: str = "text"  # text | int | float | money | date | choice | datetime | url | password | pem
     required: bool = False
     choices: tuple[str, ...] = ()
     placeholder: str = ""
@@ -42,6 +48,8 @@ class Field:
             if self.required:
                 raise FieldError(f"{self.label} is required")
             return None
+        if self.kind == "pem":
+            text = _pem(self.label, text)
         if self.max_length is not None and len(text) > self.max_length:
             raise FieldError(f"{self.label}: at most {self.max_length} characters")
         if self.kind in ("int", "float"):
@@ -82,6 +90,75 @@ class Field:
                 raise FieldError(f"{self.label}: a URL such as ftp://host/path or https://host/file")
             return text
         return text
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        return bool(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _pem(label: str, text: str) -> str:
+    """PEM typed or pasted into one line (an Input keeps only a paste's first line): `\\n` escapes
+    become newlines, each block is laid out again (base64 in lines of 64), and a bare base64 body
+    becomes one CERTIFICATE block."""
+    text = text.replace("\\n", "\n")
+    if "-----BEGIN" not in text:
+        body = "".join(text.split())
+        if not _is_base64(body):
+            raise FieldError(f"{label}: PEM text (with \\n for line breaks) or the base64 between its BEGIN and END lines")
+        text = f"-----BEGIN CERTIFICATE-----{body}-----END CERTIFICATE-----"
+    blocks = list(_PEM_BLOCK.finditer(text))
+    if not blocks:
+        raise FieldError(f"{label}: a BEGIN line without its END (paste it with \\n for line breaks, "
+                         "or only the base64 between them)")
+    if _PEM_BLOCK.sub("", text).strip():
+        raise FieldError(f"{label}: text outside the BEGIN ... END blocks")
+    out = []
+    for block in blocks:
+        body = "".join(block.group(2).split())
+        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+        out.append("\n".join([f"-----BEGIN {block.group(1)}-----", *lines, f"-----END {block.group(1)}-----"]))
+    return "\n".join(out) + "\n"
+
+
+def _request_id() -> str:
+    """A default requestId for GetLog and SignedUpdateFirmware: the time, unique enough per operator."""
+    return str(int(utcnow().timestamp()))
+
+
+def _hash_data(values: dict[str, Any]) -> dict[str, str]:
+    return {
+        "hashAlgorithm": values["hash_algorithm"],
+        "issuerNameHash": values["issuer_name_hash"],
+        "issuerKeyHash": values["issuer_key_hash"],
+        "serialNumber": values["serial_number"],
+    }
+
+
+def _log_parameters(values: dict[str, Any]) -> dict[str, str]:
+    log = {"remoteLocation": values["location"]}
+    if values.get("oldest"):
+        log["oldestTimestamp"] = values["oldest"]
+    if values.get("latest"):
+        log["latestTimestamp"] = values["latest"]
+    return log
+
+
+def _firmware(values: dict[str, Any]) -> dict[str, str]:
+    firmware = {
+        "location": values["location"],
+        "retrieveDateTime": values["retrieve_date"],
+        "signingCertificate": values["signing_certificate"],
+        "signature": values["signature"],
+    }
+    if values.get("install_date"):
+        firmware["installDateTime"] = values["install_date"]
+    return firmware
 
 
 Runner = Callable[[Commands, str, dict[str, Any]], Awaitable[Any]]
@@ -143,6 +220,11 @@ def _keys(text: str | None) -> list[str] | None:
 
 CONNECTOR = Field("connector_id", "Connector", "int", minimum=0)
 ID_TAG = Field("id_tag", "Id tag", required=True, max_length=20, placeholder="e.g. RFID-0001")
+CERTIFICATE_USE = Field("certificate_type", "Certificate type", "choice", required=True,
+                        choices=tuple(u.value for u in CertificateUse))
+PEM_HINT = "-----BEGIN CERTIFICATE-----\\nMIIB...\\n-----END CERTIFICATE----- (or only the base64)"
+# MessageTrigger serves both triggers in ocpp 2.1.0; DiagnosticsStatusNotification is TriggerMessage's only.
+EXTENDED_TRIGGERS = tuple(m.value for m in MessageTrigger if m != MessageTrigger.diagnostics_status_notification)
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
@@ -300,6 +382,73 @@ ACTIONS: tuple[ActionSpec, ...] = (
         (Field("vendor_id", "Vendor id", required=True, max_length=255), Field("message_id", "Message id", max_length=50),
          Field("data", "Data")),
         lambda c, cp, v: c.data_transfer(cp, v["vendor_id"], v["message_id"], v["data"]),
+    ),
+    # -- the security extension (OCPP 1.6 security whitepaper) --
+    ActionSpec(
+        "install_certificate", "Install Certificate", "Install a root certificate on the charger.",
+        (CERTIFICATE_USE, Field("certificate", "Certificate (PEM)", "pem", required=True, max_length=5500,
+                                placeholder=PEM_HINT)),
+        lambda c, cp, v: c.install_certificate(cp, CertificateUse(v["certificate_type"]), v["certificate"]),
+        defaults=lambda ctx: {"certificate_type": CertificateUse.central_system_root_certificate.value},
+    ),
+    ActionSpec(
+        "installed_certificates", "Get Installed Certificates", "List the root certificates of one type (hashes in the message log).",
+        (CERTIFICATE_USE,),
+        lambda c, cp, v: c.get_installed_certificate_ids(cp, CertificateUse(v["certificate_type"])),
+        defaults=lambda ctx: {"certificate_type": CertificateUse.central_system_root_certificate.value},
+    ),
+    ActionSpec(
+        "delete_certificate", "Delete Certificate", "Remove an installed certificate, named by its hash data.",
+        (
+            Field("hash_algorithm", "Hash algorithm", "choice", required=True, choices=tuple(h.value for h in HashAlgorithm)),
+            Field("issuer_name_hash", "Issuer name hash", required=True, max_length=128),
+            Field("issuer_key_hash", "Issuer key hash", required=True, max_length=128),
+            Field("serial_number", "Serial number", required=True, max_length=40),
+        ),
+        lambda c, cp, v: c.delete_certificate(cp, _hash_data(v)),
+        disturbs="always",  # a charger without its central system's root certificate cannot connect over TLS
+        defaults=lambda ctx: {"hash_algorithm": HashAlgorithm.sha256.value},
+    ),
+    ActionSpec(
+        "certificate_signed", "Certificate Signed", "Send the charger its signed certificate (chain).",
+        (Field("certificate_chain", "Certificate chain (PEM)", "pem", required=True, max_length=10000,
+               placeholder=PEM_HINT),),
+        lambda c, cp, v: c.certificate_signed(cp, v["certificate_chain"]),
+    ),
+    ActionSpec(
+        "extended_trigger", "Extended Trigger Message", "Ask the charger to send a message now (security extension).",
+        (
+            Field("requested_message", "Message", "choice", required=True, choices=EXTENDED_TRIGGERS),
+            Field("connector_id", "Connector (optional)", "int", minimum=0),
+        ),
+        lambda c, cp, v: c.extended_trigger_message(cp, MessageTrigger(v["requested_message"]), v["connector_id"]),
+        defaults=lambda ctx: {"requested_message": MessageTrigger.log_status_notification.value},
+    ),
+    ActionSpec(
+        "get_log", "Get Log", "Have the charger upload its diagnostics or security log.",
+        (
+            Field("log_type", "Log", "choice", required=True, choices=tuple(t.value for t in Log)),
+            Field("location", "Upload URL", "url", required=True, max_length=512, placeholder="ftp://host/logs/"),
+            Field("request_id", "Request id", "int", required=True),
+            Field("oldest", "From (optional)", "datetime"),
+            Field("latest", "To (optional)", "datetime"),
+        ),
+        lambda c, cp, v: c.get_log(cp, Log(v["log_type"]), v["request_id"], _log_parameters(v)),
+        defaults=lambda ctx: {"log_type": Log.security_log.value, "request_id": _request_id()},
+    ),
+    ActionSpec(
+        "signed_update_firmware", "Signed Update Firmware", "Have the charger download, verify and install signed firmware.",
+        (
+            Field("location", "Location URL", "url", required=True, max_length=512, placeholder="https://host/firmware-2.0.0.bin"),
+            Field("retrieve_date", "Retrieve at", "datetime", required=True),
+            Field("install_date", "Install at (optional)", "datetime"),
+            Field("signing_certificate", "Signing certificate (PEM)", "pem", required=True, max_length=5500,
+                  placeholder=PEM_HINT),
+            Field("signature", "Signature (base64)", required=True, max_length=800),
+            Field("request_id", "Request id", "int", required=True),
+        ),
+        lambda c, cp, v: c.signed_update_firmware(cp, v["request_id"], _firmware(v)),
+        defaults=lambda ctx: {"retrieve_date": _now_plus(0), "request_id": _request_id()},
     ),
 )
 
