@@ -246,6 +246,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE chargers ADD COLUMN pending_password_hash TEXT;
     """,
+    # 6: tariffs provisioned from the shell; a key left NULL falls through to the settings
+    """
+    CREATE TABLE tariffs (
+        scope TEXT PRIMARY KEY,                        -- '*' the site, else a charger id
+        currency TEXT,
+        price_per_kwh TEXT,                            -- exact decimals as text, never REAL
+        price_per_minute TEXT,
+        idle_price_per_minute TEXT,
+        idle_grace_minutes TEXT,
+        session_fee TEXT,
+        tou_windows TEXT,                              -- '22:00-06:00=0.20,12:00-14:00=0.25'
+        timezone TEXT,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
