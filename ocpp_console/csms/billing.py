@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
@@ -279,12 +279,26 @@ TARIFF_KEYS = ("currency", "price_per_kwh", "price_per_minute", "idle_price_per_
                "session_fee", "tou_windows", "timezone")
 
 
-def tariff_for(settings: Any, charger_id: str, at: datetime | None = None) -> Tariff:
-    """The tariff of a charger: the site's settings with the charger's overrides."""
-    override = settings.charger_tariffs.get(charger_id, {})
+SITE_SCOPE = "*"  # the stored tariff of the whole site; other scopes are charger ids
+
+
+def tariff_for(
+    settings: Any,
+    charger_id: str,
+    at: datetime | None = None,
+    tariffs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Tariff:
+    """The tariff of a charger, key by key from the most specific place that sets it: the stored
+    tariff of the charger (`tariffs`, from the database), then settings.charger_tariffs, then the
+    stored site tariff, then the site's settings."""
+    stored = tariffs or {}
+    layers = (stored.get(charger_id, {}), settings.charger_tariffs.get(charger_id, {}), stored.get(SITE_SCOPE, {}))
 
     def get(name: str) -> Any:
-        return override.get(name, getattr(settings, name))
+        for layer in layers:
+            if layer.get(name) is not None:
+                return layer[name]
+        return getattr(settings, name)
 
     zone = get("timezone")
     offset = 0

@@ -97,6 +97,14 @@ class CommandFinished(Event):
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalChange(Event):
+    """Another process (the CLI, an import, a script) committed to the database: chargers, id tags
+    or tariffs may have changed. Site-wide, so charger_id is empty."""
+
+    data_version: int = 0
+
+
 Subscriber = Callable[[Event], None]
 
 

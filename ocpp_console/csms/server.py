@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
+from ocpp.v16.enums import MessageTrigger, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -15,6 +16,7 @@ from websockets.http11 import Request, Response
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import security
 from ocpp_console.csms.commands import Commands
+from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
@@ -23,6 +25,9 @@ log = logging.getLogger("ocpp_console.server")
 
 SUBPROTOCOL = "ocpp1.6"
 MAX_ID_LENGTH = 48
+# How often the database is checked for commits by other processes (the CLI): a change shows in
+# the console within a second (this plus a screen's 0.25 s refresh), for a query that costs ~10 us.
+WATCH_SECONDS = 0.3
 
 DataTransferHandler = Callable[[str, str | None, str | None], Awaitable[tuple[str, str | None]]]
 
@@ -50,6 +55,11 @@ class CentralSystem:
         self._handlers: set[asyncio.Task[None]] = set()
         self._throttle = security.FailureThrottle()
         self.port: int | None = None
+        # Tariffs stored in the database by scope ('*' the site, else a charger id): read for every
+        # StartTransaction, so kept in memory and reloaded when another process changes the database.
+        self.tariffs: dict[str, dict[str, str]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -58,10 +68,12 @@ class CentralSystem:
             await self.store.open()
         await self.store.mark_all_disconnected()  # whatever was connected before a crash is not now
         try:
+            self.tariffs = await self.store.tariffs()
             await self._listen()
         except BaseException:
             await self.store.close()
             raise
+        self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
 
     async def _listen(self) -> None:
         tls = None
@@ -95,6 +107,12 @@ class CentralSystem:
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop accepting, let calls already received be answered, close every connection with
         1001 (going away), then close the database."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        for task in list(self._followups):
+            task.cancel()
         if self._server is not None:
             self._server.close(close_connections=False)
             sessions = list(self.sessions.values())
@@ -121,6 +139,67 @@ class CentralSystem:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- changes made by other processes ------------------------------------------------
+
+    async def _watch_database(self) -> None:
+        """Poll PRAGMA data_version: it moves only when another connection committed (the CLI
+        provisioning chargers, tags or tariffs while we run), never for our own writes."""
+        version = await self.store.data_version()
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                current = await self.store.data_version()
+                if current != version:
+                    version = current
+                    await self.reload(current)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a locked or busy database now is no reason to stop watching
+                log.exception("checking the database for outside changes failed")
+
+    async def reload(self, data_version: int = 0) -> None:
+        """Take in what changed in the database behind our back; the HTTP API (or anything that
+        provisions through this process's own store) calls this too, since our own writes are
+        invisible to the watcher."""
+        self.tariffs = await self.store.tariffs()
+        await self._sync_registrations()
+        self.events.publish(ev.ExternalChange("", data_version))
+
+    async def _sync_registrations(self) -> None:
+        """Sessions remember their charger's registration; Authorize, BootNotification and the
+        password check read the database each time, so this is the one thing to bring up to date."""
+        if not self.sessions:
+            return
+        stored = {row["id"]: row["registration"] for row in await self.store.chargers()}
+        for cp_id, session in list(self.sessions.items()):
+            registration = stored.get(cp_id)
+            if registration == session.registration:
+                continue
+            if registration is None:
+                # Removed while connected: it is let go, and treated as a new charger if it comes back.
+                log.info("%s: removed outside this process; closing its connection", cp_id)
+                session.registration, session.closing = None, True
+                self._follow_up(session._connection.close(code=1000, reason="removed by the operator"))
+            elif registration != RegistrationStatus.accepted:
+                session.registration = registration
+                log.info("%s: registration now %s (changed outside this process)", cp_id, registration)
+            elif session.registration is not None:
+                # Accepted while Pending or Rejected: as when approved in the console, the charger
+                # learns it by booting again, which it is asked to do now.
+                log.info("%s: accepted outside this process; asking it to boot again", cp_id)
+                self._follow_up(self._ask_to_boot(cp_id))
+
+    def _follow_up(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._followups.add(task)
+        task.add_done_callback(self._followups.discard)
+
+    async def _ask_to_boot(self, cp_id: str) -> None:
+        try:
+            await self.commands.trigger_message(cp_id, MessageTrigger.boot_notification)
+        except CommandError:
+            pass  # it boots again after the retry interval anyway
 
     # -- connections ------------------------------------------------------------------
 

@@ -369,7 +369,7 @@ class ChargerSession(ChargePoint):
         flags = [f"timestamp_{ts.problem}"] if ts.problem else []
         if connector_id <= 0:
             flags.append("invalid_connector")
-        tariff = billing.tariff_for(self.settings, self.id)
+        tariff = billing.tariff_for(self.settings, self.id, tariffs=self.csms.tariffs)
         result = await self.store.start_transaction(
             self.id, connector_id, id_tag, meter_start, ts.value, timestamp, reservation_id,
             self.settings.unknown_id_tags, flags,
@@ -399,7 +399,7 @@ class ChargerSession(ChargePoint):
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
             self.settings.unknown_id_tags, [(None, s) for s in samples],
             orjson.dumps(self._current_payload).decode(), sorted(flags),
-            settle=partial(billing.settle_transaction, fallback=billing.tariff_for(self.settings, self.id)),
+            settle=partial(billing.settle_transaction, fallback=billing.tariff_for(self.settings, self.id, tariffs=self.csms.tariffs)),
         )
         if result.outcome == "unknown":
             log.warning("%s: StopTransaction for unknown transaction %d recorded and flagged", self.id, transaction_id)

@@ -44,6 +44,8 @@ class ChargerView:
     model: str | None = None
     firmware: str | None = None
     last_seen: str | None = None
+    has_password: bool = False
+    note: str | None = None
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
     version: int = 0  # bumped on every change, so screens redraw only the chargers that changed
 
@@ -109,6 +111,11 @@ class LiveSite:
         self._tasks: set[asyncio.Task[None]] = set()
         self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0}
         self.last_command: ev.CommandFinished | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        # Versions of removed chargers: one that comes back continues from there, so that a screen
+        # never takes its new row for the old one it cached.
+        self._retired: dict[str, int] = {}
+        self._reload_again = False
         self._unsubscribe = csms.events.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -131,6 +138,8 @@ class LiveSite:
                 model=row["model"],
                 firmware=row["firmware_version"],
                 last_seen=row["last_seen"],
+                has_password=row["password_hash"] is not None,
+                note=row["note"],
             )
         for row in await store.connectors():
             view = self.charger(row["charger_id"]).connector(row["connector_id"])
@@ -173,7 +182,7 @@ class LiveSite:
 
     def charger(self, charger_id: str) -> ChargerView:
         if charger_id not in self.chargers:
-            self.chargers[charger_id] = ChargerView(charger_id)
+            self.chargers[charger_id] = ChargerView(charger_id, version=self._retired.pop(charger_id, -1) + 1)
         return self.chargers[charger_id]
 
     # -- events ------------------------------------------------------------------------
@@ -205,10 +214,11 @@ class LiveSite:
         self._bump("chargers")
 
     def _on_ChargerDisconnected(self, e: ev.ChargerDisconnected) -> None:
-        view = self.charger(e.charger_id)
-        view.connected = False
-        for connector in view.connectors.values():
-            connector.power_w = None
+        view = self.chargers.get(e.charger_id)  # None: removed (from the shell) while it was connected
+        if view is not None:
+            view.connected = False
+            for connector in view.connectors.values():
+                connector.power_w = None
         self._note(e.charger_id, f"disconnected (code {e.code})", "warning")
         self._bump("chargers")
 
@@ -289,6 +299,38 @@ class LiveSite:
         level = "info" if e.known else "warning"
         self._note(e.charger_id, f"transaction {e.transaction_id} stopped ({e.reason}): {kwh}", level)
         self._bump("transactions", "chargers", "orders")
+
+    def _on_ExternalChange(self, e: ev.ExternalChange) -> None:
+        self._bump("tags")  # the id tags screen queries the store on each refresh
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True  # changes that land during a reload are read by one more
+            return
+        self._reloading = asyncio.ensure_future(self._reload_chargers())
+
+    async def _reload_chargers(self) -> None:
+        """Chargers provisioned, changed or removed by another process (the CLI): what the shell
+        changes (registration, password, note, the rows themselves) comes from the database; what
+        this process sees live (the connection, boots, status) stays with the events."""
+        while True:
+            self._reload_again = False
+            rows = {row["id"]: row for row in await self.csms.store.chargers()}
+            # A charger connected but not booted yet has no row; one removed while connected is being let go.
+            live = {c for c, session in self.csms.sessions.items() if not session.closing}
+            for charger_id in [c for c in self.chargers if c not in rows and c not in live]:
+                self._retired[charger_id] = self.chargers.pop(charger_id).version
+            for charger_id, row in rows.items():
+                if charger_id not in self.chargers:
+                    fresh = self.charger(charger_id)
+                    fresh.vendor, fresh.model, fresh.firmware = row["vendor"], row["model"], row["firmware_version"]
+                    fresh.last_seen, fresh.connected = row["last_seen"], charger_id in self.csms.sessions
+                view = self.chargers[charger_id]
+                provisioned = (row["registration"], row["password_hash"] is not None, row["note"])
+                if (view.registration, view.has_password, view.note) != provisioned:
+                    view.registration, view.has_password, view.note = provisioned
+                    view.version += 1
+            self._bump("chargers")
+            if not self._reload_again:
+                return
 
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
