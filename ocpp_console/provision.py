@@ -1,0 +1,522 @@
+"""Provisioning chargers, id tags and tariffs before a commissioning day, from the shell or a file.
+
+Headless: the command line and the HTTP API call these functions; they never print. They work on
+the database whether or not the central system runs: a running one notices another process's
+commit within a second (it polls SQLite's data_version), reloads its tariffs and refreshes the
+console, and it reads chargers, passwords and id tags from the database at every login,
+BootNotification and Authorize anyway.
+
+Bad input raises ProvisionError with a message fit for an operator; an import file is checked
+whole before anything is written, and then written in one database transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ocpp.v16.enums import AuthorizationStatus
+
+from ocpp_console.csms.billing import SITE_SCOPE, TARIFF_KEYS, Window, from_minor, minor_units, to_minor
+from ocpp_console.csms.security import PasswordError, check_password, hash_password
+from ocpp_console.store import Store, StoreError
+from ocpp_console.store.models import Row
+from ocpp_console.store.store import ChargerSpec, ProvisionCounts, TagSpec, TariffSpec
+from ocpp_console.timeutil import iso
+
+MAX_CHARGER_ID = 48  # the central system refuses longer ids in the URL (csms.server.MAX_ID_LENGTH)
+MAX_ID_TAG = 20  # OCPP 1.6 IdToken is a CiString20
+# ConcurrentTx is an answer about a running session, never a tag's provisioned state.
+TAG_STATUSES = tuple(s.value for s in AuthorizationStatus if s != AuthorizationStatus.concurrent_tx)
+DECIMAL_KEYS = ("price_per_kwh", "price_per_minute", "idle_price_per_minute", "idle_grace_minutes", "session_fee")
+CHARGER_KEYS = ("id", "password", "note")
+TAG_KEYS = ("id_tag", "status", "expiry", "parent", "balance", "note")
+CSV_COLUMNS = ("kind", "id", "password", "status", "expiry", "parent", "balance", "note", *TARIFF_KEYS)
+CSV_KINDS = {"charger": ("password", "note"), "tag": ("status", "expiry", "parent", "balance", "note"),
+             "tariff": TARIFF_KEYS}
+
+
+class ProvisionError(ValueError):
+    """Input an operator must correct; the message says what and where."""
+
+
+# -- what the functions hand back ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargerInfo:
+    id: str
+    registration: str
+    password: bool
+    connected: bool
+    vendor: str | None
+    model: str | None
+    last_seen: str | None
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ChargerInfo:
+        return cls(row["id"], row["registration"], row["password_hash"] is not None, bool(row["connected"]),
+                   row["vendor"], row["model"], row["last_seen"], row["note"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "registration": self.registration, "password": self.password,
+                "connected": self.connected, "vendor": self.vendor, "model": self.model,
+                "last_seen": self.last_seen, "note": self.note}
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    id_tag: str
+    status: str
+    expiry: str | None
+    parent: str | None
+    balance: Decimal  # the tag's own wallet, in the major unit of `currency`
+    currency: str
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: Row, currency: str) -> TagInfo:
+        return cls(row["id_tag"], row["status"], row["expiry_date"], row["parent_id_tag"],
+                   from_minor(row["balance"], currency), currency, row["note"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id_tag": self.id_tag, "status": self.status, "expiry": self.expiry, "parent": self.parent,
+                "balance": str(self.balance), "currency": self.currency, "note": self.note}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    path: Path
+    counts: ProvisionCounts
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"{self.path}: {c.chargers_added + c.chargers_updated} chargers ({c.chargers_added} new), "
+                f"{c.tags_added + c.tags_updated} id tags ({c.tags_added} new, {c.wallet_movements} balances moved), "
+                f"{c.tariffs} tariffs imported")
+
+
+# -- checking single values --------------------------------------------------------------------
+
+
+def check_charger_id(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProvisionError("a charger id is text that is not empty")
+    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+        raise ProvisionError(f"charger id {value!r}: no spaces around it and no control characters")
+    if len(value) > MAX_CHARGER_ID:
+        raise ProvisionError(f"charger id {value!r}: at most {MAX_CHARGER_ID} characters")
+    return value
+
+
+def check_id_tag(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProvisionError("an id tag is text that is not empty")
+    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+        raise ProvisionError(f"id tag {value!r}: no spaces around it and no control characters")
+    if len(value) > MAX_ID_TAG:
+        raise ProvisionError(f"id tag {value!r}: at most {MAX_ID_TAG} characters (OCPP 1.6 IdToken)")
+    return value
+
+
+def check_charger_password(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ProvisionError("a password is text")
+    try:
+        check_password(value)
+    except PasswordError as exc:
+        raise ProvisionError(str(exc)) from None
+    return value
+
+
+def parse_status(value: Any) -> str:
+    """An AuthorizationStatus a tag can be given, in any letter case."""
+    wanted = str(value).strip().lower()
+    for status in TAG_STATUSES:
+        if status.lower() == wanted:
+            return status
+    raise ProvisionError(f"status {value!r}: one of {', '.join(TAG_STATUSES)}")
+
+
+def parse_expiry(value: Any) -> str:
+    """ISO UTC. A date means through the end of that day, local time; a time without a zone is
+    local time, as in the console. "" clears the expiry."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ""
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise ProvisionError(f"expiry {text!r}: a date (2026-12-31) or a date and time (2026-12-31T18:00)") from None
+    if isinstance(value, datetime):  # before date: a datetime is a date too
+        return iso(value if value.tzinfo else value.astimezone())
+    if isinstance(value, date):
+        return iso(datetime.combine(value + timedelta(days=1), time()).astimezone())
+    raise ProvisionError(f"expiry {value!r}: a date (2026-12-31) or a date and time (2026-12-31T18:00)")
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise ProvisionError(f"{what} {value!r}: not a number")
+    try:
+        # str() first: a TOML 0.35 is the float nearest 0.35, whose shortest text is exact again.
+        number = Decimal(str(value).strip().replace(",", "."))
+    except InvalidOperation:
+        raise ProvisionError(f"{what} {value!r}: not a number") from None
+    if not number.is_finite():
+        raise ProvisionError(f"{what} {value!r}: not a number")
+    return number
+
+
+def parse_amount(value: Any, currency: str) -> int:
+    """An amount like "25.00" in the site currency -> integer minor units."""
+    amount = _decimal(value, "amount")
+    exponent = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-exponent)):
+        raise ProvisionError(f"amount {value!r}: {currency} has {exponent} decimals")
+    return to_minor(amount, currency)
+
+
+def parse_tariff(values: Mapping[str, Any]) -> dict[str, str]:
+    """Tariff keys as the settings name them, checked and stored as exact text."""
+    tariff: dict[str, str] = {}
+    for key, value in values.items():
+        if key not in TARIFF_KEYS:
+            raise ProvisionError(f"{key!r} is not a tariff key ({', '.join(TARIFF_KEYS)})")
+        if value is None or value == "":
+            continue
+        if key in DECIMAL_KEYS:
+            number = _decimal(value, key)
+            if number < 0:
+                raise ProvisionError(f"{key} {value!r}: not negative")
+            tariff[key] = str(number)
+        elif key == "tou_windows":
+            parts = value if isinstance(value, list) else str(value).split(",")
+            try:
+                windows = [Window.parse(str(p).strip()) for p in parts if str(p).strip()]
+            except ValueError as exc:
+                raise ProvisionError(str(exc)) from None
+            if any(w.price_per_kwh < 0 for w in windows):
+                raise ProvisionError(f"tou_windows {value!r}: prices are not negative")
+            tariff[key] = ",".join(str(w) for w in windows)
+        elif key == "currency":
+            code = str(value).strip().upper()
+            if len(code) != 3 or not code.isalpha() or not code.isascii():
+                raise ProvisionError(f"currency {value!r}: an ISO 4217 code such as EUR")
+            tariff[key] = code
+        elif key == "timezone":
+            try:
+                ZoneInfo(str(value))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ProvisionError(f"timezone {value!r}: an IANA name such as Europe/Berlin") from None
+            tariff[key] = str(value)
+    return tariff
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProvisionError(f"{what} {value!r}: text, in quotes")
+    return value.strip()
+
+
+# -- chargers ----------------------------------------------------------------------------------
+
+
+async def add_charger(store: Store, charger_id: str, password: str | None = None, note: str | None = None) -> ChargerInfo:
+    """Provision a charger (registration Accepted); an existing one is updated and keeps what is
+    not given. The password is stored as a salted hash only."""
+    spec = ChargerSpec(
+        check_charger_id(charger_id),
+        await _hash(check_charger_password(password)) if password is not None else None,
+        _optional_text(note, "note"),
+    )
+    await _provision(store, chargers=[spec])
+    return await _charger_info(store, spec.id)
+
+
+async def list_chargers(store: Store) -> list[ChargerInfo]:
+    return [ChargerInfo.from_row(row) for row in await store.chargers()]
+
+
+async def remove_charger(store: Store, charger_id: str) -> None:
+    """Forget a charger: its row, connectors, configuration and charging profiles. Its transactions,
+    meter values, status history and message log stay for the record. Connected, it is let go."""
+    if not await store.remove_charger(charger_id):
+        raise ProvisionError(f"unknown charger {charger_id}")
+
+
+async def set_password(store: Store, charger_id: str, password: str | None) -> None:
+    """Set a charger's password (provisioning it if it is new); None removes the password."""
+    check_charger_id(charger_id)
+    if password is None:
+        if await store.charger(charger_id) is None:
+            raise ProvisionError(f"unknown charger {charger_id}")
+        await store.set_password(charger_id, None)
+        return
+    await store.set_password(charger_id, await _hash(check_charger_password(password)))
+
+
+async def _hash(password: str) -> str:
+    # scrypt takes ~50 ms on purpose: off the event loop, which chargers share in a running server.
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def _charger_info(store: Store, charger_id: str) -> ChargerInfo:
+    row = await store.charger(charger_id)
+    if row is None:  # removed by someone else in between
+        raise ProvisionError(f"unknown charger {charger_id}")
+    return ChargerInfo.from_row(row)
+
+
+# -- id tags -----------------------------------------------------------------------------------
+
+
+async def add_or_update_tag(
+    store: Store,
+    tag: str,
+    status: str | None = None,
+    expiry: str | date | None = None,
+    parent: str | None = None,
+    balance: str | Decimal | None = None,
+    note: str | None = None,
+    *,
+    currency: str,
+) -> TagInfo:
+    """Add an id tag (Accepted unless told otherwise) or update the values given; "" clears expiry,
+    parent or note. A balance sets the tag's wallet to that amount with one ledger movement of the
+    difference."""
+    spec = _tag_spec(tag, status, expiry, parent, balance, note, currency)
+    await _check_tag_against_store(store, spec, set())
+    await _provision(store, tags=[spec], currency=currency)
+    row = await store.id_tag(spec.id_tag)
+    assert row is not None
+    return TagInfo.from_row(row, currency)
+
+
+async def list_tags(store: Store, currency: str) -> list[TagInfo]:
+    return [TagInfo.from_row(row, currency) for row in await store.id_tags()]
+
+
+async def remove_tag(store: Store, tag: str) -> None:
+    """Forget an id tag; refused while its wallet holds money, it has child tags or a running session.
+    Its transactions and ledger rows stay for the record."""
+    try:
+        removed = await store.remove_id_tag(tag)
+    except StoreError as exc:
+        raise ProvisionError(str(exc)) from None
+    if not removed:
+        raise ProvisionError(f"unknown id tag {tag}")
+
+
+def _tag_spec(
+    tag: Any, status: Any, expiry: Any, parent: Any, balance: Any, note: Any, currency: str
+) -> TagSpec:
+    tag = check_id_tag(tag)
+    parent_text = _optional_text(parent, "parent")
+    if parent_text:
+        check_id_tag(parent_text)
+        if parent_text == tag:
+            raise ProvisionError(f"id tag {tag} cannot be its own parent")
+    return TagSpec(
+        tag,
+        parse_status(status) if status is not None else None,
+        parse_expiry(expiry) if expiry is not None else None,
+        parent_text,
+        parse_amount(balance, currency) if balance is not None else None,
+        _optional_text(note, "note"),
+    )
+
+
+async def _check_tag_against_store(store: Store, spec: TagSpec, coming: set[str]) -> None:
+    """What only the database can tell: the parent exists (or comes in the same import), and a
+    balance is given to a tag that pays for itself."""
+    if spec.parent_id_tag and spec.parent_id_tag not in coming and await store.id_tag(spec.parent_id_tag) is None:
+        raise ProvisionError(f"parent tag {spec.parent_id_tag} of {spec.id_tag} does not exist")
+    if spec.balance is not None:
+        parent = spec.parent_id_tag
+        if parent is None:
+            row = await store.id_tag(spec.id_tag)
+            parent = row["parent_id_tag"] if row else None
+        if parent:
+            raise ProvisionError(
+                f"id tag {spec.id_tag} spends the wallet of its parent {parent}: give the balance to {parent}"
+            )
+
+
+# -- import files ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    chargers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (where, entry)
+    tags: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tariffs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (where, scope, keys)
+
+
+async def import_file(store: Store, path: str | Path, *, currency: str) -> ImportReport:
+    """Chargers, id tags and tariffs from a TOML (.toml) or CSV (.csv) file: every entry is checked
+    first, then all are written in one database transaction, or nothing is."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV often starts with a BOM
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvisionError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        plan = _read_toml(text, path.name)
+    elif suffix == ".csv":
+        plan = _read_csv(text, path.name)
+    else:
+        raise ProvisionError(f"{path}: an import file ends in .toml or .csv")
+    chargers, tags, tariffs = await _check_plan(store, plan, currency)
+    try:
+        counts = await _provision(store, chargers, tags, tariffs, currency=currency, reason=f"import {path.name}")
+    except ProvisionError as exc:
+        raise ProvisionError(f"{path.name}: {exc}; nothing was imported") from None
+    return ImportReport(path, counts)
+
+
+def _read_toml(text: str, name: str) -> _Plan:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProvisionError(f"{name}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"chargers", "tags", "tariff", "tariffs"}
+    if unknown:
+        raise ProvisionError(f"{name}: unknown section {sorted(unknown)[0]!r} (chargers, tags, tariff, tariffs)")
+    plan = _Plan()
+    for section, keys, target in (("chargers", CHARGER_KEYS, plan.chargers), ("tags", TAG_KEYS, plan.tags)):
+        entries = data.get(section, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ProvisionError(f"{name}: {section} is a list of tables: [[{section}]]")
+        for number, entry in enumerate(entries, 1):
+            where = f"{name}: [[{section}]] entry {number}"
+            extra = set(entry) - set(keys)
+            if extra:
+                raise ProvisionError(f"{where}: unknown key {sorted(extra)[0]!r} ({', '.join(keys)})")
+            target.append((where, entry))
+    if "tariff" in data:
+        if not isinstance(data["tariff"], dict):
+            raise ProvisionError(f"{name}: tariff is a table: [tariff]")
+        plan.tariffs.append((f"{name}: [tariff]", SITE_SCOPE, data["tariff"]))
+    per_charger = data.get("tariffs", {})
+    if not isinstance(per_charger, dict) or not all(isinstance(t, dict) for t in per_charger.values()):
+        raise ProvisionError(f'{name}: tariffs are tables per charger: [tariffs."CP-ID"]')
+    for scope, keys in per_charger.items():
+        plan.tariffs.append((f'{name}: [tariffs."{scope}"]', scope, keys))
+    return plan
+
+
+def _read_csv(text: str, name: str) -> _Plan:
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [c for c in ("kind", "id") if c not in header]
+    if missing:
+        raise ProvisionError(f"{name}: the header row needs the columns kind and id ({', '.join(CSV_COLUMNS)})")
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    if unknown:
+        raise ProvisionError(f"{name}: unknown column {unknown[0]!r} ({', '.join(CSV_COLUMNS)})")
+    plan = _Plan()
+    for row in reader:
+        where = f"{name} line {reader.line_num}"
+        if None in row:
+            raise ProvisionError(f"{where}: more cells than the header has columns")
+        cells = {k: v.strip() for k, v in row.items() if v is not None and v.strip()}
+        if not cells:
+            continue  # a blank line
+        kind = cells.pop("kind", "")
+        if kind not in CSV_KINDS:
+            raise ProvisionError(f"{where}: kind {kind!r}: one of {', '.join(CSV_KINDS)}")
+        key = cells.pop("id", "")
+        if not key:
+            raise ProvisionError(f"{where}: the id column is empty")
+        stray = [c for c in cells if c not in CSV_KINDS[kind]]
+        if stray:
+            raise ProvisionError(f"{where}: {stray[0]} does not apply to a {kind}")
+        if kind == "charger":
+            plan.chargers.append((where, {"id": key, **cells}))
+        elif kind == "tag":
+            plan.tags.append((where, {"id_tag": key, **cells}))
+        else:
+            plan.tariffs.append((where, key, cells))
+    return plan
+
+
+async def _check_plan(
+    store: Store, plan: _Plan, currency: str
+) -> tuple[list[ChargerSpec], list[TagSpec], list[TariffSpec]]:
+    """Every entry checked before any is written; passwords hashed last (scrypt is slow on purpose)."""
+    chargers: list[tuple[str, str, str | None, str | None]] = []
+    seen: dict[tuple[str, str], str] = {}
+
+    def once(kind: str, key: str, where: str) -> None:
+        if (kind, key) in seen:
+            raise ProvisionError(f"{where}: {kind} {key} is already in {seen[kind, key]}")
+        seen[kind, key] = where
+
+    for where, entry in plan.chargers:
+        try:
+            charger_id = check_charger_id(entry.get("id"))
+            password = entry.get("password")
+            chargers.append((where, charger_id, check_charger_password(password) if password is not None else None,
+                             _optional_text(entry.get("note"), "note")))
+        except ProvisionError as exc:
+            raise ProvisionError(f"{where}: {exc}") from None
+        once("charger", charger_id, where)
+    tags: list[tuple[str, TagSpec]] = []
+    for where, entry in plan.tags:
+        try:
+            spec = _tag_spec(entry.get("id_tag"), entry.get("status"), entry.get("expiry"), entry.get("parent"),
+                             entry.get("balance"), entry.get("note"), currency)
+        except ProvisionError as exc:
+            raise ProvisionError(f"{where}: {exc}") from None
+        once("id tag", spec.id_tag, where)
+        tags.append((where, spec))
+    coming = {spec.id_tag for _, spec in tags}
+    for where, spec in tags:
+        try:
+            await _check_tag_against_store(store, spec, coming)
+        except ProvisionError as exc:
+            raise ProvisionError(f"{where}: {exc}") from None
+    tariffs: list[TariffSpec] = []
+    for where, scope, keys in plan.tariffs:
+        try:
+            if scope != SITE_SCOPE:
+                check_charger_id(scope)
+            tariffs.append(TariffSpec(scope, parse_tariff(keys)))
+        except ProvisionError as exc:
+            raise ProvisionError(f"{where}: {exc}") from None
+        once("tariff", scope, where)
+    charger_specs = [
+        ChargerSpec(charger_id, await _hash(password) if password is not None else None, note)
+        for _, charger_id, password, note in chargers
+    ]
+    return charger_specs, [spec for _, spec in tags], tariffs
+
+
+async def _provision(
+    store: Store,
+    chargers: Sequence[ChargerSpec] = (),
+    tags: Sequence[TagSpec] = (),
+    tariffs: Sequence[TariffSpec] = (),
+    *,
+    currency: str | None = None,
+    reason: str = "provisioning",
+) -> ProvisionCounts:
+    try:
+        return await store.provision(chargers, tags, tariffs, currency=currency, reason=reason)
+    except StoreError as exc:  # what changed in the database since it was checked
+        raise ProvisionError(str(exc)) from None
