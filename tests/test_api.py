@@ -283,3 +283,57 @@ def test_operation_schemas_are_the_official_ones() -> None:
         schema = doc["components"]["schemas"][op.name]
         assert "$ref" not in str(schema)
         assert set(schema["properties"]) == set(validator(op.name).schema["properties"])
+
+
+async def test_provisioning_through_the_api(system: CentralSystem) -> None:
+    """Chargers and tags created, updated and removed through the API, with the wallet moved by
+    a ledger entry and removals refused while a tag holds money."""
+    async with api_for(system) as (_, http):
+        async with http.put("/api/chargers/CP-NEW", json={"note": "bay 4", "password": "sixteen-chars-pw"}) as response:
+            body = await response.json()
+            assert response.status == 200 and body["registration"] == "Accepted" and body["has_password"]
+            assert body["note"] == "bay 4"
+        async with http.put("/api/chargers/CP-NEW", json={"password": "short"}) as response:
+            assert response.status == 400
+        async with http.put("/api/id-tags/PARENT", json={"balance": "25.50"}) as response:
+            assert (await response.json())["balance"] == "25.50"
+        async with http.put("/api/id-tags/CHILD", json={"parent_id_tag": "PARENT", "expiry_date": "2030-01-01"}) as response:
+            child = await response.json()
+            assert response.status == 200 and child["parent_id_tag"] == "PARENT" and child["expiry_date"].startswith("2030-01-02")  # valid through that day
+        async with http.put("/api/id-tags/CHILD", json={"parent_id_tag": None}) as response:
+            assert (await response.json())["parent_id_tag"] is None  # null clears
+        async with http.put("/api/id-tags/ORPHAN", json={"parent_id_tag": "NO-SUCH"}) as response:
+            assert response.status == 400 and "NO-SUCH" in (await response.json())["message"]
+        assert [row["amount"] for row in await system.store.ledger("PARENT")] == [2550]
+        async with http.delete("/api/id-tags/PARENT") as response:
+            assert response.status == 409  # 25.50 in its wallet
+        async with http.delete("/api/id-tags/CHILD") as response:
+            assert response.status == 204
+        async with http.delete("/api/id-tags/CHILD") as response:
+            assert response.status == 404
+        async with http.delete("/api/chargers/CP-NEW") as response:
+            assert response.status == 204
+        assert await system.store.charger("CP-NEW") is None
+        async with http.delete("/api/chargers/CP-NEW") as response:
+            assert response.status == 404
+
+
+async def test_changes_through_the_api_reach_the_console(system: CentralSystem) -> None:
+    """The API writes through the running process's own store: the console still sees them."""
+    from ocpp_console.ui.app import ConsoleApp
+    from tests.test_ui import cells, until as ui_until
+
+    app = ConsoleApp(system, manage_csms=False)
+    async with app.run_test(size=(140, 45)) as pilot, api_for(system) as (_, http):
+        await pilot.press("2")
+        async with http.put("/api/chargers/CP-FROM-API", json={"note": "new bay"}) as response:
+            assert response.status == 200
+        await ui_until(pilot, lambda: "CP-FROM-API" in cells(app), timeout=2.0)
+        await pilot.press("4")
+        async with http.put("/api/id-tags/API-TAG", json={"status": "Blocked"}) as response:
+            assert response.status == 200
+        await ui_until(pilot, lambda: "API-TAG" in cells(app), timeout=2.0)
+        async with http.delete("/api/chargers/CP-FROM-API") as response:
+            assert response.status == 204
+        await pilot.press("2")
+        await ui_until(pilot, lambda: "CP-FROM-API" not in cells(app), timeout=2.0)

@@ -18,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from websockets.asyncio.client import connect
 
 from ocpp_console.api import ApiServer
@@ -82,4 +83,10 @@ def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
         case.path_parameters["charger_id"] = "CP-1"
     # 502 (the charger's CALLERROR) and 504 (no answer) are documented answers of an operation;
     # an undocumented 500 still fails the status-code conformance check.
-    case.call_and_validate(excluded_checks=[not_a_server_error])
+    excluded = [not_a_server_error]
+    if case.method == "PUT":
+        # Provisioning refuses some schema-valid values for what they mean (a parent tag that does
+        # not exist, an expiry that is no date, more decimals than the currency has): 400 is right
+        # there, and tests/test_api.py and tests/test_provision.py check those refusals.
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(excluded_checks=excluded)

@@ -17,8 +17,9 @@ import fastjsonschema
 import ocpp
 
 from ocpp_console import __version__
+from ocpp_console.provision import MAX_CHARGER_ID
 from ocpp_console.csms.operations import OPERATIONS, Operation
-from ocpp_console.csms.protocol import INT32
+from ocpp_console.csms.protocol import DECIMAL_BOUND, INT32
 
 _SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
 _DROP = {"$schema", "$id", "id", "title", "javaType", "additionalItems", "definitions"}
@@ -42,6 +43,9 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
             out.setdefault("format", "int32")
             out.setdefault("minimum", INT32[0])
             out.setdefault("maximum", INT32[1])
+        elif out.get("type") == "number":  # the bound operations.check_payload holds decimals to
+            out.setdefault("minimum", DECIMAL_BOUND[0])
+            out.setdefault("maximum", DECIMAL_BOUND[1])
         return out
     if isinstance(node, list):
         return [_inline(v, definitions) for v in node]
@@ -150,6 +154,14 @@ RESOURCES: dict[str, Any] = {
             "note": {"type": "string", "nullable": True},
         },
     },
+    "ChargerUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "password": {"type": "string", "minLength": 16, "maxLength": 40},
+            "note": {"type": "string", "nullable": True},
+        },
+    },
     "Password": {
         "type": "object",
         "additionalProperties": False,
@@ -169,6 +181,10 @@ RESOURCES: dict[str, Any] = {
 }
 
 _CHARGER_ID = {"name": "charger_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+# What provisioning takes as a new charger's id: no control characters, no spaces around it.
+CHARGER_ID_PATTERN = r"^[^\x00-\x20\x7f-\x9f\s]([^\x00-\x1f]*[^\x00-\x20\x7f-\x9f\s])?$"
+_NEW_CHARGER_ID = {**_CHARGER_ID, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CHARGER_ID,
+                                             "pattern": CHARGER_ID_PATTERN}}
 _ID_TAG = {"name": "id_tag", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 20}}
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 500}}
@@ -211,6 +227,16 @@ def _one(name: str, schema: str, description: str, parameter: dict[str, Any]) ->
     }}
 
 
+def _delete(name: str, summary: str, parameter: dict[str, Any], missing: str) -> dict[str, Any]:
+    return {
+        "operationId": name, "tags": ["manage"], "summary": summary, "parameters": [parameter],
+        "responses": {"204": {"description": "removed"}, "400": _error("a parameter is not valid"),
+                      "404": _error(missing),
+                      "409": _error("refused: money in its wallet, child tags or a running session"),
+                      **_UNAUTHORIZED},
+    }
+
+
 def _json_schema(node: Any) -> Any:
     """OpenAPI 3.0's `nullable` as plain JSON Schema (for validating bodies with the same schema)."""
     if isinstance(node, dict):
@@ -237,11 +263,23 @@ def document() -> dict[str, Any]:
         schemas[f"{op.name}Response"] = ocpp_schema(op.response_schema)
     paths: dict[str, Any] = {
         "/api/chargers": _list("list_chargers", "Charger", "chargers with their connectors and status", []),
-        "/api/chargers/{charger_id}": _one("get_charger", "Charger", "one charger", _CHARGER_ID),
+        "/api/chargers/{charger_id}": {
+            **_one("get_charger", "Charger", "one charger", _CHARGER_ID),
+            "put": {
+                "operationId": "put_charger", "tags": ["manage"],
+                "summary": "Provision a charger (registration Accepted), or update its note or password",
+                "parameters": [_NEW_CHARGER_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChargerUpdate")}}},
+                "responses": {"200": _json(_ref("Charger"), "the charger as stored"),
+                              "400": _error("a value is not valid"), **_UNAUTHORIZED},
+            },
+            "delete": _delete("delete_charger", "Forget a charger (its transactions and message log stay)",
+                              _CHARGER_ID, "unknown charger"),
+        },
         "/api/chargers/{charger_id}/password": {"put": {
             "operationId": "set_charger_password", "tags": ["manage"],
             "summary": "Set the password a charger gives with HTTP Basic auth (security profiles 1-2)",
-            "parameters": [_CHARGER_ID],
+            "parameters": [_NEW_CHARGER_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Password")}}},
             "responses": {"200": _json(_ref("Charger"), "the charger, provisioned if it was new"),
                           "400": _error("the password is not acceptable"), **_UNAUTHORIZED},
@@ -270,6 +308,8 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("IdTag"), "the id tag as stored"),
                               "400": _error("a value is not valid"), **_UNAUTHORIZED},
             },
+            "delete": {**_delete("delete_id_tag", "Remove an id tag (its transactions and ledger stay)",
+                                 _ID_TAG, "unknown id tag")},
         },
         "/api/messages": _list("list_messages", "Message", "the OCPP message log, newest first", [
             {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}}, _LIMIT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any
 
+from ocpp_console import provision
 from ocpp_console.csms.billing import from_minor
 from ocpp_console.store.models import Row
 
@@ -119,22 +120,19 @@ def day_start(text: str | None, name: str) -> str | None:
 
 
 async def put_id_tag(csms: CentralSystem, tag: str, body: dict[str, Any]) -> None:
-    """Create or update an id tag; raises ValueError with a message for a bad value."""
-    # TODO(provision): replace with ocpp_console.provision once it lands
-    if body.get("status", "Accepted") not in ("Accepted", "Blocked", "Expired", "Invalid"):
-        raise ValueError("status: one of Accepted, Blocked, Expired, Invalid")
-    await csms.store.upsert_id_tag(tag, body.get("status", "Accepted"), body.get("expiry_date"),
-                                   body.get("parent_id_tag"), body.get("note"))
+    """Create or update an id tag from the API's body: absent keys keep their value, null clears."""
+    def given(key: str) -> Any:
+        return None if key not in body else ("" if body[key] is None else body[key])
+
+    await provision.add_or_update_tag(
+        csms.store, tag, status=body.get("status"), expiry=given("expiry_date"), parent=given("parent_id_tag"),
+        balance=body.get("balance"), note=given("note"), currency=csms.settings.currency,
+    )
+
+
+async def put_charger(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
+    await provision.add_charger(csms.store, charger_id, password=body.get("password"), note=body.get("note"))
 
 
 async def set_password(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
-    from ocpp_console.csms.security import PasswordError, check_password, hash_password
-
-    password = body.get("password")
-    if not isinstance(password, str):
-        raise ValueError("password: a string is required")
-    try:
-        check_password(password)
-    except PasswordError as exc:
-        raise ValueError(f"password: {exc}") from None
-    await csms.store.set_password(charger_id, hash_password(password))
+    await provision.set_password(csms.store, charger_id, body["password"])

@@ -16,6 +16,7 @@ import fastjsonschema
 import orjson
 from aiohttp import web
 
+from ocpp_console import provision
 from ocpp_console.api import resources
 from ocpp_console.api.openapi import body_validator, document
 from ocpp_console.csms import operations, protocol
@@ -247,6 +248,7 @@ async def put_id_tag(request: web.Request) -> web.Response:
         await resources.put_id_tag(csms, tag, body)
     except ValueError as exc:
         raise ApiError(400, "invalid_value", str(exc)) from None
+    await csms.reload()  # our own writes do not move data_version: tell the console and sessions
     row = await csms.store.id_tag(tag)
     assert row is not None
     return reply(resources.id_tag(csms, row))
@@ -260,8 +262,45 @@ async def set_password(request: web.Request) -> web.Response:
         await resources.set_password(csms, charger_id, body)
     except ValueError as exc:
         raise ApiError(400, "invalid_value", str(exc)) from None
+    await csms.reload()
     found = await resources.charger(csms, charger_id)
     return reply(found)
+
+
+async def put_charger(request: web.Request) -> web.Response:
+    charger_id = request.match_info["charger_id"]
+    body = await _checked_body(request, "ChargerUpdate")
+    csms = _csms(request)
+    try:
+        await resources.put_charger(csms, charger_id, body)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_value", str(exc)) from None
+    await csms.reload()
+    return reply(await resources.charger(csms, charger_id))
+
+
+async def delete_charger(request: web.Request) -> web.Response:
+    charger_id = request.match_info["charger_id"]
+    csms = _csms(request)
+    try:
+        await provision.remove_charger(csms.store, charger_id)
+    except ValueError:
+        raise ApiError(404, "unknown_charger", f"no charger {charger_id!r}") from None
+    await csms.reload()  # a connected charger is let go
+    return web.Response(status=204)
+
+
+async def delete_id_tag(request: web.Request) -> web.Response:
+    tag = _id_tag(request)
+    store = _csms(request).store
+    if await store.id_tag(tag) is None:
+        raise ApiError(404, "unknown_id_tag", f"no id tag {tag!r}")
+    try:
+        await provision.remove_tag(store, tag)
+    except ValueError as exc:  # money in its wallet, child tags, a running session
+        raise ApiError(409, "conflict", str(exc)) from None
+    await _csms(request).reload()
+    return web.Response(status=204)
 
 
 def build_app(csms: CentralSystem) -> web.Application:
@@ -272,6 +311,8 @@ def build_app(csms: CentralSystem) -> web.Application:
         web.get("/api/openapi.json", openapi),
         web.get("/api/chargers", list_chargers),
         web.get("/api/chargers/{charger_id}", get_charger),
+        web.put("/api/chargers/{charger_id}", put_charger),
+        web.delete("/api/chargers/{charger_id}", delete_charger),
         web.put("/api/chargers/{charger_id}/password", set_password),
         # not "password": that one is PUT only, and says so in Allow
         web.post(r"/api/chargers/{charger_id}/{action:(?!password$)[^{}/]+}", run_operation),
@@ -281,6 +322,7 @@ def build_app(csms: CentralSystem) -> web.Application:
         web.get("/api/id-tags", list_id_tags),
         web.get("/api/id-tags/{id_tag}", get_id_tag),
         web.put("/api/id-tags/{id_tag}", put_id_tag),
+        web.delete("/api/id-tags/{id_tag}", delete_id_tag),
         web.get("/api/messages", list_messages),
     ])
     return app

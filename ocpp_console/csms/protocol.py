@@ -32,6 +32,7 @@ from ocpp.v16.enums import Action
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 INT32 = (-(2**31), 2**31 - 1)
+DECIMAL_BOUND = (-(10**12), 10**12)
 MAX_UNIQUE_ID = 36
 
 # Actions a charge point may send to a central system (1.6 + security extension).
@@ -174,10 +175,12 @@ def _prepare(schema: Any, keep_formats: bool = False) -> Any:
             if key == "enum" and isinstance(value, list) and "Celcius" in value and "Celsius" not in value:
                 value = [*value, "Celsius"]
             out[key] = _prepare(value, keep_formats)
-        if keep_formats and out.get("type") == "integer":
-            # OCPP 1.6 part 4 (data types): integer is 32-bit signed
-            out.setdefault("minimum", INT32[0])
-            out.setdefault("maximum", INT32[1])
+        if keep_formats and out.get("type") in ("integer", "number"):
+            # OCPP 1.6 part 4 (data types): integer is 32-bit signed; a decimal gets a practical
+            # bound (the ocpp package checks multipleOf with 28-digit decimals, which fail beyond)
+            low, high = INT32 if out["type"] == "integer" else DECIMAL_BOUND
+            out.setdefault("minimum", low)
+            out.setdefault("maximum", high)
         return out
     if isinstance(schema, list):
         return [_prepare(v, keep_formats) for v in schema]
