@@ -394,11 +394,15 @@ def add_call_parser(sub: Any) -> None:
     parser.add_argument("--url", default=None, help="the API's base URL (default: from --api-host/--api-port)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="seconds to wait (default: the call timeout setting plus 5)")
-    for name in ("api_port", "api_host", "api_token", "call_timeout"):
-        field = Settings.model_fields[name]
-        parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS,
-                            type=int if name == "api_port" else float if name == "call_timeout" else str,
-                            help=f"{field.description} (env OCPP_CONSOLE_{name.upper()})")
+    # The running instance's API, read from the same flags, environment and TOML file it was given.
+    for name, kind, text in (
+        ("api_port", int, "the port the running instance serves its API on"),
+        ("api_host", str, "the address it listens on (default 127.0.0.1; 0.0.0.0 is reached on loopback)"),
+        ("api_token", str, "its bearer token, if it has one"),
+        ("call_timeout", float, "its call timeout, seconds (this waits 5 s longer)"),
+    ):
+        parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, type=kind,
+                            help=f"{text} (env OCPP_CONSOLE_{name.upper()})")
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings file")
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp_console import provision
 from ocpp_console.csms.billing import from_minor
 from ocpp_console.store.models import Row
+from ocpp_console.timeutil import iso
 
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
@@ -101,9 +102,8 @@ def message(row: Row) -> dict[str, Any]:
 
 
 def day_start(text: str | None, name: str) -> str | None:
-    """`from`/`to` query values: a date (midnight UTC) or an ISO 8601 time, as a stored timestamp."""
-    from ocpp_console.api.server import ApiError
-    from ocpp_console.timeutil import iso
+    """`from`/`to` query values: a date (midnight UTC) or an ISO 8601 time, as a stored timestamp;
+    ValueError saying which parameter is wrong."""
 
     if text is None:
         return None
@@ -113,7 +113,7 @@ def day_start(text: str | None, name: str) -> str | None:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise ApiError(400, "invalid_parameter", f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
+            raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
     return iso(moment)

@@ -210,7 +210,10 @@ async def get_transaction(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    since, until = (resources.day_start(request.query.get(n), n) for n in ("from", "to"))
+    try:
+        since, until = (resources.day_start(request.query.get(n), n) for n in ("from", "to"))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
     rows = await _csms(request).store.orders(since, until)
     return reply([resources.transaction(_csms(request), row) for row in rows])
 
