@@ -193,7 +193,7 @@ async def test_console_shows_a_charger_added_from_the_shell_within_a_second(csms
         added = asyncio.get_running_loop().time()
         row = await until(pilot, lambda: cells(app).get("CP-SHELL"), timeout=1.0)
         assert asyncio.get_running_loop().time() - added < 1.0
-        assert row[1] == "Accepted" and "offline" in row[2]
+        assert row[1] == "Accepted" and "offline" in row[2] and row[-1] == "new"  # the note, last column
         assert not app.live.chargers["CP-SHELL"].has_password
         assert (await shell("chargers", "set-password", "CP-SHELL", "--password", PASSWORD)).code == 0
         await until(pilot, lambda: app.live.chargers["CP-SHELL"].has_password, timeout=1.0)

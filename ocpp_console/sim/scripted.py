@@ -84,6 +84,7 @@ SITES: dict[str, ScriptedSite] = {
     "YARD-01": ScriptedSite("Kestrel", "K-7", "0.9.0", {0: ("Available", OK), 1: ("Available", OK)}),
 }
 PROVISIONED = [cp for cp in SITES if cp != "YARD-01"] + ["DEPOT-06"]  # DEPOT-06 is known but offline
+NOTES = {"DEPOT-01": "north bay", "DEPOT-03": "rapid, bay 3", "DEPOT-06": "awaiting grid connection"}
 
 
 def _ts(minutes_ago: float) -> str:
@@ -167,7 +168,7 @@ class ScriptedFleet:
 
 async def provision(store: Any) -> None:
     for cp_id in PROVISIONED:
-        await store.add_charger(cp_id, "Accepted")
+        await store.add_charger(cp_id, "Accepted", NOTES.get(cp_id))
     for tag, status, parent in ID_TAGS:
         expiry = "2026-10-31T23:59:59Z" if tag == "OLD-CARD" else None
         await store.upsert_id_tag(tag, status, expiry, parent)

@@ -114,9 +114,11 @@ class ChargerDetailScreen(LiveScreen):
             ("Firmware", row["firmware_version"]),
             ("ICCID / IMSI", f"{row['iccid'] or '-'} / {row['imsi'] or '-'}"),
             ("Meter", f"{row['meter_type'] or '-'} {row['meter_serial'] or ''}".strip()),
+            ("Note", row["note"] or "-"),
         ]))
         self.query_one("#state", Static).update(_kv([
             ("Registration", registration_text(row["registration"])),
+            ("Password", "set (HTTP Basic)" if row["password_hash"] else "none"),
             ("Connection", online_text(bool(view.connected if view else row["connected"]))),
             # The host is what an engineer looks for; the ephemeral source port is noise.
             ("Address", (row["remote_address"] or "-").rsplit(":", 1)[0]),

@@ -20,6 +20,7 @@ COLUMNS = [
     ("connectors", "Connectors"),
     ("power", "Power"),
     ("seen", "Last seen"),
+    ("note", "Note"),
 ]
 
 
@@ -65,7 +66,7 @@ class ChargersScreen(FilterMixin, LiveScreen):
         model = " ".join(p for p in (view.vendor, view.model) if p) or "-"
         statuses = " ".join(c.status for c in view.connectors.values())
         searchable = (view.id, model, view.firmware or "", view.registration, statuses,
-                      "online" if view.connected else "offline")
+                      "online" if view.connected else "offline", view.note or "")
         row = (
             view.id,
             registration_text(view.registration),
@@ -75,6 +76,7 @@ class ChargersScreen(FilterMixin, LiveScreen):
             connectors_text(view.connectors),
             fmt_kw(view.power_w) if view.connected else "-",
             seen_text(view.last_seen),
+            view.note or "",
         )
         return row, searchable
 
