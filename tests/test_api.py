@@ -337,3 +337,21 @@ async def test_changes_through_the_api_reach_the_console(system: CentralSystem) 
             assert response.status == 204
         await pilot.press("2")
         await ui_until(pilot, lambda: "CP-FROM-API" not in cells(app), timeout=2.0)
+
+
+async def test_a_pending_charger_is_approved_and_rejected_through_the_api(settings_factory: Callable[..., Settings]) -> None:
+    csms = CentralSystem(settings_factory(api_port=0, unknown_chargers="pending"))
+    await csms.start()
+    try:
+        async with api_for(csms) as (_, http), charger(csms, "CP-NEWCOMER") as cp:
+            assert (await cp.boot()).status == "Pending"
+            async with http.put("/api/chargers/CP-NEWCOMER", json={}) as response:
+                assert response.status == 200 and (await response.json())["registration"] == "Accepted"
+            # approval asks a connected charger to boot again at once
+            await until(lambda: any(action == "TriggerMessage" for action, _ in cp.received), what="a TriggerMessage")
+            assert (await cp.boot()).status == "Accepted"
+            async with http.put("/api/chargers/CP-NEWCOMER", json={"registration": "Rejected"}) as response:
+                assert response.status == 200 and (await response.json())["registration"] == "Rejected"
+            assert (await cp.boot()).status == "Rejected"
+    finally:
+        await csms.stop()

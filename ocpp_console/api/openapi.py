@@ -160,6 +160,8 @@ RESOURCES: dict[str, Any] = {
         "properties": {
             "password": {"type": "string", "minLength": 16, "maxLength": 40},
             "note": {"type": "string", "nullable": True},
+            "registration": {"type": "string", "enum": ["Accepted", "Rejected"],
+                             "description": "Accepted (the default) approves a pending charger"},
         },
     },
     "Password": {
@@ -267,7 +269,7 @@ def document() -> dict[str, Any]:
             **_one("get_charger", "Charger", "one charger", _CHARGER_ID),
             "put": {
                 "operationId": "put_charger", "tags": ["manage"],
-                "summary": "Provision a charger (registration Accepted), or update its note or password",
+                "summary": "Provision, approve or reject a charger, or update its note or password",
                 "parameters": [_NEW_CHARGER_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChargerUpdate")}}},
                 "responses": {"200": _json(_ref("Charger"), "the charger as stored"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any
 
+from ocpp.v16.enums import RegistrationStatus
+
 from ocpp_console import provision
 from ocpp_console.csms.billing import from_minor
 from ocpp_console.store.models import Row
@@ -131,7 +133,10 @@ async def put_id_tag(csms: CentralSystem, tag: str, body: dict[str, Any]) -> Non
 
 
 async def put_charger(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
+    """Provision (Accepted; a pending one connected is asked to boot again) or reject a charger."""
     await provision.add_charger(csms.store, charger_id, password=body.get("password"), note=body.get("note"))
+    if body.get("registration") == RegistrationStatus.rejected:
+        await csms.commands.reject(charger_id)
 
 
 async def set_password(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
