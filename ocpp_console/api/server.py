@@ -243,15 +243,24 @@ async def openapi(request: web.Request) -> web.Response:
 # -- manage ----------------------------------------------------------------------------------
 
 
-async def put_id_tag(request: web.Request) -> web.Response:
-    tag = _id_tag(request)
-    body = await _checked_body(request, "IdTagUpdate")
+Change = Callable[["CentralSystem", str, dict[str, Any]], Awaitable[None]]
+
+
+async def _provision(request: web.Request, key: str, schema: str, change: Change) -> CentralSystem:
+    """Check the body, make the change (a refusal is 400 with provisioning's message), reload."""
+    body = await _checked_body(request, schema)
     csms = _csms(request)
     try:
-        await resources.put_id_tag(csms, tag, body)
+        await change(csms, key, body)
     except ValueError as exc:
         raise ApiError(400, "invalid_value", str(exc)) from None
     await csms.reload()  # our own writes do not move data_version: tell the console and sessions
+    return csms
+
+
+async def put_id_tag(request: web.Request) -> web.Response:
+    tag = _id_tag(request)
+    csms = await _provision(request, tag, "IdTagUpdate", resources.put_id_tag)
     row = await csms.store.id_tag(tag)
     assert row is not None
     return reply(resources.id_tag(csms, row))
@@ -259,26 +268,13 @@ async def put_id_tag(request: web.Request) -> web.Response:
 
 async def set_password(request: web.Request) -> web.Response:
     charger_id = request.match_info["charger_id"]
-    body = await _checked_body(request, "Password")
-    csms = _csms(request)
-    try:
-        await resources.set_password(csms, charger_id, body)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_value", str(exc)) from None
-    await csms.reload()
-    found = await resources.charger(csms, charger_id)
-    return reply(found)
+    csms = await _provision(request, charger_id, "Password", resources.set_password)
+    return reply(await resources.charger(csms, charger_id))
 
 
 async def put_charger(request: web.Request) -> web.Response:
     charger_id = request.match_info["charger_id"]
-    body = await _checked_body(request, "ChargerUpdate")
-    csms = _csms(request)
-    try:
-        await resources.put_charger(csms, charger_id, body)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_value", str(exc)) from None
-    await csms.reload()
+    csms = await _provision(request, charger_id, "ChargerUpdate", resources.put_charger)
     return reply(await resources.charger(csms, charger_id))
 
 
