@@ -85,7 +85,7 @@ def _date(text: str) -> date:
 
 # -- provisioning: chargers, id tags, import (ocpp_console.provision does the work) ----------------
 
-PROVISION_COMMANDS = ("chargers", "tags", "import")
+PROVISION_COMMANDS = ("chargers", "tags", "tariffs", "import")
 # Commands that may create the database: provisioning often comes before the first start.
 CREATING_ACTIONS = ("chargers add", "chargers set-password", "tags add", "import")
 
@@ -185,6 +185,17 @@ def add_provision_parsers(sub: Any) -> None:
     )
     imports.add_argument("file", type=Path, metavar="FILE", help="a .toml or .csv file")
     _add_db_arguments(imports)
+
+    tariffs = sub.add_parser("tariffs", help="show the tariffs in force",
+                             description="Show the tariffs billing applies: the site's, and every charger's own.")
+    actions = tariffs.add_subparsers(dest="tariffs_command", metavar="ACTION", required=True)
+    listing = actions.add_parser(
+        "list", help="the site's tariff and every charger's own, with where the values come from",
+        description="The tariff of the site and of every charger that has its own, as billing applies them: "
+        "stored (imported) values over settings (flags, environment, TOML), a charger's over the site's.",
+    )
+    listing.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
+    _add_db_arguments(listing)
 
 
 def _provision_action(args: argparse.Namespace) -> str:
@@ -326,6 +337,25 @@ async def _import(store: Any, settings: Settings, args: argparse.Namespace) -> i
     return 0
 
 
+async def _tariffs_list(store: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from ocpp_console import provision
+
+    tariffs = [t.to_json() for t in await provision.list_tariffs(store, settings)]
+    if args.json:
+        print(json.dumps(tariffs, indent=2))
+        return 0
+    rows = [
+        ("site" if t["scope"] == "*" else t["scope"], t["currency"], t["price_per_kwh"], t["price_per_minute"],
+         t["idle_price_per_minute"], t["idle_grace_minutes"], t["session_fee"], t["tou_windows"] or "-",
+         t["timezone"] or "local", t["source"])
+        for t in tariffs
+    ]
+    headers = ("SCOPE", "CUR", "PER KWH", "PER MIN", "IDLE/MIN", "GRACE MIN", "SESSION FEE", "TIME OF USE", "ZONE",
+               "FROM")
+    sys.stdout.write(_table(headers, rows, right=(2, 3, 4, 5, 6)))
+    return 0
+
+
 PROVISION_ACTIONS: dict[str, Callable[[Any, Settings, argparse.Namespace], Awaitable[int]]] = {
     "chargers add": _chargers_add,
     "chargers list": _chargers_list,
@@ -333,6 +363,7 @@ PROVISION_ACTIONS: dict[str, Callable[[Any, Settings, argparse.Namespace], Await
     "tags add": _tags_add,
     "tags list": _tags_list,
     "tags remove": _tags_remove,
+    "tariffs list": _tariffs_list,
     "import": _import,
 }
 

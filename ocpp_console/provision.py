@@ -25,7 +25,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ocpp.v16.enums import AuthorizationStatus
 
-from ocpp_console.csms.billing import SITE_SCOPE, TARIFF_KEYS, Window, from_minor, minor_units, to_minor
+from ocpp_console.csms.billing import (
+    SITE_SCOPE,
+    TARIFF_KEYS,
+    Tariff,
+    Window,
+    from_minor,
+    minor_units,
+    tariff_for,
+    to_minor,
+)
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.store import Store, StoreError
 from ocpp_console.store.models import Row
@@ -91,6 +100,26 @@ class TagInfo:
     def to_json(self) -> dict[str, Any]:
         return {"id_tag": self.id_tag, "status": self.status, "expiry": self.expiry, "parent": self.parent,
                 "balance": str(self.balance), "currency": self.currency, "note": self.note}
+
+
+@dataclass(frozen=True)
+class TariffInfo:
+    """The tariff in force for a scope ('*' the site, or a charger with its own), and where its
+    values come from: settings (flags, environment, TOML), stored (imported), or both."""
+
+    scope: str
+    tariff: Tariff
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.tariff
+        return {
+            "scope": self.scope, "source": self.source, "currency": t.currency,
+            "price_per_kwh": str(t.price_per_kwh), "price_per_minute": str(t.price_per_minute),
+            "idle_price_per_minute": str(t.idle_price_per_minute), "idle_grace_minutes": str(t.idle_grace_minutes),
+            "session_fee": str(t.session_fee), "tou_windows": ",".join(str(w) for w in t.windows),
+            "timezone": t.timezone,
+        }
 
 
 @dataclass(frozen=True)
@@ -278,6 +307,23 @@ async def _charger_info(store: Store, charger_id: str) -> ChargerInfo:
     if row is None:  # removed by someone else in between
         raise ProvisionError(f"unknown charger {charger_id}")
     return ChargerInfo.from_row(row)
+
+
+async def list_tariffs(store: Store, settings: Any) -> list[TariffInfo]:
+    """The site's tariff, then every charger that has one of its own, as billing applies them."""
+    stored = await store.tariffs()
+    scopes = sorted((set(stored) | set(settings.charger_tariffs)) - {SITE_SCOPE})
+
+    def source(*layers: bool) -> str:
+        return " + ".join(name for name, present in zip(("settings", "stored"), layers) if present) or "settings"
+
+    # A scope no charger can have stands for "no charger override": the site's tariff.
+    site = TariffInfo(SITE_SCOPE, tariff_for(settings, "\0site", tariffs=stored), source(True, SITE_SCOPE in stored))
+    return [site] + [
+        TariffInfo(scope, tariff_for(settings, scope, tariffs=stored),
+                   source(scope in settings.charger_tariffs, scope in stored))
+        for scope in scopes
+    ]
 
 
 # -- id tags -----------------------------------------------------------------------------------

@@ -355,3 +355,17 @@ async def test_a_pending_charger_is_approved_and_rejected_through_the_api(settin
             assert (await cp.boot()).status == "Rejected"
     finally:
         await csms.stop()
+
+
+async def test_tariffs_endpoint(settings_factory: Callable[..., Settings]) -> None:
+    csms = CentralSystem(settings_factory(api_port=0, price_per_kwh="0.30",
+                                         charger_tariffs={"CP-DC": {"price_per_kwh": "0.55"}}))
+    await csms.start()
+    try:
+        async with api_for(csms) as (_, http):
+            status, tariffs = await get(http, "/api/tariffs")
+            assert status == 200
+            assert [(t["scope"], t["price_per_kwh"], t["source"]) for t in tariffs] == [
+                ("*", "0.30", "settings"), ("CP-DC", "0.55", "settings")]
+    finally:
+        await csms.stop()

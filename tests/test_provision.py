@@ -430,3 +430,21 @@ async def test_data_version_moves_only_for_another_connections_commit(tmp_path: 
     finally:
         await ours.close()
         await theirs.close()
+
+
+def test_tariffs_list_shows_what_billing_applies(tmp_path: Path) -> None:
+    cli = _cli(tmp_path)
+    site = tmp_path / "site.toml"
+    site.write_text('[tariff]\nprice_per_kwh = "0.35"\ntou_windows = "22:00-06:00=0.20"\n\n'
+                    '[tariffs."CP-FAST"]\nprice_per_kwh = "0.59"\nsession_fee = "1.00"\n')
+    assert cli("import", str(site)).code == 0
+    listed = json.loads(cli("tariffs", "list", "--json").out)
+    assert [t["scope"] for t in listed] == ["*", "CP-FAST"]
+    assert (listed[0]["price_per_kwh"], listed[0]["tou_windows"], listed[0]["source"]) == (
+        "0.35", "22:00-06:00=0.20", "settings + stored")
+    # the charger's own values over the site's, the rest inherited
+    assert (listed[1]["price_per_kwh"], listed[1]["session_fee"], listed[1]["tou_windows"]) == (
+        "0.59", "1.00", "22:00-06:00=0.20")
+    text = cli("tariffs", "list").out.splitlines()
+    assert text[0].split()[:3] == ["SCOPE", "CUR", "PER"] and text[1].split()[:3] == ["site", "EUR", "0.35"]
+    assert text[2].split()[:3] == ["CP-FAST", "EUR", "0.59"]

@@ -170,6 +170,18 @@ RESOURCES: dict[str, Any] = {
         "properties": {"password": {"type": "string", "minLength": 16, "maxLength": 40}},
         "required": ["password"],
     },
+    "Tariff": _object({
+        "scope": {"type": "string", "description": "* for the site, else a charger id"},
+        "source": {"type": "string", "enum": ["settings", "stored", "settings + stored"]},
+        "currency": {"type": "string"},
+        "price_per_kwh": {"type": "string"},
+        "price_per_minute": {"type": "string"},
+        "idle_price_per_minute": {"type": "string"},
+        "idle_grace_minutes": {"type": "string"},
+        "session_fee": {"type": "string"},
+        "tou_windows": {"type": "string", "description": "e.g. 22:00-06:00=0.20,12:00-14:00=0.25"},
+        "timezone": _NULLABLE_STRING,
+    }),
     "Message": _object({
         "id": {"type": "integer"},
         "charger_id": {"type": "string"},
@@ -313,6 +325,8 @@ def document() -> dict[str, Any]:
             "delete": {**_delete("delete_id_tag", "Remove an id tag (its transactions and ledger stay)",
                                  _ID_TAG, "unknown id tag")},
         },
+        "/api/tariffs": _list("list_tariffs", "Tariff", "the site's tariff and every charger's own, as billing "
+                              "applies them", []),
         "/api/messages": _list("list_messages", "Message", "the OCPP message log, newest first", [
             {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}}, _LIMIT,
         ]),

@@ -230,6 +230,11 @@ async def get_id_tag(request: web.Request) -> web.Response:
     return reply(resources.id_tag(_csms(request), row))
 
 
+async def list_tariffs(request: web.Request) -> web.Response:
+    csms = _csms(request)
+    return reply([t.to_json() for t in await provision.list_tariffs(csms.store, csms.settings)])
+
+
 async def list_messages(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 500, 1, 10_000)
     rows = await _csms(request).store.message_log(request.query.get("charger_id"), limit)
@@ -323,6 +328,7 @@ def build_app(csms: CentralSystem) -> web.Application:
         web.put("/api/id-tags/{id_tag}", put_id_tag),
         web.delete("/api/id-tags/{id_tag}", delete_id_tag),
         web.get("/api/messages", list_messages),
+        web.get("/api/tariffs", list_tariffs),
     ])
     return app
 
