@@ -372,3 +372,14 @@ async def test_a_large_table_fills_in_chunks_and_keeps_order() -> None:
         t.show({k: v for k, v in rows.items() if k != "CP-0500"})  # a removal rebuilds in order
         await until(pilot, lambda: t.row_count == 999)
         assert [str(k.value) for k in t.rows] == sorted(set(rows) - {"CP-0500"})
+
+
+def test_installed_certificates_are_summarised_by_serial() -> None:
+    from ocpp.v16 import call_result
+
+    from ocpp_console.ui.actions import describe_result
+
+    data = [{"hash_algorithm": "SHA256", "issuer_name_hash": "a" * 64, "issuer_key_hash": "b" * 64, "serial_number": s}
+            for s in ("1a2b3c", "ff01")]
+    text = describe_result(call_result.GetInstalledCertificateIds(status="Accepted", certificate_hash_data=data))
+    assert text == "status=Accepted, certificate_hash_data=2 (serial 1a2b3c, ff01)"

@@ -464,9 +464,17 @@ def describe_result(result: Any) -> str:
         return str(values["status"])
     parts = []
     for key, value in values.items():
-        text = str(value)
+        text = _certificates(value) or str(value)
         parts.append(f"{key}={text if len(text) < 60 else text[:57] + '...'}")
     return ", ".join(parts) or "done"
+
+
+def _certificates(value: Any) -> str | None:
+    """Certificate hash data by serial number, the part an engineer can match with the certificate
+    (the whole hashes are in the message log)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) and "serial_number" in v for v in value):
+        return None
+    return f"{len(value)} (serial {', '.join(str(v['serial_number']) for v in value)})"
 
 
 def _form_only(key: str, title: str, help: str, fields: tuple[Field, ...]) -> ActionSpec:
