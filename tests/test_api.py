@@ -48,18 +48,14 @@ async def api_for(csms: CentralSystem) -> AsyncIterator[tuple[ApiServer, aiohttp
 
 
 @pytest.fixture
-def api_settings(settings_factory: Callable[..., Settings]) -> Settings:
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    """The central system of the `csms` fixture (tests/conftest.py), with its API on a free port."""
     return settings_factory(api_port=0, call_timeout=3.0)
 
 
 @pytest.fixture
-async def system(api_settings: Settings) -> AsyncIterator[CentralSystem]:
-    csms = CentralSystem(api_settings)
-    await csms.start()
-    try:
-        yield csms
-    finally:
-        await csms.stop()
+def system(csms: CentralSystem) -> CentralSystem:
+    return csms
 
 
 async def post(http: aiohttp.ClientSession, path: str, body: Any = None) -> tuple[int, Any]:
