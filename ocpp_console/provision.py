@@ -137,24 +137,23 @@ class ImportReport:
 # -- checking single values --------------------------------------------------------------------
 
 
-def check_charger_id(value: Any) -> str:
+def _check_identifier(value: Any, what: str, limit: int, why: str = "") -> str:
+    """Ids typed by operators: text, no spaces around it, no control characters, at most `limit`."""
     if not isinstance(value, str) or not value.strip():
-        raise ProvisionError("a charger id is text that is not empty")
+        raise ProvisionError(f"{'an' if what[0] in 'aeiou' else 'a'} {what} is text that is not empty")
     if value != value.strip() or any(ord(ch) < 32 for ch in value):
-        raise ProvisionError(f"charger id {value!r}: no spaces around it and no control characters")
-    if len(value) > MAX_CHARGER_ID:
-        raise ProvisionError(f"charger id {value!r}: at most {MAX_CHARGER_ID} characters")
+        raise ProvisionError(f"{what} {value!r}: no spaces around it and no control characters")
+    if len(value) > limit:
+        raise ProvisionError(f"{what} {value!r}: at most {limit} characters{why}")
     return value
+
+
+def check_charger_id(value: Any) -> str:
+    return _check_identifier(value, "charger id", MAX_CHARGER_ID)
 
 
 def check_id_tag(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ProvisionError("an id tag is text that is not empty")
-    if value != value.strip() or any(ord(ch) < 32 for ch in value):
-        raise ProvisionError(f"id tag {value!r}: no spaces around it and no control characters")
-    if len(value) > MAX_ID_TAG:
-        raise ProvisionError(f"id tag {value!r}: at most {MAX_ID_TAG} characters (OCPP 1.6 IdToken)")
-    return value
+    return _check_identifier(value, "id tag", MAX_ID_TAG, " (OCPP 1.6 IdToken)")
 
 
 def check_charger_password(value: Any) -> str:

@@ -17,7 +17,7 @@ import fastjsonschema
 import ocpp
 
 from ocpp_console import __version__
-from ocpp_console.provision import MAX_CHARGER_ID
+from ocpp_console.provision import MAX_CHARGER_ID, MAX_ID_TAG
 from ocpp_console.csms.operations import OPERATIONS, Operation
 from ocpp_console.csms.protocol import DECIMAL_BOUND, INT32
 
@@ -148,7 +148,7 @@ RESOURCES: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid"]},
             "expiry_date": {"type": "string", "nullable": True, "description": "a date or an ISO 8601 time"},
-            "parent_id_tag": {"type": "string", "nullable": True, "minLength": 1, "maxLength": 20},
+            "parent_id_tag": {"type": "string", "nullable": True, "minLength": 1, "maxLength": MAX_ID_TAG},
             "balance": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$",
                         "description": "set the wallet to this amount (a ledger movement of the difference)"},
             "note": {"type": "string", "nullable": True},
@@ -199,7 +199,8 @@ _CHARGER_ID = {"name": "charger_id", "in": "path", "required": True, "schema": {
 CHARGER_ID_PATTERN = r"^[^\x00-\x20\x7f-\x9f\s]([^\x00-\x1f]*[^\x00-\x20\x7f-\x9f\s])?$"
 _NEW_CHARGER_ID = {**_CHARGER_ID, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CHARGER_ID,
                                              "pattern": CHARGER_ID_PATTERN}}
-_ID_TAG = {"name": "id_tag", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 20}}
+_ID_TAG = {"name": "id_tag", "in": "path", "required": True,
+           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_TAG}}
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 500}}
 _UNAUTHORIZED = {"401": _error("missing or wrong bearer token")}

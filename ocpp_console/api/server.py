@@ -98,8 +98,8 @@ async def _checked_body(request: web.Request, schema: str) -> dict[str, Any]:
 
 def _id_tag(request: web.Request) -> str:
     tag = request.match_info["id_tag"]
-    if not 1 <= len(tag) <= 20:
-        raise ApiError(400, "invalid_parameter", "an id tag is 1 to 20 characters (OCPP IdToken)")
+    if not 1 <= len(tag) <= provision.MAX_ID_TAG:
+        raise ApiError(400, "invalid_parameter", f"an id tag is 1 to {provision.MAX_ID_TAG} characters (OCPP IdToken)")
     return tag
 
 
