@@ -261,6 +261,15 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 7: security per charger: the lowest profile a charger may connect with (raised by provisioning
+    # or an accepted ChangeConfiguration SecurityProfile, never lowered by a connection), and the
+    # client certificate our operator CA signed for it (SignCertificate)
+    """
+    ALTER TABLE chargers ADD COLUMN security_profile INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chargers ADD COLUMN certificate_serial TEXT;        -- hex, as in CertificateHashData
+    ALTER TABLE chargers ADD COLUMN certificate_expiry TEXT;        -- notAfter, UTC ISO 8601
+    ALTER TABLE chargers ADD COLUMN certificate_pem TEXT;           -- the chain sent with CertificateSigned
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
