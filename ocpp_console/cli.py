@@ -429,8 +429,9 @@ def add_call_parser(sub: Any) -> None:
     for name, kind, text in (
         ("api_port", int, "the port the running instance serves its API on"),
         ("api_host", str, "the address it listens on (default 127.0.0.1; 0.0.0.0 is reached on loopback)"),
-        ("api_token", str, "its bearer token, if it has one"),
+        ("api_token", str, "its bearer token (default: the token file beside the database)"),
         ("call_timeout", float, "its call timeout, seconds (this waits 5 s longer)"),
+        ("db", Path, "its database: the API token file is read from the same directory"),
     ):
         parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, type=kind,
                             help=f"{text} (env OCPP_CONSOLE_{name.upper()})")
@@ -439,8 +440,9 @@ def add_call_parser(sub: Any) -> None:
 
 def run_call(settings: Settings, args: argparse.Namespace) -> int:
     from ocpp_console.api.client import CallError, api_url, call
+    from ocpp_console.api.token import client_token
 
-    token = settings.api_token.get_secret_value() if settings.api_token else None
+    token = client_token(settings)
     try:
         base = args.url or api_url(settings)
         answer = call(base, token, args.charger_id, args.action, args.payload,

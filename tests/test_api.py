@@ -37,11 +37,13 @@ PEM = (
 
 
 @contextlib.asynccontextmanager
-async def api_for(csms: CentralSystem) -> AsyncIterator[tuple[ApiServer, aiohttp.ClientSession]]:
+async def api_for(csms: CentralSystem, authorized: bool = True) -> AsyncIterator[tuple[ApiServer, aiohttp.ClientSession]]:
+    """The API, and an HTTP client that carries its token (read from the token file by default)."""
     api = ApiServer(csms)
     await api.start()
+    headers = {"Authorization": f"Bearer {api.token}"} if authorized else {}
     try:
-        async with aiohttp.ClientSession(api.url, timeout=aiohttp.ClientTimeout(total=20)) as http:
+        async with aiohttp.ClientSession(api.url, timeout=aiohttp.ClientTimeout(total=20), headers=headers) as http:
             yield api, http
     finally:
         await api.stop()
@@ -158,7 +160,8 @@ async def test_status_codes(system: CentralSystem) -> None:
             assert (status, body["error"]) == (400, "invalid_payload") and "type" in body["message"]
             status, body = await post(http, "/api/chargers/CP-1/change-configuration", {"key": "HeartbeatInterval"})
             assert status == 400 and "value" in body["message"]
-            async with http.post("/api/chargers/CP-1/reset", data=b"{not json") as response:
+            async with http.post("/api/chargers/CP-1/reset", data=b"{not json",
+                                 headers={"Content-Type": "application/json"}) as response:
                 assert response.status == 400 and (await response.json())["error"] == "invalid_json"
             # CALLERROR: the ocpp library's ChargePoint has no GetLog handler and says NotImplemented
             status, body = await post(http, "/api/chargers/CP-1/get-log", {
@@ -238,7 +241,7 @@ async def test_a_token_is_required_when_set(settings_factory: Callable[..., Sett
     csms = CentralSystem(settings_factory(api_port=0, api_token="s3cret-token"))
     await csms.start()
     try:
-        async with api_for(csms) as (api, http):
+        async with api_for(csms, authorized=False) as (api, http):
             assert (await get(http, "/api/chargers"))[0] == 401
             async with http.get("/api/chargers", headers={"Authorization": "Bearer wrong"}) as response:
                 assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -249,7 +252,10 @@ async def test_a_token_is_required_when_set(settings_factory: Callable[..., Sett
         await csms.stop()
 
 
-async def test_ocpp_console_call_end_to_end(system: CentralSystem, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_ocpp_console_call_end_to_end(system: CentralSystem, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # the shell has the running instance's environment: `call` finds the token beside its database
+    monkeypatch.setenv("OCPP_CONSOLE_DB", str(system.settings.db))
     async with api_for(system) as (api, _), charger(system, "CP-CLI") as cp:
         await cp.boot()
         code = await asyncio.to_thread(

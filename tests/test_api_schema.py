@@ -41,6 +41,7 @@ async def _serve(db: Path, ready: threading.Event, stop: asyncio.Event, out: dic
             task = asyncio.create_task(cp.start())
             await cp.boot()
             out["url"] = api.url
+            out["token"] = api.token or ""  # made on first start in the data directory
             ready.set()
             await stop.wait()
             task.cancel()
@@ -53,7 +54,7 @@ async def _serve(db: Path, ready: threading.Event, stop: asyncio.Event, out: dic
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop = asyncio.Event()
@@ -62,15 +63,20 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=loop.run_until_complete, args=(_serve(db, ready, stop, out),), daemon=True)
     thread.start()
     assert ready.wait(15) and "url" in out, "the API did not start"
-    yield out["url"]
+    yield out
     loop.call_soon_threadsafe(stop.set)
     thread.join(15)
     loop.close()
 
 
 @pytest.fixture
-def api_schema(api_url: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{api_url}/api/openapi.json")
+def api_schema(api_url: dict[str, str]) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{api_url['url']}/api/openapi.json")
+
+
+@pytest.fixture
+def token(api_url: dict[str, str]) -> str:
+    return api_url["token"]
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -78,7 +84,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_openapi_document(case: schemathesis.Case, token: str) -> None:
     if case.method == "POST":  # operations: generated payloads go to a real, connected peer
         case.path_parameters["charger_id"] = "CP-1"
     # 502 (the charger's CALLERROR) and 504 (no answer) are documented answers of an operation;
@@ -89,4 +95,4 @@ def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
         # not exist, an expiry that is no date, more decimals than the currency has): 400 is right
         # there, and tests/test_api.py and tests/test_provision.py check those refusals.
         excluded.append(positive_data_acceptance)
-    case.call_and_validate(excluded_checks=excluded)
+    case.call_and_validate(excluded_checks=excluded, headers={"Authorization": f"Bearer {token}"})

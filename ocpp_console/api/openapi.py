@@ -203,7 +203,9 @@ _ID_TAG = {"name": "id_tag", "in": "path", "required": True,
            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_TAG}}
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 500}}
-_UNAUTHORIZED = {"401": _error("missing or wrong bearer token")}
+_UNAUTHORIZED = {"401": _error("missing or wrong bearer token"),
+                 "403": _error("refused: the Host does not name this API, or the request comes from a web page (Origin)")}
+_NOT_JSON = {"415": _error("a body that is not Content-Type: application/json")}
 
 
 def _operation_path(op: Operation) -> dict[str, Any]:
@@ -216,7 +218,7 @@ def _operation_path(op: Operation) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(op.name)}}},
             "responses": {
                 "200": _json(_ref(f"{op.name}Response"), f"the charger's {op.name} answer"),
-                "400": _error("the body is not a valid OCPP payload for this operation"),
+                "400": _error("the body is not a valid OCPP payload for this operation"), **_NOT_JSON,
                 "404": _error("the charger is unknown or not connected"),
                 "502": _error("the charger answered with a CALLERROR (its code in `code`) or an invalid payload"),
                 "504": _error("the charger did not answer in time"),
@@ -248,7 +250,7 @@ def _delete(name: str, summary: str, parameter: dict[str, Any], missing: str) ->
         "responses": {"204": {"description": "removed"}, "400": _error("a parameter is not valid"),
                       "404": _error(missing),
                       "409": _error("refused: money in its wallet, child tags or a running session"),
-                      **_UNAUTHORIZED},
+                      **_NOT_JSON, **_UNAUTHORIZED},
     }
 
 
@@ -286,7 +288,7 @@ def document() -> dict[str, Any]:
                 "parameters": [_NEW_CHARGER_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChargerUpdate")}}},
                 "responses": {"200": _json(_ref("Charger"), "the charger as stored"),
-                              "400": _error("a value is not valid"), **_UNAUTHORIZED},
+                              "400": _error("a value is not valid"), **_NOT_JSON, **_UNAUTHORIZED},
             },
             "delete": _delete("delete_charger", "Forget a charger (its transactions and message log stay)",
                               _CHARGER_ID, "unknown charger"),
@@ -297,7 +299,7 @@ def document() -> dict[str, Any]:
             "parameters": [_NEW_CHARGER_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Password")}}},
             "responses": {"200": _json(_ref("Charger"), "the charger, provisioned if it was new"),
-                          "400": _error("the password is not acceptable"), **_UNAUTHORIZED},
+                          "400": _error("the password is not acceptable"), **_NOT_JSON, **_UNAUTHORIZED},
         }},
         "/api/transactions": _list("list_transactions", "Transaction", "transactions, newest first", [
             {"name": "running", "in": "query", "required": False, "schema": {"type": "boolean"}},
@@ -321,7 +323,7 @@ def document() -> dict[str, Any]:
                 "parameters": [_ID_TAG],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("IdTagUpdate")}}},
                 "responses": {"200": _json(_ref("IdTag"), "the id tag as stored"),
-                              "400": _error("a value is not valid"), **_UNAUTHORIZED},
+                              "400": _error("a value is not valid"), **_NOT_JSON, **_UNAUTHORIZED},
             },
             "delete": {**_delete("delete_id_tag", "Remove an id tag (its transactions and ledger stay)",
                                  _ID_TAG, "unknown id tag")},
@@ -347,6 +349,7 @@ def document() -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "security": [{"bearer": []}, {}],
+        # always: --api-token, or the token file made on first start beside the database
+        "security": [{"bearer": []}],
     }
 

@@ -2,11 +2,14 @@
 
 aiohttp serves it in the central system's own event loop, so an operation goes through the
 same `Commands` (and the same stored effects) as one sent from the console. Bound to loopback
-unless told otherwise, and then only with a bearer token (settings enforce that).
+unless told otherwise. A bearer token is always required: --api-token, or by default one made on
+first start and kept beside the database (api/token.py), which our own local clients read.
+Requests a web page could send (a foreign Origin or Host, a non-JSON body) are refused.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +22,7 @@ from aiohttp import web
 from ocpp_console import provision
 from ocpp_console.api import resources
 from ocpp_console.api.openapi import body_validator, document
+from ocpp_console.api.token import server_token
 from ocpp_console.csms import operations, protocol
 from ocpp_console.csms.errors import (
     CallErrorReceived,
@@ -69,8 +73,9 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return reply({"error": "internal", "message": "internal error; see the log"}, 500)
 
 
-def bearer_token(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+def bearer_token(token: str | None, where: str = "--api-token") -> Callable[..., Awaitable[web.StreamResponse]]:
     expected = (token or "").encode()
+    hint = f"a bearer token is required (Authorization: Bearer TOKEN; the token is in {where})"
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -79,12 +84,96 @@ def bearer_token(token: str | None) -> Callable[..., Awaitable[web.StreamRespons
             scheme, _, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
                 return web.json_response(
-                    {"error": "unauthorized", "message": "a bearer token is required (Authorization: Bearer TOKEN)"},
+                    {"error": "unauthorized", "message": hint},
                     status=401, headers={"WWW-Authenticate": 'Bearer realm="ocpp-console"'},
                 )
         return await handler(request)
 
     return check
+
+
+# -- the operator's browser -------------------------------------------------------------------
+# A web page the operator opens can send requests to 127.0.0.1 ("simple" cross-origin requests
+# are sent without a preflight: text/plain bodies, any Origin), and a rebound DNS name can make
+# such a page same-origin with the API. So: the Host must name this API, a browser's Origin
+# must be the API's own, and writes must be JSON (which a page can only send after a preflight
+# that we never grant).
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+@functools.lru_cache(maxsize=8)  # getfqdn may ask the DNS: once, not per request
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """Host header values that name the API bound to (host, port). A wildcard bind also takes
+    any IP literal (browser_guard): it is reached by whatever address this machine has, and a
+    rebinding attack always comes with a name, never an address."""
+    from ocpp_console.settings import is_loopback
+
+    if host in WILDCARDS:
+        import socket
+
+        names = {*LOOPBACK_NAMES, socket.gethostname().lower(), socket.getfqdn().lower()}
+    elif is_loopback(host):
+        names = set(LOOPBACK_NAMES)
+    else:
+        names = {f"[{host}]" if ":" in host else host.lower()}
+    hosts = {f"{name}:{port}" for name in names}
+    if port == 80:
+        hosts |= names
+    return frozenset(hosts)
+
+
+def _is_ip_literal(host_header: str) -> bool:
+    import ipaddress
+
+    if host_header.startswith("["):
+        name = host_header[1:host_header.find("]")]
+    else:
+        name = host_header.split(":", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse(status: int, error: str, message: str) -> web.Response:
+    log.warning("API request refused (%s): %s", error, message)
+    return web.json_response({"error": error, "message": message}, status=status)
+
+
+def browser_guard(bind_host: str, port: Callable[[], int | None]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    wildcard = bind_host in WILDCARDS
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = (request.headers.get("Host") or "").strip().lower()
+        hosts = allowed_hosts(bind_host, port() or 0)
+        if host not in hosts and not (wildcard and _is_ip_literal(host)):
+            return _refuse(403, "forbidden_host", f"Host {host!r} does not name this API ({', '.join(sorted(hosts))})")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host}":
+            return _refuse(403, "forbidden_origin", f"requests from the web page {origin!r} are refused")
+        if request.headers.get("Sec-Fetch-Site", "same-origin").lower() not in ("same-origin", "none"):
+            return _refuse(403, "forbidden_origin", "requests from another site are refused")
+        return await handler(request)
+
+    return guard
+
+
+@web.middleware
+async def json_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A write carries a JSON body or none at all (415 otherwise)."""
+    if request.method in WRITES and (request.body_exists or "Content-Type" in request.headers):
+        if request.content_type != "application/json":
+            return web.json_response(
+                {"error": "unsupported_media_type",
+                 "message": f"a body must be JSON (Content-Type: application/json), not {request.content_type!r}"},
+                status=415,
+            )
+    return await handler(request)
 
 
 async def _checked_body(request: web.Request, schema: str) -> dict[str, Any]:
@@ -307,9 +396,10 @@ async def delete_id_tag(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def build_app(csms: CentralSystem) -> web.Application:
-    token = csms.settings.api_token.get_secret_value() if csms.settings.api_token else None
-    app = web.Application(middlewares=[errors_as_json, bearer_token(token)], client_max_size=1024 * 1024)
+def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token",
+              port: Callable[[], int | None] = lambda: None) -> web.Application:
+    middlewares = [errors_as_json, browser_guard(csms.settings.api_host, port), bearer_token(token, where), json_writes]
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[CSMS_KEY] = csms
     app.add_routes([
         web.get("/api/openapi.json", openapi),
@@ -339,6 +429,8 @@ class ApiServer:
     def __init__(self, csms: CentralSystem) -> None:
         self.csms = csms
         self.port: int | None = None
+        self.token: str | None = None
+        self.token_source = ""  # where the operator finds the token: the file, or --api-token
         self._runner: web.AppRunner | None = None
 
     @property
@@ -348,7 +440,9 @@ class ApiServer:
 
     async def start(self) -> None:
         settings = self.csms.settings
-        runner = web.AppRunner(build_app(self.csms), access_log=None, handle_signals=False)
+        self.token, self.token_source = server_token(settings)
+        app = build_app(self.csms, self.token, self.token_source, lambda: self.port)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, settings.api_host, settings.api_port or 0)
         try:
@@ -358,7 +452,8 @@ class ApiServer:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
-        log.info("HTTP API on %s/api (OpenAPI: %s/api/openapi.json)", self.url, self.url)
+        log.info("HTTP API on %s/api (OpenAPI: %s/api/openapi.json); its bearer token is in %s",
+                 self.url, self.url, self.token_source)
 
     async def stop(self) -> None:
         if self._runner is not None:

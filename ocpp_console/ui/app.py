@@ -104,6 +104,9 @@ class ConsoleApp(App[None]):
         for service in self._started_services:
             if url := getattr(service, "url", None):
                 self.sub_title += f"  ·  API {url}/api"
+                if where := getattr(service, "token_source", None):
+                    # the token itself stays off the screen (screenshots, shoulders): only where it is
+                    self.notify(f"HTTP API at {url}/api; its bearer token is in {where}", timeout=10)
         # Build every screen now, so that a key press never waits for a first build (a table of
         # 1,000 chargers takes ~250 ms to build; switching to a built screen, ~25 ms).
         with self.batch_update():
