@@ -175,12 +175,17 @@ def _prepare(schema: Any, keep_formats: bool = False) -> Any:
             if key == "enum" and isinstance(value, list) and "Celcius" in value and "Celsius" not in value:
                 value = [*value, "Celsius"]
             out[key] = _prepare(value, keep_formats)
-        if keep_formats and out.get("type") in ("integer", "number"):
-            # OCPP 1.6 part 4 (data types): integer is 32-bit signed; a decimal gets a practical
-            # bound (the ocpp package checks multipleOf with 28-digit decimals, which fail beyond)
+        if out.get("type") == "integer" or (keep_formats and out.get("type") == "number"):
+            # OCPP 1.6 part 4 (data types): integer is 32-bit signed, both ways (a charger's 2**63
+            # would overflow SQLite, 2**64 arrive as a float); what we send, a decimal gets a
+            # practical bound too (the ocpp package checks multipleOf with 28-digit decimals)
             low, high = INT32 if out["type"] == "integer" else DECIMAL_BOUND
             out.setdefault("minimum", low)
             out.setdefault("maximum", high)
+        props = out.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("connectorId"), dict):
+            # connector 0 is the charger as a whole; a negative one names nothing
+            props["connectorId"] = {**props["connectorId"], "minimum": max(0, props["connectorId"].get("minimum", 0))}
         return out
     if isinstance(schema, list):
         return [_prepare(v, keep_formats) for v in schema]
@@ -243,6 +248,20 @@ def validate(uid: str, schema_name: str, payload: dict[str, Any], lenient: list[
             if fixed is None:
                 _raise_for(uid, exc)
             lenient.append(fixed)  # type: ignore[union-attr]
+
+
+def out_of_int32(payload: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
+    """The integer fields of `payload` beyond 32 bits (an integral float is a JSON integer too)."""
+    found = []
+    for name in fields:
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # a wrong type is the schema's to refuse
+        if isinstance(value, float) and not value.is_integer():
+            continue
+        if not INT32[0] <= value <= INT32[1]:
+            found.append(name)
+    return found
 
 
 def _raise_for(uid: str, exc: fastjsonschema.JsonSchemaValueException) -> None:

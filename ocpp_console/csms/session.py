@@ -102,6 +102,7 @@ class ChargerSession(ChargePoint):
         self._answered = False
         self._call_error: LibCallError | None = None
         self._current_payload: dict[str, Any] = {}
+        self._out_of_range: list[str] = []  # a StopTransaction's integer fields beyond 32 bits
         self._last_touch = 0.0
         self._gone = asyncio.Event()
         self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
@@ -208,7 +209,13 @@ class ChargerSession(ChargePoint):
                     uid, SecurityError(description=f"{action} before the charger was accepted (BootNotification)")
                 )
             tolerated: list[str] | None = [] if self.settings.lenient_enums else None
-            protocol.validate(uid, action, msg.payload, tolerated)
+            payload, self._out_of_range = msg.payload, []
+            if action == Action.stop_transaction:
+                # never a CALLERROR for a StopTransaction (the charger would retry it for ever):
+                # integers beyond 32 bits are set aside here and recorded, flagged, by the handler
+                self._out_of_range = protocol.out_of_int32(payload, ("transactionId", "meterStop"))
+                payload = {**payload, **dict.fromkeys(self._out_of_range, 0)}
+            protocol.validate(uid, action, payload, tolerated)
             if tolerated:
                 log.warning("%s: %s tolerated (lenient_enums): %s", self.id, action, "; ".join(tolerated))
                 self._log_frame("in", f"<tolerated in {uid}: {'; '.join(tolerated)}>", None, uid, action)
@@ -218,10 +225,10 @@ class ChargerSession(ChargePoint):
             return protocol.call_error(exc.unique_id, exc.error)
         except KeyError:
             return protocol.call_error(uid, SecurityError(description=f"{action} is not handled"))
-        self._current_payload = msg.payload
+        self._current_payload = msg.payload  # as the charger sent it: what a stop keeps
         self._touch()
         try:
-            result = await handler(**protocol.to_snake(msg.payload))
+            result = await handler(**protocol.to_snake(payload))
             payload = protocol.to_camel(remove_nones(serialize_as_dict(result)))
             protocol.validate(uid, f"{action}Response", payload)
         except OCPPError as exc:
@@ -395,6 +402,8 @@ class ChargerSession(ChargePoint):
         flags = set(problems)
         if ts.problem:
             flags.add(f"stop_timestamp_{ts.problem}")
+        if self._out_of_range:
+            transaction_id, meter_stop = await self._stop_in_range(transaction_id, meter_stop, flags)
         result = await self.store.stop_transaction(
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
             self.settings.unknown_id_tags, [(None, s) for s in samples],
@@ -411,6 +420,22 @@ class ChargerSession(ChargePoint):
             )
         info = _id_tag_info(result.id_tag_info) if result.id_tag_info else None
         return call_result.StopTransaction(id_tag_info=info)
+
+    async def _stop_in_range(self, transaction_id: int, meter_stop: int, flags: set[str]) -> tuple[int, int]:
+        """What to record of a stop whose transactionId or meterStop is beyond 32 bits (zeroed
+        before validation): no transaction of ours has such an id, so it is kept as an unknown
+        stop (id 0, the charger's payload as sent); a meter register that big is no reading, so
+        the transaction ends at its start register (no energy billed). Both flagged."""
+        if "transactionId" in self._out_of_range:
+            flags.add("transaction_id_out_of_range")
+            transaction_id = 0
+        if "meterStop" in self._out_of_range:
+            flags.add("meter_stop_out_of_range")
+            row = await self.store.transaction(transaction_id) if transaction_id else None
+            meter_stop = row["meter_start"] if row is not None and row["charger_id"] == self.id else 0
+        log.warning("%s: StopTransaction with %s beyond 32 bits recorded as transaction %d, meterStop %d (%s)",
+                    self.id, " and ".join(self._out_of_range), transaction_id, meter_stop, ", ".join(sorted(flags)))
+        return transaction_id, meter_stop
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, transaction_id: int | None = None, **_: Any) -> Any:

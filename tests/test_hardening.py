@@ -1,0 +1,107 @@
+"""Hardening found by an adversarial run (issue 12), each reproduced against the main of before:
+
+- integers: `transactionId`/`meterStart` of 2**63 answered InternalError (SQLite overflow), 2**64
+  was stored as a float, 2**40 accepted, `connectorId: -1` created a connector row;
+- disk: 40 malformed 1 MiB frames from an unauthenticated charger grew the database by 61 MiB
+  (logged whole, not counted against the call rate limit);
+- secrets: `authorizationkey` (CiString: the same key) was logged in clear, and a key reported in
+  GetConfiguration was stored in clear.
+
+Real server, raw frames over a real WebSocket (websockets client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.settings import Settings
+from tests.clients import TS
+from tests.conftest import raw_socket
+from tests.test_errors import assert_callerror, booted, recv_json, still_usable
+
+
+async def answer(ws: Any, uid: str, action: str, payload: dict[str, Any]) -> Any:
+    await ws.send(json.dumps([2, uid, action, payload]))
+    frame = await recv_json(ws)
+    assert frame[1] == uid, frame
+    return frame
+
+
+def rows(db: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+# -- integers ------------------------------------------------------------------------------
+
+BIG = [2**31, 2**40, 2**63, 2**64, -(2**31) - 1, -(2**63) - 1]
+
+
+@pytest.mark.parametrize("value", BIG)
+async def test_out_of_range_integers_are_a_property_constraint_violation(csms: CentralSystem, value: int) -> None:
+    async with raw_socket(csms, "CP-INT") as ws:
+        await booted(ws)
+        start = {"connectorId": 1, "idTag": "T", "meterStart": value, "timestamp": TS}
+        assert_callerror(await answer(ws, "s1", "StartTransaction", start), "s1", "PropertyConstraintViolation")
+        start = {"connectorId": value, "idTag": "T", "meterStart": 0, "timestamp": TS}
+        assert_callerror(await answer(ws, "s2", "StartTransaction", start), "s2", "PropertyConstraintViolation")
+        mv = {"connectorId": 1, "transactionId": value,
+              "meterValue": [{"timestamp": TS, "sampledValue": [{"value": "1"}]}]}
+        assert_callerror(await answer(ws, "m1", "MeterValues", mv), "m1", "PropertyConstraintViolation")
+        await still_usable(ws)
+    await csms.store.flush()
+    assert rows(csms.settings.db, "SELECT count(*) FROM transactions") == [(0,)]
+    assert rows(csms.settings.db, "SELECT count(*) FROM meter_values") == [(0,)]
+
+
+async def test_a_negative_connector_creates_no_connector(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "CP-NEG") as ws:
+        await booted(ws)
+        status = {"connectorId": -1, "errorCode": "NoError", "status": "Available"}
+        assert_callerror(await answer(ws, "n1", "StatusNotification", status), "n1", "PropertyConstraintViolation")
+        mv = {"connectorId": -1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": "1"}]}]}
+        assert_callerror(await answer(ws, "n2", "MeterValues", mv), "n2", "PropertyConstraintViolation")
+        ok = await answer(ws, "n3", "StatusNotification", {**status, "connectorId": 0})
+        assert ok[0] == 3  # connector 0, the charger itself, is fine
+        await still_usable(ws)
+    await csms.store.flush()
+    assert [c["connector_id"] for c in await csms.store.connectors("CP-NEG")] == [0]
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1, 2**31])
+async def test_a_stop_with_an_out_of_range_transaction_id_is_answered_and_flagged(csms: CentralSystem,
+                                                                                 value: int) -> None:
+    async with raw_socket(csms, "CP-STOP") as ws:
+        await booted(ws)
+        stop = {"transactionId": value, "meterStop": value, "timestamp": TS, "reason": "Local"}
+        frame = await answer(ws, "x1", "StopTransaction", stop)
+        assert frame == [3, "x1", {}]  # a normal answer, never a CALLERROR
+        await still_usable(ws)
+    (kept,) = await csms.store.unknown_stops("CP-STOP")
+    assert kept["transaction_id"] == 0 and kept["meter_stop"] == 0  # no transaction of ours has id 0
+    assert float(json.loads(kept["payload"])["transactionId"]) == float(value)  # the charger's number, kept
+
+
+async def test_a_stop_with_an_out_of_range_meter_is_answered_and_bills_nothing(csms: CentralSystem) -> None:
+    await csms.store.upsert_id_tag("TAG")
+    async with raw_socket(csms, "CP-METER") as ws:
+        await booted(ws)
+        started = await answer(ws, "a", "StartTransaction",
+                               {"connectorId": 1, "idTag": "TAG", "meterStart": 500, "timestamp": TS})
+        tx = started[2]["transactionId"]
+        frame = await answer(ws, "b", "StopTransaction", {"transactionId": tx, "meterStop": 2**63, "timestamp": TS})
+        assert frame[0] == 3
+    row = await csms.store.transaction(tx)
+    assert row is not None and row["stopped_at"] is not None
+    assert row["meter_stop"] == 500 and row["energy_wh"] == 0
+    assert "meter_stop_out_of_range" in row["flags"]
