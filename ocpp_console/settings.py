@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     message_log_max_rows: int = Field(
         200_000, ge=100, description="Frames kept in the message log; older ones are pruned."
     )
+    message_log_max_mb: int = Field(
+        256, ge=1, description="Size of the message log, MiB of frames; older ones are pruned (rows or size, first bound reached)."
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite synchronous mode: FULL survives power loss, NORMAL only a crash."
     )

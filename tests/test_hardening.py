@@ -105,3 +105,69 @@ async def test_a_stop_with_an_out_of_range_meter_is_answered_and_bills_nothing(c
     assert row is not None and row["stopped_at"] is not None
     assert row["meter_stop"] == 500 and row["energy_wh"] == 0
     assert "meter_stop_out_of_range" in row["flags"]
+
+
+# -- disk ----------------------------------------------------------------------------------
+
+
+def db_bytes(db: Any) -> int:
+    from pathlib import Path
+
+    return sum(p.stat().st_size for p in (Path(db), Path(f"{db}-wal")) if p.exists())
+
+
+async def test_garbage_frames_cannot_fill_the_disk_and_close_the_link(csms: CentralSystem) -> None:
+    """40 malformed 1 MiB frames from a connection that never booted (profile 0, no login): the
+    log keeps a clipped glimpse of the first ones, the link is closed with 1008 after repeated
+    garbage, and another charger is answered all along."""
+    from websockets.exceptions import ConnectionClosed
+
+    from tests.conftest import charger
+
+    await csms.store.flush()
+    before = db_bytes(csms.settings.db)
+    megabyte = "[" + "9," * (512 * 1024 - 1) + "x"  # 1 MiB, not JSON
+    async with raw_socket(csms, "GARBAGE") as ws, charger(csms, "CP-QUIET") as quiet:
+        await quiet.boot()
+        sent = 0
+        with pytest.raises(ConnectionClosed):
+            for _ in range(40):
+                await ws.send(megabyte)
+                sent += 1
+                await quiet.call(__import__("ocpp.v16.call", fromlist=["Heartbeat"]).Heartbeat())
+            await asyncio.wait_for(ws.recv(), 10)  # the answers, then the close
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1008, ws.close_code
+        assert "CP-QUIET" in csms.sessions
+        await quiet.call(__import__("ocpp.v16.call", fromlist=["Heartbeat"]).Heartbeat())
+    await csms.store.flush()
+    logged = rows(csms.settings.db, "SELECT raw FROM message_log WHERE charger_id = 'GARBAGE'")
+    assert logged and all(len(raw) <= 1100 for (raw,) in logged)
+    assert f"({len(megabyte)} bytes)" in logged[0][0]
+    assert any("1008" in raw for (raw,) in logged)
+    assert db_bytes(csms.settings.db) - before < 1024 * 1024, "the database grew by megabytes"
+
+
+async def test_a_big_call_before_boot_is_logged_clipped(csms: CentralSystem) -> None:
+    async with raw_socket(csms, "CP-EARLY") as ws:
+        big = {"vendorId": "v", "data": "z" * 500_000}
+        assert_callerror(await answer(ws, "e1", "DataTransfer", big), "e1", "SecurityError")
+    await csms.store.flush()
+    (raw,), *_ = rows(csms.settings.db, "SELECT raw FROM message_log WHERE charger_id = 'CP-EARLY' AND direction = 'in'")
+    assert len(raw) < 1100 and raw.endswith("bytes)")
+
+
+async def test_the_message_log_is_bounded_by_size(settings_factory: Callable[..., Settings]) -> None:
+    async with CentralSystem(settings_factory(message_log_max_mb=1)) as system:
+        async with raw_socket(system, "CP-BIG") as ws:
+            await booted(ws)
+            for i in range(30):  # 30 x 100 kB, accepted and logged whole
+                frame = await answer(ws, f"d{i}", "DataTransfer", {"vendorId": "v", "data": "y" * 100_000})
+                assert frame[0] == 3
+        await system.store.flush()
+        (total, count), = rows(system.settings.db, "SELECT sum(length(raw)), count(*) FROM message_log")
+        assert total <= 1024 * 1024 and count < 30 * 2
+        # the newest frames are the ones kept
+        newest = rows(system.settings.db, "SELECT unique_id FROM message_log ORDER BY id DESC LIMIT 1")
+        assert newest == [("d29",)]

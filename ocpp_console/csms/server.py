@@ -46,7 +46,8 @@ def _offered_subprotocols(request: Request) -> list[str]:
 class CentralSystem:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or Store(settings.db, settings.sqlite_synchronous, settings.message_log_max_rows)
+        self.store = store or Store(settings.db, settings.sqlite_synchronous, settings.message_log_max_rows,
+                                    settings.message_log_max_mb * 1024 * 1024)
         self.events = ev.EventBus()
         self.sessions: dict[str, ChargerSession] = {}
         self.commands = Commands(self)

@@ -45,6 +45,13 @@ log = logging.getLogger("ocpp_console.session")
 
 # last_seen is kept fresh from every message, but written at most this often per charger.
 TOUCH_EVERY = 10.0
+# What the message log keeps of a frame that is garbage (unparsable, malformed, binary) or comes
+# from a charger not (yet) accepted: enough to see what it was, never megabytes of it.
+LOG_CLIP = 1024
+# Garbage frames a charger may send in a burst, and then one per GARBAGE_EVERY seconds, before its
+# link is closed with 1008 (policy violation): a broken charger is seen in the log, a flood is cut.
+GARBAGE_BURST = 20
+GARBAGE_EVERY = 5.0
 SECRET_KEYS = ("AuthorizationKey",)
 
 
@@ -68,6 +75,13 @@ class TokenBucket:
             self.tokens -= 1
             return True
         return False
+
+
+def clip(raw: str, limit: int = LOG_CLIP) -> str:
+    """The first `limit` characters of a frame, and how long it was."""
+    if len(raw) <= limit:
+        return raw
+    return f"{raw[:limit]}... ({len(raw.encode('utf-8', 'replace'))} bytes)"
 
 
 def mask_secrets(raw: str, action: str | None) -> str:
@@ -108,6 +122,8 @@ class ChargerSession(ChargePoint):
         self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
         self._idle.set()
         self._bucket = TokenBucket(self.settings.max_calls_per_second, 4 * self.settings.max_calls_per_second)
+        self._garbage = TokenBucket(1 / GARBAGE_EVERY, GARBAGE_BURST)
+        self._dropping = False  # closing the link for garbage: read nothing more
         self.closing = False
 
     # -- reading frames ---------------------------------------------------------------
@@ -128,22 +144,29 @@ class ChargerSession(ChargePoint):
         self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw, at))
 
     def _on_frame(self, raw: str | bytes) -> None:
+        if self._dropping:
+            return
         if isinstance(raw, bytes):
             # OCPP-J uses text frames only; a binary frame is logged and ignored.
             log.warning("%s: binary frame of %d bytes ignored", self.id, len(raw))
-            self._log_frame("in", f"<binary frame, {len(raw)} bytes, ignored>", None, None, None)
+            if self._count_garbage():
+                self._log_frame("in", f"<binary frame, {len(raw)} bytes, ignored>", None, None, None)
             return
         try:
             msg = protocol.parse_frame(raw)
         except protocol.FrameError as exc:
-            self._log_frame("in", raw, None, None, None)
-            log.warning("%s: bad frame answered %s: %s", self.id, exc.error.code, exc.error.description)
-            self._reply_error(exc.unique_id, exc.error)
+            if self._count_garbage():
+                self._log_frame("in", clip(raw), None, None, None)
+                log.warning("%s: bad frame answered %s: %s", self.id, exc.error.code, exc.error.description)
+                self._reply_error(exc.unique_id, exc.error)
             return
         except protocol.IgnoredFrame as exc:
-            self._log_frame("in", raw, None, None, None)
-            log.warning("%s: frame ignored (%s)", self.id, exc)
+            if self._count_garbage():
+                self._log_frame("in", clip(raw), None, None, None)
+                log.warning("%s: frame ignored (%s)", self.id, exc)
             return
+        if self.registration != RegistrationStatus.accepted:
+            raw = clip(raw)  # not let in yet: it gets a SecurityError or a boot answer, the log a glimpse
 
         if msg.message_type == protocol.CALL:
             self._log_frame("in", raw, msg.message_type, msg.unique_id, msg.action)
@@ -174,6 +197,18 @@ class ChargerSession(ChargePoint):
         else:
             self._call_error = LibCallError(msg.unique_id, msg.error_code, msg.error_description, msg.error_details)
             self._response_queue.put_nowait(self._call_error)
+
+    def _count_garbage(self) -> bool:
+        """Count a garbage frame against the call rate and the garbage allowance: True if it is
+        to be logged and answered, False if it is dropped (and, past the allowance, the link)."""
+        if not self._garbage.take():
+            self._dropping = True
+            log.warning("%s: repeated malformed frames: link closed (1008)", self.id)
+            self._log_frame("in", "<repeated malformed frames: link closed with 1008 (policy violation)>",
+                            None, None, None)
+            asyncio.ensure_future(self._connection.close(code=1008, reason="repeated malformed frames"))
+            return False
+        return self._bucket.take()
 
     def _reply_error(self, uid: str, error: OCPPError) -> None:
         meta = (protocol.CALLERROR, uid, self._inflight.get(uid))

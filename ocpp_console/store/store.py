@@ -153,11 +153,20 @@ def _add_flag(flags: str, flag: str) -> str:
     return ",".join(parts)
 
 
+PRUNE_EVERY_FRAMES = 1000
+PRUNE_EVERY_BYTES = 1024 * 1024
+
+
 class Store:
-    def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000) -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000,
+                 message_log_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
         self.message_log_max_rows = message_log_max_rows
+        self.message_log_max_bytes = message_log_max_bytes
+        # characters of `raw` in the message log; kept on the writer thread only (no lock needed)
+        self._log_bytes = 0
+        self._log_bytes_since_prune = 0
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self.writer: GroupWriter | None = None
@@ -182,6 +191,11 @@ class Store:
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.execute("PRAGMA foreign_keys=ON")
         self.migrated_from = await self._db._execute(_migrate, self._db._conn)
+        # once per start, so that the size bound holds from the first frame (one scan of the log)
+        self._log_bytes = await self._db._execute(
+            lambda conn: conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM message_log").fetchone()[0],
+            self._db._conn,
+        )
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         await self._reader.execute("PRAGMA query_only=ON")
@@ -951,10 +965,10 @@ class Store:
         if self.writer is None:
             return
         self._frames_since_prune += 1
-        prune = self._frames_since_prune >= 1000
+        prune = self._frames_since_prune >= PRUNE_EVERY_FRAMES
         if prune:
             self._frames_since_prune = 0
-        keep = self.message_log_max_rows
+        size = len(frame.raw)
 
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -970,10 +984,39 @@ class Store:
                     frame.raw,
                 ),
             )
-            if prune:
-                conn.execute("DELETE FROM message_log WHERE id <= (SELECT max(id) FROM message_log) - ?", (keep,))
+            self._log_bytes += size
+            self._log_bytes_since_prune += size
+            # by rows every so many frames, by size as soon as big frames have added up
+            if prune or self._log_bytes_since_prune >= PRUNE_EVERY_BYTES or self._log_bytes > self.message_log_max_bytes:
+                self._prune_message_log(conn)
 
         self.writer.submit_nowait(fn)
+
+    def _prune_message_log(self, conn: sqlite3.Connection) -> None:
+        """Keep at most message_log_max_rows frames and message_log_max_bytes of them (then down
+        to 90% of it, so that a full log is not pruned again on every frame). Runs on the writer
+        thread; reads only the rows it deletes."""
+        self._log_bytes_since_prune = 0
+        cutoff = conn.execute("SELECT max(id) FROM message_log").fetchone()[0] - self.message_log_max_rows
+        if self._log_bytes > self.message_log_max_bytes:
+            excess = self._log_bytes - self.message_log_max_bytes * 9 // 10
+            after, freed = cutoff, 0
+            while freed < excess:
+                chunk = conn.execute(
+                    "SELECT id, length(raw) FROM message_log WHERE id > ? ORDER BY id LIMIT 500", (after,)
+                ).fetchall()
+                if not chunk:
+                    break
+                for row_id, length in chunk:
+                    after, freed = row_id, freed + length
+                    if freed >= excess:
+                        break
+            cutoff = max(cutoff, after)
+        if conn.execute("SELECT 1 FROM message_log WHERE id <= ? LIMIT 1", (cutoff,)).fetchone() is None:
+            return
+        freed = conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM message_log WHERE id <= ?", (cutoff,)).fetchone()[0]
+        conn.execute("DELETE FROM message_log WHERE id <= ?", (cutoff,))
+        self._log_bytes = max(0, self._log_bytes - freed)
 
     # -- operator command effects -----------------------------------------------------
 
