@@ -171,3 +171,44 @@ async def test_the_message_log_is_bounded_by_size(settings_factory: Callable[...
         # the newest frames are the ones kept
         newest = rows(system.settings.db, "SELECT unique_id FROM message_log ORDER BY id DESC LIMIT 1")
         assert newest == [("d29",)]
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["authorizationkey", "AUTHORIZATIONKEY", "AuthorizationKey"])
+async def test_the_authorization_key_is_masked_in_any_spelling(settings_factory: Callable[..., Settings],
+                                                               spelling: str) -> None:
+    """ChangeConfiguration of `authorizationkey` (CiString: the AuthorizationKey) and a charger that
+    reports the key in GetConfiguration: the value is nowhere in the database, the API or the
+    commands' results; and the key counts as the login password it is."""
+    from tests.conftest import charger
+    from tests.test_api import api_for
+
+    secret = "Sup3r-Secret-Key-0042"
+    async with CentralSystem(settings_factory(api_port=0)) as system:
+        async with charger(system, "CP-KEY") as cp, api_for(system) as (_, http):
+            cp.config[spelling] = ("Old-Secret-Key-00001", False)  # a charger that knows the key so spelt
+            await cp.boot()
+            async with http.post("/api/chargers/CP-KEY/change-configuration",
+                                 json={"key": spelling, "value": secret}) as response:
+                assert response.status == 200 and (await response.json())["status"] == "Accepted"
+            assert cp.config[spelling][0] == secret  # the charger got the real key
+            # the charger reports it back (many do, though the whitepaper makes it write-only)
+            async with http.post("/api/chargers/CP-KEY/get-configuration", json={}) as response:
+                body = await response.json()
+                assert response.status == 200 and secret not in json.dumps(body)
+                assert {k["key"]: k["value"] for k in body["configurationKey"]}[spelling] == "********"
+            result = await system.commands.get_configuration("CP-KEY", [spelling])
+            assert secret not in str(result) and result.configuration_key[0]["value"] == "********"
+            async with http.get("/api/messages", params={"charger_id": "CP-KEY"}) as response:
+                assert secret not in await response.text()
+        await system.store.flush()
+        assert (await system.store.password_hashes("CP-KEY"))[1] is not None  # the new key, pending
+        for table in ("message_log", "commands", "configuration"):
+            dump = json.dumps(rows(system.settings.db, f"SELECT * FROM {table}"))
+            assert secret not in dump, table
+        stored = {r["key"]: r["value"] for r in await system.store.configuration("CP-KEY")}
+        assert stored[spelling] == "********"
+        logged = rows(system.settings.db, "SELECT raw FROM message_log WHERE action = 'GetConfiguration'")
+        assert logged and all("********" in raw for (raw,) in logged if "configurationKey" in raw)

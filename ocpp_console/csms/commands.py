@@ -35,7 +35,7 @@ from ocpp_console.csms import events as ev
 from ocpp_console.csms.errors import ChargerOffline, CommandError, InvalidCommand
 from ocpp_console.csms.protocol import to_camel
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
-from ocpp_console.csms.session import SECRET_KEYS
+from ocpp_console.secret_keys import is_secret_key, mask_keys, mask_payload, mask_value
 from ocpp_console.timeutil import iso, now_iso, utcnow
 
 if TYPE_CHECKING:
@@ -66,9 +66,7 @@ class Commands:
         """Send any 1.6 call (an `ocpp.v16.call` dataclass) and log the outcome."""
         action = type(payload).__name__
         created = now_iso()
-        request = _as_payload(payload)
-        if action == "ChangeConfiguration" and request.get("key") in SECRET_KEYS:
-            request = {**request, "value": "********"}
+        request = mask_payload(action, _as_payload(payload))
         session = self.csms.sessions.get(charger_id)
         try:
             if session is None:
@@ -79,7 +77,7 @@ class Commands:
             await self.store.record_command(charger_id, action, request, exc.outcome, None, str(exc), created)
             self.csms.events.publish(ev.CommandFinished(charger_id, action, exc.outcome, None, str(exc)))
             raise
-        response = _as_payload(result)
+        response = mask_payload(action, _as_payload(result))
         await self.store.record_command(charger_id, action, request, "ok", response, None, created)
         self.csms.events.publish(ev.CommandFinished(charger_id, action, "ok", response, None))
         return result
@@ -120,16 +118,16 @@ class Commands:
         return await self.send(charger_id, call.RemoteStopTransaction(transaction_id=transaction_id))
 
     async def change_configuration(self, charger_id: str, key: str, value: str) -> Any:
-        if key == "AuthorizationKey":
+        # CiString: `authorizationkey` changes the very same key, and the login with it
+        if is_secret_key(key):
             try:
                 check_password(value)
             except PasswordError as exc:
                 raise InvalidCommand(f"AuthorizationKey: {exc}") from None
         result = await self.send(charger_id, call.ChangeConfiguration(key=key, value=value))
         if result.status in (ConfigurationStatus.accepted, ConfigurationStatus.reboot_required):
-            stored = "********" if key in SECRET_KEYS else value
-            await self.store.set_configuration_value(charger_id, key, stored)
-            if key == "AuthorizationKey":
+            await self.store.set_configuration_value(charger_id, key, mask_value(key, value))
+            if is_secret_key(key):
                 # Both keys are valid until the charger logs in with the new one (no lock-out if it
                 # reconnects with the old one first); Rejected or NotSupported keep the old key only.
                 await self.store.set_pending_password(charger_id, hash_password(value))
@@ -137,6 +135,9 @@ class Commands:
 
     async def get_configuration(self, charger_id: str, keys: list[str] | None = None) -> Any:
         result = await self.send(charger_id, call.GetConfiguration(key=keys or None))
+        # a charger that reports its AuthorizationKey (write-only per the whitepaper) is not repeated:
+        # neither stored nor handed on to the console or the API
+        result.configuration_key = mask_keys(result.configuration_key) if result.configuration_key else result.configuration_key
         await self.store.save_configuration(
             charger_id, result.configuration_key or [], result.unknown_key or [], full=not keys
         )

@@ -35,6 +35,7 @@ from ocpp_console.csms.errors import (
     InvalidCommand,
 )
 from ocpp_console.csms.metering import normalise
+from ocpp_console.secret_keys import mask_frame
 from ocpp_console.store.models import Frame, IdTagInfo
 from ocpp_console.timeutil import now_iso, parse_charger_time
 
@@ -52,7 +53,6 @@ LOG_CLIP = 1024
 # link is closed with 1008 (policy violation): a broken charger is seen in the log, a flood is cut.
 GARBAGE_BURST = 20
 GARBAGE_EVERY = 5.0
-SECRET_KEYS = ("AuthorizationKey",)
 
 
 def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
@@ -85,18 +85,8 @@ def clip(raw: str, limit: int = LOG_CLIP) -> str:
 
 
 def mask_secrets(raw: str, action: str | None) -> str:
-    """Never keep an AuthorizationKey in the message log."""
-    if action != Action.change_configuration or not any(k in raw for k in SECRET_KEYS):
-        return raw
-    try:
-        frame = orjson.loads(raw)
-        payload = frame[3]
-        if payload.get("key") in SECRET_KEYS:
-            payload["value"] = "********"
-            return orjson.dumps(frame).decode()
-    except (orjson.JSONDecodeError, IndexError, AttributeError, TypeError):
-        pass
-    return raw
+    """Never keep an AuthorizationKey (any spelling: keys are CiString) in the message log."""
+    return mask_frame(raw, action)
 
 
 class ChargerSession(ChargePoint):
@@ -137,8 +127,11 @@ class ChargerSession(ChargePoint):
             self._gone.set()  # a command waiting for an answer fails now, not at its timeout
             worker.cancel()
 
-    def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None) -> None:
-        raw = mask_secrets(raw, action)
+    def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None,
+                   clipped: bool = False) -> None:
+        raw = mask_secrets(raw, action)  # before clipping: a clipped frame is no longer JSON to mask
+        if clipped:
+            raw = clip(raw)
         at = now_iso()
         self.store.log_frame(Frame(self.id, direction, at, message_type, uid, action, raw))
         self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw, at))
@@ -165,11 +158,11 @@ class ChargerSession(ChargePoint):
                 self._log_frame("in", clip(raw), None, None, None)
                 log.warning("%s: frame ignored (%s)", self.id, exc)
             return
-        if self.registration != RegistrationStatus.accepted:
-            raw = clip(raw)  # not let in yet: it gets a SecurityError or a boot answer, the log a glimpse
+        # not let in yet: it gets a SecurityError or a boot answer, the log a glimpse of it
+        clipped = self.registration != RegistrationStatus.accepted
 
         if msg.message_type == protocol.CALL:
-            self._log_frame("in", raw, msg.message_type, msg.unique_id, msg.action)
+            self._log_frame("in", raw, msg.message_type, msg.unique_id, msg.action, clipped)
             if not self._bucket.take():
                 self._reply_error(msg.unique_id, GenericError(description="Too many calls: slow down"))
                 return
@@ -187,7 +180,7 @@ class ChargerSession(ChargePoint):
 
         awaiting = self._awaiting
         action = awaiting[1] if awaiting and awaiting[0] == msg.unique_id else None
-        self._log_frame("in", raw, msg.message_type, msg.unique_id, action)
+        self._log_frame("in", raw, msg.message_type, msg.unique_id, action, clipped)
         if action is None:
             log.warning("%s: answer to unknown call %s ignored", self.id, msg.unique_id)
             return

@@ -29,6 +29,7 @@ from ocpp_console.store.models import (
     StopResult,
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
+from ocpp_console.secret_keys import mask_value
 from ocpp_console.store.writer import GroupWriter
 from ocpp_console.timeutil import now_iso, utcnow
 
@@ -1061,7 +1062,8 @@ class Store:
                 "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at)"
                 " VALUES (?,?,?,?,1,?) ON CONFLICT(charger_id, key) DO UPDATE SET value = excluded.value,"
                 " readonly = excluded.readonly, known = 1, updated_at = excluded.updated_at",
-                [(charger_id, k["key"], k.get("value"), int(bool(k.get("readonly"))), now) for k in keys],
+                [(charger_id, k["key"], mask_value(k["key"], k.get("value")), int(bool(k.get("readonly"))), now)
+                 for k in keys],
             )
             conn.executemany(
                 "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at)"
@@ -1079,7 +1081,7 @@ class Store:
             lambda conn: conn.execute(
                 "INSERT INTO configuration (charger_id, key, value, readonly, known, updated_at) VALUES (?,?,?,0,1,?)"
                 " ON CONFLICT(charger_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (charger_id, key, value, now),
+                (charger_id, key, mask_value(key, value), now),
             )
             and None
         )

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from ocpp_console.secret_keys import mask_value
 from ocpp_console.timeutil import iso, now_ts
 from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time, parse_iso
 from ocpp_console.ui.screens.base import LiveScreen
@@ -141,7 +142,7 @@ class ChargerDetailScreen(LiveScreen):
         self.query_one("#connectors", SyncedTable).sync(connectors)
         await self._charts()
         config = {
-            r["key"]: (r["key"], r["value"] if r["known"] else Text("unknown key", style="dim"),
+            r["key"]: (r["key"], mask_value(r["key"], r["value"]) if r["known"] else Text("unknown key", style="dim"),
                        "read-only" if r["readonly"] else "read-write")
             for r in await store.configuration(self.charger_id)
         }

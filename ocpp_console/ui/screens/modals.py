@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from ocpp_console.csms.session import SECRET_KEYS
+from ocpp_console.secret_keys import is_secret_key
 from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 
 
@@ -84,7 +84,7 @@ class ActionForm(FormScreen):
         """A value for a secret key (AuthorizationKey) is typed unseen, like a password."""
         keys, values = self.query("#f-key"), self.query("#f-value")
         if keys and values:
-            values.first(Input).password = keys.first(Input).value.strip() in SECRET_KEYS
+            values.first(Input).password = is_secret_key(keys.first(Input).value.strip())
 
     def values(self) -> dict[str, Any]:
         """Parse every field; raises FieldError with the first problem."""
