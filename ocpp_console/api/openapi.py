@@ -35,6 +35,8 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
                 continue
             if key == "properties":
                 out[key] = {name: _inline(v, definitions) for name, v in value.items()}
+                if isinstance(out[key].get("connectorId"), dict):  # as protocol holds it: 0 = the charger
+                    out[key]["connectorId"]["minimum"] = max(0, out[key]["connectorId"].get("minimum", 0))
             elif key == "additionalProperties" and node.get("type") != "object":
                 continue  # the schemas put it on strings too; meaningless there
             else:
