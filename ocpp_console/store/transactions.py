@@ -68,14 +68,16 @@ _JOINS = (
 )
 
 # Open transactions that started before their charger's last boot, on a connector the charger
-# has reported free since that boot, and whose StopTransaction has had until `cutoff` (the boot
-# plus the grace period, for the charger's queued messages) to come.
+# has reported free since that boot, and whose StopTransaction has had the grace period (for the
+# charger's queued messages) to come since the boot and since that report: both before `cutoff`
+# (now minus the grace). Some chargers report the connector free a moment before they send the
+# StopTransaction; counting from the report as well leaves them the whole grace.
 _AFTER_REBOOT_SQL = (
     "SELECT t.id, t.charger_id, ch.last_boot FROM transactions t"
     " JOIN chargers ch ON ch.id = t.charger_id"
     " JOIN connectors k ON k.charger_id = t.charger_id AND k.connector_id = t.connector_id"
-    f" WHERE t.stopped_at IS NULL AND ch.last_boot > t.started_at AND ch.last_boot <= ?"
-    f" AND k.status IN ({_in(FREE)}) AND k.updated_at >= ch.last_boot"
+    f" WHERE t.stopped_at IS NULL AND ch.last_boot > t.started_at AND ch.last_boot <= ?1"
+    f" AND k.status IN ({_in(FREE)}) AND k.updated_at >= ch.last_boot AND k.updated_at <= ?1"
 )
 
 Settle = Callable[[Row, list[tuple[str, str, float | None]]], Any]
@@ -400,7 +402,7 @@ class TransactionsMixin:
                 return CloseOutcome("stopped")
             at_most = now
             if reboot_cutoff is not None:
-                found = conn.execute(f"{_AFTER_REBOOT_SQL} AND t.id = ?", (reboot_cutoff, transaction_id)).fetchone()
+                found = conn.execute(f"{_AFTER_REBOOT_SQL} AND t.id = ?2", (reboot_cutoff, transaction_id)).fetchone()
                 if found is None:
                     return CloseOutcome("running")
                 at_most = found[2]  # the boot: the session cannot have lasted longer
