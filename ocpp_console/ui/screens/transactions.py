@@ -30,7 +30,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
     BINDINGS = [
         Binding("enter", "open", "Order detail"),
         Binding("x", "stop", "Stop"),
-        Binding("c", "close", "Close stuck"),
+        Binding("c", "close", "Close"),
         Binding("e", "export", "Export CSV"),
         *FilterMixin.FILTER_BINDINGS,
     ]
