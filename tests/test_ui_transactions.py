@@ -20,6 +20,12 @@ def tile(app: ConsoleApp, tile_id: str) -> str:
     return str(app.screen.query_one(f"#{tile_id} .tile-value").render())
 
 
+async def same_as_the_store(app: ConsoleApp, csms: CentralSystem, expected: set[int]) -> None:
+    """The console's idea of stale (in memory, from events) is the store's (SQL)."""
+    assert {tx.id for tx in app.live.running.values() if app.live.is_stale(tx)} == expected
+    assert {row["id"] for row in await csms.store.stale_transactions()} == expected
+
+
 async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralSystem, waiter: EventWaiter) -> None:
     await csms.store.upsert_id_tag("TAG1")
     app = ConsoleApp(csms, manage_csms=False)
@@ -30,20 +36,25 @@ async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralS
             await pilot.press("3")
             row = await until(pilot, lambda: cells(app, "#running").get(str(tx)))
             assert row[-1] == ""  # running, nothing to mark
+            await same_as_the_store(app, csms, set())
         await waiter.wait_for(lambda e: isinstance(e, ev.ChargerDisconnected))
         # Its charger went offline: the session is stale, on this screen and on the overview.
         await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "stale")
+        await same_as_the_store(app, csms, {tx})
         await pilot.press("1")
         await until(pilot, lambda: tile(app, "t-sessions") == "1 · 1 stale")
         async with charger(csms, "CP-ST") as cp:
             await cp.boot()  # it rebooted: still stale until the connector is in session again
             await until(pilot, lambda: tile(app, "t-sessions") == "1 · 1 stale")
+            await same_as_the_store(app, csms, {tx})
             await cp.status(1, ChargePointStatus.charging)
             await until(pilot, lambda: tile(app, "t-sessions") == "1")
+            await same_as_the_store(app, csms, set())
             await pilot.press("3")
             await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "")
             await cp.status(1, ChargePointStatus.available)  # free, yet no StopTransaction
             await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "stale")
+            await same_as_the_store(app, csms, {tx})
 
 
 async def test_operator_closes_a_stuck_transaction_in_the_console(csms: CentralSystem) -> None:

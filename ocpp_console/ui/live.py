@@ -374,8 +374,8 @@ class LiveSite:
         if view is None:
             return True
         connector = view.connectors.get(tx.connector_id)
-        return is_stale(view.connected, view.last_boot, tx.received, connector and connector.status,
-                        connector and connector.updated_at)
+        status, updated = (connector.status, connector.updated_at) if connector else (None, None)
+        return is_stale(view.connected, view.last_boot, tx.received, status, updated)
 
     def power_now_kw(self) -> float:
         return sum(c.power_w for c in self.chargers.values() if c.connected) / 1000
