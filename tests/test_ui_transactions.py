@@ -52,8 +52,10 @@ async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralS
             await same_as_the_store(app, csms, set())
             await pilot.press("3")
             await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "")
+            await pilot.press("slash", *"stale", "enter")  # the filter lists the stale ones only
+            await until(pilot, lambda: str(tx) not in cells(app, "#running"))
             await cp.status(1, ChargePointStatus.available)  # free, yet no StopTransaction
-            await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "stale")
+            await until(pilot, lambda: cells(app, "#running").get(str(tx), [""])[-1] == "stale")
             await same_as_the_store(app, csms, {tx})
 
 

@@ -37,7 +37,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: charger, id tag, reason ...", id="filter", classes="filter")
+        yield Input(placeholder="filter: charger, id tag, reason, stale ...", id="filter", classes="filter")
         with TabbedContent(id="tx-tabs"):
             with TabPane("Running", id="tab-running"):
                 yield SyncedTable(RUNNING, id="running")
@@ -54,10 +54,10 @@ class TransactionsScreen(FilterMixin, LiveScreen):
     async def refresh_data(self) -> None:
         running = {}
         for tx in sorted(self.live.running.values(), key=lambda t: t.id, reverse=True):
-            if not self.matches(tx.id, tx.charger_id, tx.id_tag):
+            stale = self.live.is_stale(tx)
+            if not self.matches(tx.id, tx.charger_id, tx.id_tag, "stale" if stale else ""):
                 continue
             age = duration_minutes(tx.started)
-            stale = self.live.is_stale(tx)
             key = (tx.energy_wh, tx.power_w, tx.soc, age, tx.tariff is not None, stale)
             cached = self._running_cache.get(tx.id)
             if cached is None or cached[0] != key:  # pricing 500 sessions 4 times a second is not free
@@ -117,8 +117,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         self.console.export_csv("orders")
 
     def action_stop(self) -> None:
-        tx_id = self._selected()
-        tx = self.live.running.get(tx_id) if tx_id is not None else None
+        tx = self.selected_running()
         if tx is None:
             self.notify("Select a running transaction to stop", severity="warning")
             return
