@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         Decimal(0), description="Authorize/StartTransaction answer Blocked below this wallet balance."
     )
     wallet: bool = Field(True, description="Check wallet balances (--no-wallet: never block on balance).")
+    stale_transaction_grace: float = Field(
+        300.0, gt=0,
+        description="Seconds a rebooted charger has to send the StopTransaction of a session that started "
+        "before the boot, once it reports that connector Available or Preparing; then the transaction is "
+        "closed with its last meter value (closed-after-reboot).",
+    )
 
     # -- local HTTP API --
     api_port: int | None = Field(

@@ -85,7 +85,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case, token: str) -> None:
-    if case.method == "POST":  # operations: generated payloads go to a real, connected peer
+    if case.method == "POST" and case.path_parameters and "charger_id" in case.path_parameters:
+        # operations: generated payloads go to a real, connected peer
         case.path_parameters["charger_id"] = "CP-1"
     # 502 (the charger's CALLERROR) and 504 (no answer) are documented answers of an operation;
     # an undocumented 500 still fails the status-code conformance check.

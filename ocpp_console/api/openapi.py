@@ -134,7 +134,13 @@ RESOURCES: dict[str, Any] = {
         "cost": _MONEY,
         "currency": _NULLABLE_STRING,
         "wallet_id_tag": _NULLABLE_STRING,
+        "closed_by": {"type": "string", "nullable": True,
+                      "description": "we closed it, no StopTransaction having come: superseded (a new "
+                      "StartTransaction on its connector), closed-after-reboot or closed-by-operator"},
+        "flags": {"type": "array", "items": {"type": "string"},
+                  "description": "what was noticed: superseded, late_stop, meter_discrepancy, ..."},
     }),
+    "TransactionClose": {"type": "object", "additionalProperties": False, "properties": {}},
     "IdTag": _object({
         "id_tag": {"type": "string"},
         "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]},
@@ -312,6 +318,17 @@ def document() -> dict[str, Any]:
             "get_transaction", "Transaction", "one transaction",
             {"name": "transaction_id", "in": "path", "required": True, "schema": {"type": "integer"}},
         ),
+        "/api/transactions/{transaction_id}/close": {"post": {
+            "operationId": "close_transaction", "tags": ["manage"],
+            "summary": "Close a stuck transaction with its last meter value and settle it (closed-by-operator); "
+                       "a StopTransaction that comes later replaces the closing and settles the difference",
+            "parameters": [{"name": "transaction_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("TransactionClose")}}},
+            "responses": {"200": _json(_ref("Transaction"), "the transaction, closed and settled"),
+                          "400": _error("a parameter is not valid"), "404": _error("no such transaction"),
+                          "409": _error("the transaction is already stopped"), **_UNAUTHORIZED},
+        }},
         "/api/orders": _list("list_orders", "Transaction", "finished transactions with their cost, by stop time", [
             {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
             {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},

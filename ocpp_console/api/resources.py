@@ -79,6 +79,8 @@ def transaction(csms: CentralSystem, row: Row) -> dict[str, Any]:
         "cost": _money(row["cost_total"], currency),
         "currency": currency,
         "wallet_id_tag": row["wallet_id_tag"],
+        "closed_by": row["closed_by"],
+        "flags": [f for f in (row["flags"] or "").split(",") if f],
     }
 
 

@@ -23,7 +23,7 @@ from ocpp_console import provision
 from ocpp_console.api import resources
 from ocpp_console.api.openapi import body_validator, document
 from ocpp_console.api.token import server_token
-from ocpp_console.csms import operations, protocol
+from ocpp_console.csms import operations, protocol, transactions
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
@@ -284,7 +284,7 @@ async def list_transactions(request: web.Request) -> web.Response:
     return reply([resources.transaction(_csms(request), row) for row in rows])
 
 
-async def get_transaction(request: web.Request) -> web.Response:
+def _transaction_id(request: web.Request) -> int:
     text = request.match_info["transaction_id"]
     try:
         transaction_id = int(text)
@@ -292,6 +292,11 @@ async def get_transaction(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_parameter", "transaction_id must be an integer") from None
     if not 0 < transaction_id < 2**63:  # beyond SQLite's integers: there is no such transaction
         raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
+    return transaction_id
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    transaction_id = _transaction_id(request)
     row = await _csms(request).store.transaction(transaction_id)
     if row is None:
         raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
@@ -383,6 +388,23 @@ async def delete_charger(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def close_transaction(request: web.Request) -> web.Response:
+    """Close a stuck transaction (closed-by-operator) and answer the settled order."""
+    transaction_id = _transaction_id(request)
+    if (await request.read()).strip():
+        await _checked_body(request, "TransactionClose")  # {} (or nothing): there is nothing to say
+    csms = _csms(request)
+    try:
+        await transactions.close_by_operator(csms, transaction_id)
+    except transactions.UnknownTransaction:
+        raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}") from None
+    except transactions.AlreadyStopped as exc:
+        raise ApiError(409, "already_stopped", str(exc)) from None
+    row = await csms.store.transaction(transaction_id)
+    assert row is not None
+    return reply(resources.transaction(csms, row))
+
+
 async def delete_id_tag(request: web.Request) -> web.Response:
     tag = _id_tag(request)
     store = _csms(request).store
@@ -412,6 +434,7 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         web.post(r"/api/chargers/{charger_id}/{action:(?!password$)[^{}/]+}", run_operation),
         web.get("/api/transactions", list_transactions),
         web.get("/api/transactions/{transaction_id}", get_transaction),
+        web.post("/api/transactions/{transaction_id}/close", close_transaction),
         web.get("/api/orders", list_orders),
         web.get("/api/id-tags", list_id_tags),
         web.get("/api/id-tags/{id_tag}", get_id_tag),

@@ -71,6 +71,19 @@ class TransactionStopped(Event):
     known: bool
     cost_total: int | None = None  # minor units of `currency`
     currency: str | None = None
+    closed_by: str | None = None  # we closed it (superseded | closed-after-reboot | closed-by-operator)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSettledAgain(Event):
+    """The charger's StopTransaction came for a transaction we had closed: its data replaced ours
+    and the wallet was moved by the difference."""
+
+    transaction_id: int
+    closed_by: str | None
+    energy_delta_wh: int | None
+    cost_delta: int | None  # minor units of `currency`; + the driver paid more
+    currency: str | None
 
 
 @dataclass(frozen=True, slots=True)

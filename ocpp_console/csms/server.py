@@ -18,6 +18,7 @@ from ocpp_console.csms import security
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.session import ChargerSession
+from ocpp_console.csms.transactions import StaleSweeper
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
 
@@ -60,6 +61,7 @@ class CentralSystem:
         # StartTransaction, so kept in memory and reloaded when another process changes the database.
         self.tariffs: dict[str, dict[str, str]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self.sweeper = StaleSweeper(self)  # closes transactions rebooted chargers never stopped
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
 
     # -- life cycle -------------------------------------------------------------------
@@ -75,6 +77,7 @@ class CentralSystem:
             await self.store.close()
             raise
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
+        self.sweeper.start()
 
     async def _listen(self) -> None:
         tls = None
@@ -112,6 +115,7 @@ class CentralSystem:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
+        await self.sweeper.stop()
         for task in list(self._followups):
             task.cancel()
         if self._server is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from ocpp.v16.enums import (
 
 from ocpp_console.csms import billing
 from ocpp_console.csms import events as ev
-from ocpp_console.csms import protocol
+from ocpp_console.csms import protocol, transactions
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
@@ -53,6 +52,10 @@ LOG_CLIP = 1024
 # link is closed with 1008 (policy violation): a broken charger is seen in the log, a flood is cut.
 GARBAGE_BURST = 20
 GARBAGE_EVERY = 5.0
+
+
+def _closed_by(flags: tuple[str, ...]) -> str | None:
+    return next((f for f in flags if f in transactions.CLOSED_BY), None)
 
 
 def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
@@ -409,7 +412,12 @@ class ChargerSession(ChargePoint):
             self.id, connector_id, id_tag, meter_start, ts.value, timestamp, reservation_id,
             self.settings.unknown_id_tags, flags,
             tariff=tariff.to_json(), currency=tariff.currency, min_balance=self._min_balance(),
+            settle=transactions.settle_for(self.csms, self.id),
         )
+        for closed in result.closed:
+            log.warning("%s: transaction %d on connector %d had no StopTransaction; superseded by transaction %d",
+                        self.id, closed.transaction_id, connector_id, result.transaction_id)
+            transactions.publish_closed(self.csms, closed)
         if result.duplicate:
             log.info("%s: repeated StartTransaction answered with transaction %d", self.id, result.transaction_id)
         else:
@@ -436,11 +444,18 @@ class ChargerSession(ChargePoint):
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
             self.settings.unknown_id_tags, [(None, s) for s in samples],
             orjson.dumps(self._current_payload).decode(), sorted(flags),
-            settle=partial(billing.settle_transaction, fallback=billing.tariff_for(self.settings, self.id, tariffs=self.csms.tariffs)),
+            settle=transactions.settle_for(self.csms, self.id),
         )
         if result.outcome == "unknown":
             log.warning("%s: StopTransaction for unknown transaction %d recorded and flagged", self.id, transaction_id)
-        if result.outcome != "repeated":
+        if result.outcome == "late":
+            log.warning("%s: late StopTransaction for transaction %d, which we had closed: settled again (%+d minor units)",
+                        self.id, transaction_id, result.cost_delta or 0)
+            self.csms.events.publish(ev.TransactionSettledAgain(
+                self.id, transaction_id, _closed_by(result.flags), result.energy_delta_wh, result.cost_delta,
+                result.currency,
+            ))
+        elif result.outcome != "repeated":
             self.csms.events.publish(
                 ev.TransactionStopped(self.id, transaction_id, result.connector_id, result.energy_wh,
                                       reason or Reason.local.value, result.outcome == "stopped",

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class StoreError(Exception):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class IdTagInfo:
     status: str  # Accepted | Blocked | Expired | Invalid | ConcurrentTx
@@ -20,15 +24,38 @@ class BootResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosedTransaction:
+    """A transaction we closed ourselves (no StopTransaction came): how, with what, for how much."""
+
+    transaction_id: int
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    closed_by: str  # superseded | closed-after-reboot | closed-by-operator
+    meter_stop: int
+    stop_timestamp: str
+    energy_wh: int
+    cost_total: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseOutcome:
+    outcome: str  # closed | unknown | stopped (already) | running (no longer a candidate)
+    closed: ClosedTransaction | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StartResult:
     transaction_id: int
     id_tag_info: IdTagInfo
     duplicate: bool  # a resend of a StartTransaction already stored
+    closed: tuple[ClosedTransaction, ...] = ()  # open transactions of the connector it superseded
 
 
 @dataclass(frozen=True, slots=True)
 class StopResult:
-    outcome: str  # stopped | repeated | unknown
+    outcome: str  # stopped | repeated | unknown | late (the charger's stop of a transaction we had closed)
     transaction_id: int
     id_tag_info: IdTagInfo | None
     energy_wh: int | None
@@ -37,6 +64,8 @@ class StopResult:
     flags: tuple[str, ...] = ()
     cost_total: int | None = None
     currency: str | None = None
+    cost_delta: int | None = None  # late: what the wallet was moved by (minor units, + = charged more)
+    energy_delta_wh: int | None = None  # late: the charger's energy minus ours
 
 
 @dataclass(frozen=True, slots=True)

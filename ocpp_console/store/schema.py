@@ -270,6 +270,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chargers ADD COLUMN certificate_expiry TEXT;        -- notAfter, UTC ISO 8601
     ALTER TABLE chargers ADD COLUMN certificate_pem TEXT;           -- the chain sent with CertificateSigned
     """,
+    # 8: transactions that end: one we closed ourselves (a new StartTransaction on its connector, a
+    # charger that rebooted and reports the connector free, the operator) says how and when; the
+    # charger's own StopTransaction, when it comes later, replaces our stop (kept in closed_stop).
+    # The open transactions of a connector are looked up on every StartTransaction and by the sweep.
+    """
+    ALTER TABLE transactions ADD COLUMN closed_by TEXT;     -- superseded | closed-after-reboot | closed-by-operator
+    ALTER TABLE transactions ADD COLUMN closed_at TEXT;     -- our time of closing
+    ALTER TABLE transactions ADD COLUMN closed_stop TEXT;   -- JSON: our stop and cost, replaced by a late stop
+    ALTER TABLE transactions ADD COLUMN late_stop_at TEXT;  -- when the charger's own StopTransaction came
+    CREATE INDEX transactions_open ON transactions(charger_id, connector_id) WHERE stopped_at IS NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,9 +10,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,16 @@ import aiosqlite
 from ocpp_console.store.models import (
     BootResult,
     Frame,
-    IdTagInfo,
     MeterBatch,
     Row,
     SampledValue,
-    StartResult,
-    StopResult,
+    StoreError,
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ocpp_console.secret_keys import mask_value
+from ocpp_console.store.transactions import TransactionsMixin
 from ocpp_console.store.writer import GroupWriter
-from ocpp_console.timeutil import now_iso, utcnow
+from ocpp_console.timeutil import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +48,6 @@ BOOT_FIELDS = (
 
 TARIFF_COLUMNS = ("currency", "price_per_kwh", "price_per_minute", "idle_price_per_minute", "idle_grace_minutes",
                   "session_fee", "tou_windows", "timezone")
-
-
-class StoreError(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +126,6 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def _dicts(cursor: sqlite3.Cursor) -> list[Row]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
 def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[str, list[Any]]:
     """A WHERE clause of the conditions whose value is not None ('column = ?', value), and `always`."""
     parts, params = list(always), []
@@ -147,18 +136,11 @@ def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[st
     return (f"WHERE {' AND '.join(parts)}" if parts else ""), params
 
 
-def _add_flag(flags: str, flag: str) -> str:
-    parts = [f for f in flags.split(",") if f]
-    if flag not in parts:
-        parts.append(flag)
-    return ",".join(parts)
-
-
 PRUNE_EVERY_FRAMES = 1000
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
-class Store:
+class Store(TransactionsMixin):
     def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000,
                  message_log_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.path = Path(path)
@@ -394,62 +376,7 @@ class Store:
 
         return self._write(fn)
 
-    # -- authorization ----------------------------------------------------------------
-
-    @staticmethod
-    def _wallet_owner(conn: sqlite3.Connection, id_tag: str) -> str | None:
-        """The tag whose wallet `id_tag` spends: the root of its parent chain (a fleet account)."""
-        current, seen = id_tag, set()
-        row = conn.execute("SELECT parent_id_tag FROM id_tags WHERE id_tag = ?", (current,)).fetchone()
-        if row is None:
-            return None
-        while row is not None and row[0] and row[0] not in seen:
-            seen.add(current)
-            parent = conn.execute("SELECT parent_id_tag FROM id_tags WHERE id_tag = ?", (row[0],)).fetchone()
-            if parent is None:
-                break  # a parent that is not provisioned: the tag pays for itself
-            current, row = row[0], parent
-        return current
-
-    @classmethod
-    def _id_tag_info(
-        cls,
-        conn: sqlite3.Connection,
-        id_tag: str,
-        unknown_policy: str,
-        *,
-        exclude_tx: int | None = None,
-        min_balance: int | None = None,
-    ) -> IdTagInfo:
-        row = conn.execute(
-            "SELECT status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
-        ).fetchone()
-        if row is None:
-            return IdTagInfo("Accepted" if unknown_policy == "accept" else "Invalid")
-        status, expiry, parent = row
-        if status == "Accepted" and expiry:
-            try:
-                expired = datetime.fromisoformat(expiry) <= utcnow()
-            except (ValueError, TypeError):
-                expired = False
-            if expired:
-                status = "Expired"
-        if status == "Accepted" and min_balance is not None:
-            owner = cls._wallet_owner(conn, id_tag)
-            balance = conn.execute("SELECT balance FROM id_tags WHERE id_tag = ?", (owner,)).fetchone()
-            if balance is not None and balance[0] < min_balance:
-                status = "Blocked"  # the wallet is below the site's minimum
-        if status == "Accepted":
-            running = conn.execute(
-                "SELECT 1 FROM transactions WHERE id_tag = ? AND stopped_at IS NULL AND id != ? LIMIT 1",
-                (id_tag, exclude_tx or -1),
-            ).fetchone()
-            if running:
-                status = "ConcurrentTx"
-        return IdTagInfo(status, expiry, parent)
-
-    def authorize(self, id_tag: str, unknown_policy: str, min_balance: int | None = None) -> asyncio.Future[IdTagInfo]:
-        return self._write(lambda conn: self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance))
+    # -- id tags ----------------------------------------------------------------------
 
     def upsert_id_tag(
         self,
@@ -628,222 +555,7 @@ class Store:
 
         return self._write(fn)
 
-    # -- transactions -----------------------------------------------------------------
-
-    def start_transaction(
-        self,
-        charger_id: str,
-        connector_id: int,
-        id_tag: str,
-        meter_start: int,
-        timestamp: str,
-        timestamp_raw: str,
-        reservation_id: int | None,
-        unknown_policy: str,
-        flags: Iterable[str] = (),
-        *,
-        tariff: str | None = None,
-        currency: str | None = None,
-        min_balance: int | None = None,
-    ) -> asyncio.Future[StartResult]:
-        now = now_iso()
-
-        def fn(conn: sqlite3.Connection) -> StartResult:
-            existing = conn.execute(
-                "SELECT id, auth_status FROM transactions WHERE charger_id = ? AND connector_id = ? AND id_tag = ?"
-                " AND start_timestamp_raw = ? AND meter_start = ?",
-                (charger_id, connector_id, id_tag, timestamp_raw, meter_start),
-            ).fetchone()
-            if existing:
-                tag = conn.execute(
-                    "SELECT expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
-                ).fetchone()
-                info = IdTagInfo(existing[1], *(tag or (None, None)))
-                return StartResult(existing[0], info, duplicate=True)
-            info = self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance)
-            all_flags = list(flags)
-            known = conn.execute("SELECT 1 FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
-            if not known:
-                all_flags.append("unknown_id_tag")
-                if unknown_policy != "accept":
-                    # Seen first in a session (perhaps started offline): keep it on record, blocked
-                    # for new sessions until the operator decides.
-                    conn.execute(
-                        "INSERT INTO id_tags (id_tag, status, note, created_at) VALUES (?, 'Invalid', ?, ?)",
-                        (id_tag, f"first seen in a StartTransaction from {charger_id}; not provisioned", now),
-                    )
-            if info.status != "Accepted":
-                all_flags.append(f"auth_{info.status.lower()}")
-            cur = conn.execute(
-                "INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, meter_start,"
-                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags, tariff, currency)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    charger_id,
-                    connector_id,
-                    id_tag,
-                    info.status,
-                    meter_start,
-                    timestamp,
-                    timestamp_raw,
-                    reservation_id,
-                    now,
-                    ",".join(all_flags),
-                    tariff,
-                    currency,
-                ),
-            )
-            tx_id = cur.lastrowid
-            if reservation_id is not None:
-                conn.execute(
-                    "UPDATE reservations SET status = 'Used', transaction_id = ?, updated_at = ?"
-                    " WHERE id = ? AND charger_id = ?",
-                    (tx_id, now, reservation_id, charger_id),
-                )
-            return StartResult(int(tx_id), info, duplicate=False)
-
-        return self._write(fn)
-
-    def stop_transaction(
-        self,
-        charger_id: str,
-        transaction_id: int,
-        meter_stop: int,
-        timestamp: str,
-        reason: str,
-        id_tag: str | None,
-        unknown_policy: str,
-        samples: list[tuple[int | None, SampledValue]],
-        payload_json: str,
-        flags: Iterable[str] = (),
-        *,
-        settle: Callable[[Row, list[tuple[str, str, float | None]]], Any] | None = None,
-    ) -> asyncio.Future[StopResult]:
-        """Stop a transaction, idempotently; transactionData samples are stored once, with it."""
-        now = now_iso()
-
-        def fn(conn: sqlite3.Connection) -> StopResult:
-            info = self._id_tag_info(conn, id_tag, unknown_policy, exclude_tx=transaction_id) if id_tag else None
-            if info is not None and info.status == "ConcurrentTx":
-                info = IdTagInfo("Accepted", info.expiry_date, info.parent_id_tag)
-            row = conn.execute(
-                "SELECT charger_id, connector_id, id_tag, meter_start, stopped_at, flags, energy_wh, start_timestamp"
-                " FROM transactions WHERE id = ?",
-                (transaction_id,),
-            ).fetchone()
-            if row is None or row[0] != charger_id:
-                dup = conn.execute(
-                    "SELECT 1 FROM unknown_stops WHERE charger_id = ? AND transaction_id = ? AND meter_stop = ?"
-                    " AND stop_timestamp = ?",
-                    (charger_id, transaction_id, meter_stop, timestamp),
-                ).fetchone()
-                if not dup:
-                    conn.execute(
-                        "INSERT INTO unknown_stops (charger_id, transaction_id, meter_stop, stop_timestamp,"
-                        " stop_reason, id_tag, received_at, payload) VALUES (?,?,?,?,?,?,?,?)",
-                        (charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, now, payload_json),
-                    )
-                    self._insert_samples(conn, charger_id, 0, transaction_id, True, "StopTransaction", samples, now)
-                return StopResult("unknown", transaction_id, info, None, None, None, ("unknown_transaction",))
-            _, connector_id, tx_tag, meter_start, stopped_at, tx_flags, energy, start_ts = row
-            if stopped_at is not None:
-                return StopResult("repeated", transaction_id, info, energy, connector_id, tx_tag)
-            energy_wh = meter_stop - meter_start
-            new_flags = tx_flags
-            for flag in flags:
-                new_flags = _add_flag(new_flags, flag)
-            if energy_wh < 0:
-                new_flags = _add_flag(new_flags, "meter_decreased")
-            if timestamp < start_ts:
-                new_flags = _add_flag(new_flags, "stop_before_start")
-            conn.execute(
-                "UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_reason = ?, stop_id_tag = ?,"
-                " stopped_at = ?, energy_wh = ?, flags = ? WHERE id = ?",
-                (meter_stop, timestamp, reason, id_tag, now, energy_wh, new_flags, transaction_id),
-            )
-            self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "StopTransaction", samples, now)
-            cost: tuple[int | None, str | None] = (None, None)
-            if settle is not None:
-                new_flags, cost = self._settle(conn, transaction_id, settle, new_flags, now)
-            # A TxProfile lives only as long as its transaction (OCPP 1.6, 3.13.2).
-            conn.execute(
-                "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
-                (charger_id, connector_id),
-            )
-            return StopResult(
-                "stopped", transaction_id, info, energy_wh, connector_id, tx_tag,
-                tuple(f for f in new_flags.split(",") if f), *cost,
-            )
-
-        return self._write(fn)
-
-    def _settle(
-        self, conn: sqlite3.Connection, transaction_id: int, settle: Callable[..., Any], flags: str, now: str
-    ) -> tuple[str, tuple[int | None, str | None]]:
-        """Price the stopped transaction and charge its wallet, in the stop's own database transaction."""
-        cursor = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
-        tx = _dicts(cursor)[0]
-        samples = conn.execute(
-            "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
-            " AND measurand IN ('Energy.Active.Import.Register', 'Power.Active.Import') AND value_num IS NOT NULL"
-            " ORDER BY timestamp, id",
-            (transaction_id,),
-        ).fetchall()
-        try:
-            result = settle(tx, samples)
-        except Exception:
-            # A stop is always answered normally; a session that cannot be priced is kept for the operator.
-            log.exception("transaction %d could not be settled", transaction_id)
-            return _add_flag(flags, "settlement_failed"), (None, None)
-        if result.discrepancy_wh:
-            flags = _add_flag(flags, "meter_discrepancy")
-        owner = self._wallet_owner(conn, tx["id_tag"])
-        conn.execute(
-            "UPDATE transactions SET currency = ?, cost_items = ?, cost_total = ?, charging_seconds = ?,"
-            " idle_seconds = ?, meter_register_wh = ?, energy_discrepancy_wh = ?, wallet_id_tag = ?, flags = ?"
-            " WHERE id = ?",
-            (result.currency, result.items_json(), result.total, result.charging_seconds, result.idle_seconds,
-             result.register_wh, result.discrepancy_wh, owner, flags, transaction_id),
-        )
-        if owner is not None and result.total:
-            self._move(conn, owner, -result.total, result.currency, "charge", f"transaction {transaction_id}",
-                       transaction_id, now)
-        return flags, (result.total, result.currency)
-
-    @staticmethod
-    def _move(
-        conn: sqlite3.Connection,
-        id_tag: str,
-        amount: int,
-        currency: str,
-        kind: str,
-        reason: str | None,
-        transaction_id: int | None,
-        now: str,
-    ) -> int:
-        if conn.execute("UPDATE id_tags SET balance = balance + ? WHERE id_tag = ?", (amount, id_tag)).rowcount != 1:
-            raise StoreError(f"unknown id tag {id_tag}")
-        balance = conn.execute("SELECT balance FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
-        conn.execute(
-            "INSERT INTO ledger (id_tag, amount, currency, kind, transaction_id, reason, balance_after, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (id_tag, amount, currency, kind, transaction_id, reason, balance[0], now),
-        )
-        return int(balance[0])
-
-    def wallet_movement(
-        self, id_tag: str, amount: int, currency: str, kind: str, reason: str | None
-    ) -> asyncio.Future[tuple[str, int]]:
-        """Top-up, refund or adjustment of the wallet `id_tag` spends; returns (wallet, new balance)."""
-        now = now_iso()
-
-        def fn(conn: sqlite3.Connection) -> tuple[str, int]:
-            owner = self._wallet_owner(conn, id_tag)
-            if owner is None:
-                raise StoreError(f"unknown id tag {id_tag}")
-            return owner, self._move(conn, owner, amount, currency, kind, reason, None, now)
-
-        return self._write(fn)
+    # -- meter values (transactions, settlement and wallets: store/transactions.py) -------
 
     @staticmethod
     def _insert_samples(

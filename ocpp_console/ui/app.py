@@ -16,12 +16,13 @@ from ocpp_console import __version__
 from ocpp_console.csms import CentralSystem, CommandError
 from ocpp_console.csms.billing import format_money, to_minor
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
+from ocpp_console.csms.transactions import TransactionError, close_by_operator
 from ocpp_console.export import export_to_text
 from ocpp_console.runtime import settle_heap
 from ocpp_console.store import StoreError
 from ocpp_console.timeutil import utcnow
 from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, EXPORT_FORM, PASSWORD_FORM, WALLET_FORM, describe_result
-from ocpp_console.ui.live import LiveSite
+from ocpp_console.ui.live import LiveSite, fmt_kwh
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
 from ocpp_console.ui.screens.id_tags import IdTagsScreen
@@ -217,6 +218,34 @@ class ConsoleApp(App[None]):
             return
         self.notify(f"{charger_id} {'accepted' if approve else 'rejected'}", title="Registration")
 
+    # -- transactions ------------------------------------------------------------------
+
+    @work
+    async def close_transaction(self, transaction_id: int) -> None:
+        """Close a stuck transaction by hand, after a confirmation naming it."""
+        tx = self.live.running.get(transaction_id)
+        if tx is None:
+            self.notify(f"Transaction {transaction_id} is not running", severity="warning")
+            return
+        state = ("stale: its charger is offline or rebooted since it started" if self.live.is_stale(tx)
+                 else "its charger has not said that it ended")
+        message = (
+            f"Transaction {tx.id} on {tx.charger_id} connector {tx.connector_id} (id tag {tx.id_tag}): {state}.\n"
+            "It is closed with its last meter value and settled now; the charger is not told. If its "
+            "StopTransaction comes later, that replaces the closing and only the difference is settled."
+        )
+        title = f"Close transaction {tx.id} on {tx.charger_id} connector {tx.connector_id}?"
+        if not await self.push_screen_wait(ConfirmScreen(title, message, "Close it")):
+            self.notify("nothing was changed", title=f"Close transaction {tx.id} cancelled")
+            return
+        try:
+            closed = await close_by_operator(self.csms, tx.id)
+        except TransactionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        cost = format_money(closed.cost_total, closed.currency or self.csms.settings.currency)
+        self.notify(f"{fmt_kwh(closed.energy_wh)}, {cost}", title=f"Transaction {closed.transaction_id} closed")
+
     # -- id tags -----------------------------------------------------------------------
 
     @work
@@ -304,6 +333,10 @@ class ConsoleApp(App[None]):
                                 lambda: self.set_registration(charger_id, False))
             yield SystemCommand(f"Set password · {charger_id}", "HTTP Basic password (security profiles 1-2)",
                                 lambda: self.set_password(charger_id))
+        if isinstance(screen, TransactionsScreen) and (tx := screen.selected_running()) is not None:
+            yield SystemCommand(f"Close transaction {tx.id} · {tx.charger_id} #{tx.connector_id}",
+                                "Close a stuck transaction with its last meter value and settle it",
+                                lambda tx_id=tx.id: self.close_transaction(tx_id))
         yield SystemCommand("Add id tag", "Create a new id tag", lambda: self.edit_id_tag(None))
         yield SystemCommand("Export orders (CSV)", "Finished transactions with line items", lambda: self.export_csv("orders"))
         yield SystemCommand("Export ledger (CSV)", "Every wallet movement", lambda: self.export_csv("ledger"))

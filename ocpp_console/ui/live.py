@@ -16,6 +16,7 @@ from typing import Any
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
 from ocpp_console.csms.billing import Tariff, settle, timeline
+from ocpp_console.csms.transactions import is_stale
 from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
 POWER = "Power.Active.Import"
@@ -33,6 +34,7 @@ class ConnectorView:
     info: str | None = None
     power_w: float | None = None
     transaction_id: int | None = None
+    updated_at: str | None = None  # our time of its last status
 
 
 @dataclass
@@ -46,6 +48,7 @@ class ChargerView:
     last_seen: str | None = None
     has_password: bool = False
     note: str | None = None
+    last_boot: str | None = None  # our time of its last BootNotification
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
     version: int = 0  # bumped on every change, so screens redraw only the chargers that changed
 
@@ -79,6 +82,7 @@ class RunningTx:
     power_w: float | None = None
     soc: float | None = None
     tariff: Tariff | None = None
+    received: str = ""  # our time of its StartTransaction (the charger's clock is `started`)
 
     def cost_so_far(self) -> int | None:
         """The session priced as if it stopped now (minor units), from its tariff snapshot."""
@@ -140,14 +144,16 @@ class LiveSite:
                 last_seen=row["last_seen"],
                 has_password=row["password_hash"] is not None,
                 note=row["note"],
+                last_boot=row["last_boot"],
             )
         for row in await store.connectors():
             view = self.charger(row["charger_id"]).connector(row["connector_id"])
             view.status, view.error_code, view.info = row["status"], row["error_code"], row["info"]
+            view.updated_at = row["updated_at"]
         for row in await store.transactions(running=True):
             self.running[row["id"]] = RunningTx(
                 row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"],
-                tariff=Tariff.from_json(row["tariff"]) if row["tariff"] else None,
+                tariff=Tariff.from_json(row["tariff"]) if row["tariff"] else None, received=row["started_at"],
             )
             self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
         for sample in await store.latest_samples(list(self.running)):
@@ -207,11 +213,17 @@ class LiveSite:
         self._add_frame(e)
         self._bump("log")
 
+    def _bump_sessions_of(self, view: ChargerView | None) -> None:
+        """Whether a session is stale follows its charger's link, boots and statuses."""
+        if view is not None and any(c.transaction_id for c in view.connectors.values()):
+            self._bump("transactions")
+
     def _on_ChargerConnected(self, e: ev.ChargerConnected) -> None:
         view = self.charger(e.charger_id)
         view.connected = True
         view.last_seen = now_iso()
         self._bump("chargers")
+        self._bump_sessions_of(view)
 
     def _on_ChargerDisconnected(self, e: ev.ChargerDisconnected) -> None:
         view = self.chargers.get(e.charger_id)  # None: removed (from the shell) while it was connected
@@ -221,11 +233,13 @@ class LiveSite:
                 connector.power_w = None
         self._note(e.charger_id, f"disconnected (code {e.code})", "warning")
         self._bump("chargers")
+        self._bump_sessions_of(view)
 
     def _on_ChargerBooted(self, e: ev.ChargerBooted) -> None:
         view = self.charger(e.charger_id)
         view.registration, view.vendor, view.model, view.firmware = e.registration, e.vendor, e.model, e.firmware_version
-        view.last_seen = now_iso()
+        view.last_seen = view.last_boot = now_iso()
+        self._bump_sessions_of(view)
         level = "info" if e.registration == "Accepted" else "warning"
         self._note(e.charger_id, f"booted: {e.registration} ({e.vendor} {e.model}, fw {e.firmware_version})", level)
         self._bump("chargers")
@@ -240,6 +254,9 @@ class LiveSite:
         view.last_seen = now_iso()
         connector = view.connector(e.connector_id)
         connector.status, connector.error_code, connector.info = e.status, e.error_code, e.info
+        connector.updated_at = now_iso()
+        if connector.transaction_id:
+            self._bump("transactions")
         if e.status != "Charging":
             connector.power_w = None if e.status in ("Available", "Unavailable", "Faulted") else connector.power_w
         if e.status == "Faulted":
@@ -268,7 +285,7 @@ class LiveSite:
 
     def _on_TransactionStarted(self, e: ev.TransactionStarted) -> None:
         self.running[e.transaction_id] = RunningTx(
-            e.transaction_id, e.charger_id, e.connector_id, e.id_tag, 0, now_iso()
+            e.transaction_id, e.charger_id, e.connector_id, e.id_tag, 0, now_iso(), received=now_iso()
         )
         self.charger(e.charger_id).connector(e.connector_id).transaction_id = e.transaction_id
         self._note(e.charger_id, f"transaction {e.transaction_id} started on connector {e.connector_id} by {e.id_tag}")
@@ -282,23 +299,32 @@ class LiveSite:
         row = await self.csms.store.transaction(transaction_id)
         tx = self.running.get(transaction_id)
         if row is not None and tx is not None:
-            tx.meter_start, tx.started = row["meter_start"], row["start_timestamp"]
+            tx.meter_start, tx.started, tx.received = row["meter_start"], row["start_timestamp"], row["started_at"]
             tx.tariff = Tariff.from_json(row["tariff"]) if row["tariff"] else None
 
     def _on_TransactionStopped(self, e: ev.TransactionStopped) -> None:
         tx = self.running.pop(e.transaction_id, None)
         if tx is not None:
             connector = self.charger(tx.charger_id).connector(tx.connector_id)
-            connector.transaction_id = None
-            connector.power_w = None
+            if connector.transaction_id == tx.id:  # a superseding one may already have taken it
+                connector.transaction_id = None
+                connector.power_w = None
         if e.energy_wh is not None and e.energy_wh > 0:
             self.finished_today_wh += e.energy_wh
         if e.cost_total is not None and e.currency:
             self.revenue_today[e.currency] = self.revenue_today.get(e.currency, 0) + e.cost_total
         kwh = f"{(e.energy_wh or 0) / 1000:.2f} kWh" if e.energy_wh is not None else "unknown energy"
-        level = "info" if e.known else "warning"
-        self._note(e.charger_id, f"transaction {e.transaction_id} stopped ({e.reason}): {kwh}", level)
+        level = "info" if e.known and not e.closed_by else "warning"
+        verb = "closed" if e.closed_by else "stopped"
+        self._note(e.charger_id, f"transaction {e.transaction_id} {verb} ({e.reason}): {kwh}", level)
         self._bump("transactions", "chargers", "orders")
+
+    def _on_TransactionSettledAgain(self, e: ev.TransactionSettledAgain) -> None:
+        self.finished_today_wh += e.energy_delta_wh or 0
+        if e.cost_delta and e.currency:
+            self.revenue_today[e.currency] = self.revenue_today.get(e.currency, 0) + e.cost_delta
+        self._note(e.charger_id, f"transaction {e.transaction_id}: late StopTransaction, settled again", "warning")
+        self._bump("orders")
 
     def _on_ExternalChange(self, e: ev.ExternalChange) -> None:
         self._bump("tags")  # the id tags screen queries the store on each refresh
@@ -341,6 +367,16 @@ class LiveSite:
 
     # -- figures for the overview ---------------------------------------------------
 
+    def is_stale(self, tx: RunningTx) -> bool:
+        """An open transaction nothing says still runs: its charger offline, or rebooted since
+        without the connector back in session, or the connector Available since it started."""
+        view = self.chargers.get(tx.charger_id)
+        if view is None:
+            return True
+        connector = view.connectors.get(tx.connector_id)
+        status, updated = (connector.status, connector.updated_at) if connector else (None, None)
+        return is_stale(view.connected, view.last_boot, tx.received, status, updated)
+
     def power_now_kw(self) -> float:
         return sum(c.power_w for c in self.chargers.values() if c.connected) / 1000
 
@@ -362,6 +398,7 @@ class LiveSite:
             "faulted": sum(v.faulted for v in views),
             "pending": sum(v.registration == "Pending" for v in views),
             "sessions": len(self.running),
+            "stale": sum(self.is_stale(tx) for tx in self.running.values()),
         }
 
 

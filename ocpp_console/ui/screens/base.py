@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input
@@ -94,11 +93,13 @@ class FilterMixin:
     async def refilter(self) -> None:
         """Redraw after the filter changed."""
 
-    @on(Input.Changed, "#filter")
-    async def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        await self.refilter()
+    # Plain handler names, not @on: Textual collects @on handlers only from the dict of a class its
+    # metaclass builds, so on this mixin they were never called (the filter did nothing).
+    async def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            await self.refilter()
 
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one("SyncedTable").focus()  # type: ignore[attr-defined]
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one("SyncedTable").focus()  # type: ignore[attr-defined]

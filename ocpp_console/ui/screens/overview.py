@@ -64,6 +64,13 @@ class OverviewScreen(LiveScreen):
             return format_money(0, self.console.csms.settings.currency), ""
         return " + ".join(format_money(v, c) for c, v in sorted(revenue.items())), "bold"
 
+    @staticmethod
+    def _sessions(sessions: int, stale: int) -> tuple[str, str]:
+        """Open transactions, and how many of them nothing says still run (charger offline or rebooted)."""
+        if not stale:
+            return str(sessions), ""
+        return f"{sessions} · {stale} stale", "bold yellow"
+
     def on_resize(self) -> None:
         self.set_class(self.size.width < 140, "-narrow")
 
@@ -75,7 +82,7 @@ class OverviewScreen(LiveScreen):
             "t-charging": (str(counts["charging"]), "bold dodger_blue1" if counts["charging"] else ""),
             "t-faulted": (str(counts["faulted"]), "bold red" if counts["faulted"] else ""),
             "t-pending": (str(counts["pending"]), "bold yellow" if counts["pending"] else ""),
-            "t-sessions": (str(counts["sessions"]), ""),
+            "t-sessions": self._sessions(counts["sessions"], counts["stale"]),
             "t-power": (f"{self.live.power_now_kw():.1f} kW", "bold"),
             "t-energy": (fmt_kwh(self.live.energy_today_wh), ""),
             "t-revenue": self._revenue(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
@@ -14,7 +15,9 @@ from ocpp_console.ui.widgets.tables import SyncedTable
 RUNNING = [
     ("id", "Tx"), ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("start", "Started"),
     ("duration", "Duration"), ("energy", "Energy"), ("power", "Power"), ("soc", "SoC"), ("cost", "Cost"),
+    ("state", "State"),
 ]
+STALE = Text("stale", style="bold yellow")  # charger offline or rebooted since: `c` closes it
 ORDERS = [
     ("id", "Tx"), ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("start", "Start"), ("stop", "Stop"),
     ("meter", "Meter start→stop"), ("energy", "Energy"), ("duration", "Duration"), ("reason", "Reason"), ("cost", "Cost"),
@@ -27,13 +30,14 @@ class TransactionsScreen(FilterMixin, LiveScreen):
     BINDINGS = [
         Binding("enter", "open", "Order detail"),
         Binding("x", "stop", "Stop"),
+        Binding("c", "close", "Close"),
         Binding("e", "export", "Export CSV"),
         *FilterMixin.FILTER_BINDINGS,
     ]
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: charger, id tag, reason ...", id="filter", classes="filter")
+        yield Input(placeholder="filter: charger, id tag, reason, stale ...", id="filter", classes="filter")
         with TabbedContent(id="tx-tabs"):
             with TabPane("Running", id="tab-running"):
                 yield SyncedTable(RUNNING, id="running")
@@ -50,16 +54,17 @@ class TransactionsScreen(FilterMixin, LiveScreen):
     async def refresh_data(self) -> None:
         running = {}
         for tx in sorted(self.live.running.values(), key=lambda t: t.id, reverse=True):
-            if not self.matches(tx.id, tx.charger_id, tx.id_tag):
+            stale = self.live.is_stale(tx)
+            if not self.matches(tx.id, tx.charger_id, tx.id_tag, "stale" if stale else ""):
                 continue
             age = duration_minutes(tx.started)
-            key = (tx.energy_wh, tx.power_w, tx.soc, age, tx.tariff is not None)
+            key = (tx.energy_wh, tx.power_w, tx.soc, age, tx.tariff is not None, stale)
             cached = self._running_cache.get(tx.id)
             if cached is None or cached[0] != key:  # pricing 500 sessions 4 times a second is not free
                 cached = (key, (
                     str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
                     age, fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
-                    "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx),
+                    "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx), STALE if stale else "",
                 ))
                 self._running_cache[tx.id] = cached
             running[tx.id] = cached[1]
@@ -112,9 +117,19 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         self.console.export_csv("orders")
 
     def action_stop(self) -> None:
-        tx_id = self._selected()
-        tx = self.live.running.get(tx_id) if tx_id is not None else None
+        tx = self.selected_running()
         if tx is None:
             self.notify("Select a running transaction to stop", severity="warning")
             return
         self.console.start_action(tx.charger_id, "remote_stop", {"transaction_id": tx.id, "connector_id": tx.connector_id})
+
+    def selected_running(self) -> RunningTx | None:
+        tx_id = self._selected()
+        return self.live.running.get(tx_id) if tx_id is not None else None
+
+    def action_close(self) -> None:
+        tx = self.selected_running()
+        if tx is None:
+            self.notify("Select a running transaction to close", severity="warning")
+            return
+        self.console.close_transaction(tx.id)
