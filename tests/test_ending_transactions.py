@@ -305,7 +305,7 @@ async def test_operator_closes_a_stuck_transaction_through_the_api(settings_fact
         api = ApiServer(system)
         await api.start()
         try:
-            async with aiohttp.ClientSession(api.url) as http:
+            async with aiohttp.ClientSession(api.url, headers={"Authorization": f"Bearer {api.token}"}) as http:
                 async with http.post(f"/api/transactions/{tx}/close", json={}) as response:
                     assert response.status == 200
                     order = await response.json()

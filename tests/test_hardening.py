@@ -89,6 +89,7 @@ async def test_a_stop_with_an_out_of_range_transaction_id_is_answered_and_flagge
         await still_usable(ws)
     (kept,) = await csms.store.unknown_stops("CP-STOP")
     assert kept["transaction_id"] == 0 and kept["meter_stop"] == 0  # no transaction of ours has id 0
+    assert "transaction_id_out_of_range" in kept["flags"].split(",")
     assert float(json.loads(kept["payload"])["transactionId"]) == float(value)  # the charger's number, kept
 
 

@@ -280,6 +280,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE transactions ADD COLUMN closed_stop TEXT;   -- JSON: our stop and cost, replaced by a late stop
     ALTER TABLE transactions ADD COLUMN late_stop_at TEXT;  -- when the charger's own StopTransaction came
     CREATE INDEX transactions_open ON transactions(charger_id, connector_id) WHERE stopped_at IS NULL;
+    -- what was odd about a stop for a transaction we never started (e.g. an id beyond 32 bits)
+    ALTER TABLE unknown_stops ADD COLUMN flags TEXT NOT NULL DEFAULT '';
     """,
 ]
 

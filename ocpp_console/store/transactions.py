@@ -278,8 +278,9 @@ class TransactionsMixin:
                 if not dup:
                     conn.execute(
                         "INSERT INTO unknown_stops (charger_id, transaction_id, meter_stop, stop_timestamp,"
-                        " stop_reason, id_tag, received_at, payload) VALUES (?,?,?,?,?,?,?,?)",
-                        (charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, now, payload_json),
+                        " stop_reason, id_tag, received_at, payload, flags) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, now, payload_json,
+                         ",".join(sorted(flags))),
                     )
                     self._insert_samples(conn, charger_id, 0, transaction_id, True, "StopTransaction", samples, now)
                 return StopResult("unknown", transaction_id, info, None, None, None, ("unknown_transaction",))
