@@ -23,7 +23,7 @@ from ocpp_console.csms.errors import InvalidCommand
 from ocpp_console.csms.security import FailureThrottle, hash_password
 from ocpp_console.settings import Settings
 from tests.clients import TestCharger
-from tests.conftest import charger
+from tests.conftest import charger, eventually
 from tests.test_security import _openssl, basic, boots, refused
 
 PASSWORD = "correct-horse-battery"
@@ -331,3 +331,35 @@ async def test_security_profile_from_import_files_and_the_api(
         assert (await system.store.charger("T-1"))["security_profile"] == 1
         # A raised profile takes effect at the next login: T-1 (profile 1) needs its password now.
         assert await refused(f"ws://127.0.0.1:{system.port}/T-1") == 401
+
+
+async def test_the_console_confirms_a_security_profile_change_first(csms: CentralSystem) -> None:
+    from textual.widgets import Input
+
+    from ocpp_console.ui.app import ConsoleApp
+    from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
+    from tests.test_ui import SIZE, cells, until
+
+    async with charger(csms, "CP-UI") as cp:
+        cp.config["securityprofile"] = ("0", False)
+        await cp.boot()
+        app = ConsoleApp(csms, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "CP-UI" in cells(app))
+            for answer in ("escape", "y"):
+                app.start_action("CP-UI", "change_config", {})
+                form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+                form.query_one("#f-key", Input).value = "securityprofile"  # any letter case is the same key
+                form.query_one("#f-value", Input).value = "1"
+                await pilot.press("enter")
+                confirm = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen)
+                assert "refused below profile 1" in confirm.message and "--security-profile" in confirm.message
+                await pilot.press(answer)
+                if answer == "escape":
+                    await until(pilot, lambda: any("nothing was sent" in str(n.message) for n in app._notifications))
+                    assert not [r for r in cp.received if r[0] == "ChangeConfiguration"]
+            await eventually(lambda: any("Accepted" in str(n.message) for n in app._notifications))
+        assert [r for r in cp.received if r[0] == "ChangeConfiguration"] == [
+            ("ChangeConfiguration", {"key": "securityprofile", "value": "1"})]
+        assert (await csms.store.charger("CP-UI"))["security_profile"] == 1
