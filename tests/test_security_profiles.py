@@ -192,6 +192,7 @@ async def test_two_authorization_headers_are_a_bad_request(settings_factory: Cal
 
 async def test_debug_log_masks_the_basic_header(settings_factory: Callable[..., Settings], caplog: Any) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="ocpp_console.websockets")  # as --log-level DEBUG leaves it
     async with CentralSystem(settings_factory(security_profile=1)) as system:
         await system.store.set_password("CP-D", hash_password(PASSWORD))
         header = basic("CP-D", PASSWORD)
