@@ -124,6 +124,10 @@ def add_provision_parsers(sub: Any) -> None:
     add.add_argument("charger_id", metavar="ID", help="the charge point id, as in ws://host:port/ID")
     add.add_argument("--password", type=_provision_arg("check_charger_password"), default=None,
                      help="its password for HTTP Basic (AuthorizationKey, 16-40 characters), stored hashed")
+    add.add_argument("--security-profile", type=_provision_arg("check_security_profile"), default=None, metavar="N",
+                     dest="profile",  # not the setting security_profile (the listener minimum)
+                     help="the lowest security profile (0-3) it is let in with, whatever the listener allows; "
+                     "lower it to let back in a charger whose profile was raised beyond what it can do")
     add.add_argument("--note", default=None, help="a note for the operator (\"\" clears it)")
     _add_db_arguments(add)
     listing = actions.add_parser("list", help="list the chargers", description="List the chargers in the database.")
@@ -264,8 +268,9 @@ async def _set_password(store: Any, args: argparse.Namespace, password: str) -> 
 async def _chargers_add(store: Any, settings: Settings, args: argparse.Namespace) -> int:
     from ocpp_console import provision
 
-    info = await provision.add_charger(store, args.charger_id, args.password, args.note)
-    print(f"charger {info.id}: {info.registration}, password {'set' if info.password else 'none'}", file=sys.stderr)
+    info = await provision.add_charger(store, args.charger_id, args.password, args.note, args.profile)
+    print(f"charger {info.id}: {info.registration}, password {'set' if info.password else 'none'}, "
+          f"security profile {info.security_profile}", file=sys.stderr)
     return 0
 
 
@@ -277,11 +282,13 @@ async def _chargers_list(store: Any, settings: Settings, args: argparse.Namespac
         print(json.dumps([c.to_json() for c in chargers], indent=2))
         return 0
     rows = [
-        (c.id, c.registration, "yes" if c.password else "no", "yes" if c.connected else "no",
+        (c.id, c.registration, "yes" if c.password else "no", str(c.security_profile), "yes" if c.connected else "no",
          " ".join(p for p in (c.vendor, c.model) if p) or "-", _local_time(c.last_seen) or "never", c.note or "")
         for c in chargers
     ]
-    sys.stdout.write(_table(("ID", "REGISTRATION", "PASSWORD", "CONNECTED", "VENDOR/MODEL", "LAST SEEN", "NOTE"), rows))
+    sys.stdout.write(_table(
+        ("ID", "REGISTRATION", "PASSWORD", "PROFILE", "CONNECTED", "VENDOR/MODEL", "LAST SEEN", "NOTE"), rows
+    ))
     return 0
 
 

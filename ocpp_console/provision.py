@@ -46,10 +46,10 @@ MAX_ID_TAG = 20  # OCPP 1.6 IdToken is a CiString20
 # ConcurrentTx is an answer about a running session, never a tag's provisioned state.
 TAG_STATUSES = tuple(s.value for s in AuthorizationStatus if s != AuthorizationStatus.concurrent_tx)
 DECIMAL_KEYS = ("price_per_kwh", "price_per_minute", "idle_price_per_minute", "idle_grace_minutes", "session_fee")
-CHARGER_KEYS = ("id", "password", "note")
+CHARGER_KEYS = ("id", "password", "security_profile", "note")
 TAG_KEYS = ("id_tag", "status", "expiry", "parent", "balance", "note")
-CSV_COLUMNS = ("kind", "id", "password", "status", "expiry", "parent", "balance", "note", *TARIFF_KEYS)
-CSV_KINDS = {"charger": ("password", "note"), "tag": ("status", "expiry", "parent", "balance", "note"),
+CSV_COLUMNS = ("kind", "id", "password", "security_profile", "status", "expiry", "parent", "balance", "note", *TARIFF_KEYS)
+CSV_KINDS = {"charger": ("password", "security_profile", "note"), "tag": ("status", "expiry", "parent", "balance", "note"),
              "tariff": TARIFF_KEYS}
 
 
@@ -70,16 +70,17 @@ class ChargerInfo:
     model: str | None
     last_seen: str | None
     note: str | None
+    security_profile: int = 0
 
     @classmethod
     def from_row(cls, row: Row) -> ChargerInfo:
         return cls(row["id"], row["registration"], row["password_hash"] is not None, bool(row["connected"]),
-                   row["vendor"], row["model"], row["last_seen"], row["note"])
+                   row["vendor"], row["model"], row["last_seen"], row["note"], row["security_profile"])
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "registration": self.registration, "password": self.password,
-                "connected": self.connected, "vendor": self.vendor, "model": self.model,
-                "last_seen": self.last_seen, "note": self.note}
+                "security_profile": self.security_profile, "connected": self.connected, "vendor": self.vendor,
+                "model": self.model, "last_seen": self.last_seen, "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,15 @@ def check_charger_password(value: Any) -> str:
         check_password(value)
     except PasswordError as exc:
         raise ProvisionError(str(exc)) from None
+    return value
+
+
+def check_security_profile(value: Any) -> int:
+    """A charger's own security profile, 0-3 (as a number or its text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
+        raise ProvisionError(f"security profile {value!r}: 0, 1, 2 or 3")
     return value
 
 
@@ -262,13 +272,19 @@ def _optional_text(value: Any, what: str) -> str | None:
 # -- chargers ----------------------------------------------------------------------------------
 
 
-async def add_charger(store: Store, charger_id: str, password: str | None = None, note: str | None = None) -> ChargerInfo:
+async def add_charger(
+    store: Store, charger_id: str, password: str | None = None, note: str | None = None,
+    security_profile: int | str | None = None,
+) -> ChargerInfo:
     """Provision a charger (registration Accepted); an existing one is updated and keeps what is
-    not given. The password is stored as a salted hash only."""
+    not given. The password is stored as a salted hash only. The security profile is the lowest
+    the charger is let in with, set as given: lowering it is how an operator lets a charger back
+    in whose profile was raised beyond what it can do."""
     spec = ChargerSpec(
         check_charger_id(charger_id),
         await _hash(check_charger_password(password)) if password is not None else None,
         _optional_text(note, "note"),
+        check_security_profile(security_profile) if security_profile is not None else None,
     )
     await _provision(store, chargers=[spec])
     return await _charger_info(store, spec.id)
@@ -504,7 +520,7 @@ async def _check_plan(
     store: Store, plan: _Plan, currency: str
 ) -> tuple[list[ChargerSpec], list[TagSpec], list[TariffSpec]]:
     """Every entry checked before any is written; passwords hashed last (scrypt is slow on purpose)."""
-    chargers: list[tuple[str, str, str | None, str | None]] = []
+    chargers: list[tuple[str, str, str | None, str | None, int | None]] = []
     seen: dict[tuple[str, str], str] = {}
 
     def once(kind: str, key: str, where: str) -> None:
@@ -516,8 +532,10 @@ async def _check_plan(
         try:
             charger_id = check_charger_id(entry.get("id"))
             password = entry.get("password")
+            profile = entry.get("security_profile")
             chargers.append((where, charger_id, check_charger_password(password) if password is not None else None,
-                             _optional_text(entry.get("note"), "note")))
+                             _optional_text(entry.get("note"), "note"),
+                             check_security_profile(profile) if profile is not None else None))
         except ProvisionError as exc:
             raise ProvisionError(f"{where}: {exc}") from None
         once("charger", charger_id, where)
@@ -546,8 +564,8 @@ async def _check_plan(
             raise ProvisionError(f"{where}: {exc}") from None
         once("tariff", scope, where)
     charger_specs = [
-        ChargerSpec(charger_id, await _hash(password) if password is not None else None, note)
-        for _, charger_id, password, note in chargers
+        ChargerSpec(charger_id, await _hash(password) if password is not None else None, note, profile)
+        for _, charger_id, password, note, profile in chargers
     ]
     return charger_specs, [spec for _, spec in tags], tariffs
 

@@ -48,7 +48,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCPP_CONSOLE_", extra="forbid")
 
     host: str = Field("0.0.0.0", description="Address the central system listens on.")
-    port: int = Field(9000, ge=0, le=65535, description="WebSocket port chargers connect to (0: any free port).")
+    port: int = Field(
+        9000, ge=0, le=65535,
+        description="WebSocket port chargers connect to: ws:// without --tls-cert, wss:// with it (0: any free port).",
+    )
+    plain_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="With --tls-cert: also a plain ws:// port for chargers at profiles 0-1 (0: any free port).",
+    )
     db: Path = Field(default_factory=default_db_path, description="SQLite database file.")
     heartbeat_interval: int = Field(
         300, ge=1, description="Heartbeat interval (s) sent to chargers in BootNotification.conf."
@@ -84,12 +91,16 @@ class Settings(BaseSettings):
     # -- security and limits --
     security_profile: int = Field(
         0, ge=0, le=3,
-        description="Minimum OCPP security profile: 0 none (a charger with a password must still give it), "
-        "1 Basic auth, 2 Basic auth over TLS, 3 TLS client certificates.",
+        description="Minimum OCPP security profile of every charger (a charger's own stored profile may be "
+        "higher): 0 none (a charger with a password must still give it), 1 Basic auth, 2 Basic auth over TLS, "
+        "3 TLS client certificates.",
     )
     tls_cert: Path | None = Field(None, description="Server certificate (PEM) for wss://; needed for profiles 2-3.")
     tls_key: Path | None = Field(None, description="Private key (PEM) of the server certificate.")
-    tls_ca: Path | None = Field(None, description="CA (PEM) that signs charger certificates (profile 3).")
+    tls_ca: Path | None = Field(
+        None, description="CA (PEM) that signs charger certificates (profile 3): the TLS port then asks every "
+        "charger for a certificate, optional at the TLS level.",
+    )
     tls_client_org: str | None = Field(
         None, description="Profile 3: the O (organisation) charger certificates must carry."
     )
@@ -185,6 +196,15 @@ class Settings(BaseSettings):
             raise ValueError("security profile 3 needs --tls-ca (the CA of the charger certificates)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
+        if self.plain_port is not None:
+            if not self.tls_cert:
+                raise ValueError("--plain-port goes with --tls-cert: without TLS, --port is plain ws:// already")
+            if self.security_profile >= 2:
+                raise ValueError(
+                    f"--plain-port serves profiles 0-1, but --security-profile {self.security_profile} refuses them all"
+                )
+            if self.plain_port == self.port and self.port != 0:
+                raise ValueError(f"--plain-port and --port are both {self.port}")
         if self.api_port is not None and not is_loopback(self.api_host) and not self.api_token:
             raise ValueError(f"the HTTP API on {self.api_host} (not loopback) needs --api-token")
         return self

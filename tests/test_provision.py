@@ -219,15 +219,16 @@ def _cli(tmp_path: Path) -> Callable[..., Shell]:
 def test_lists_as_aligned_text_and_as_json(tmp_path: Path) -> None:
     cli = _cli(tmp_path)
     assert cli("chargers", "add", "CP-1", "--password", PASSWORD, "--note", "bay 1").code == 0
-    assert cli("chargers", "add", "CP-LONGER-ID").code == 0
+    assert cli("chargers", "add", "CP-LONGER-ID", "--security-profile", "2").code == 0
     assert cli("tags", "add", "FLEET", "--balance", "25.00", "--note", "ACME").code == 0
     assert cli("tags", "add", "CAR-7", "--parent", "FLEET", "--expiry", "2030-06-30T12:00Z").code == 0
 
     text = cli("chargers", "list").out.splitlines()
-    assert text[0].split() == ["ID", "REGISTRATION", "PASSWORD", "CONNECTED", "VENDOR/MODEL", "LAST", "SEEN", "NOTE"]
-    assert [line.split()[:4] for line in text[1:]] == [["CP-1", "Accepted", "yes", "no"],
-                                                       ["CP-LONGER-ID", "Accepted", "no", "no"]]
-    for column, value in (("REGISTRATION", "Accepted"), ("PASSWORD", "yes"), ("NOTE", "bay 1")):
+    assert text[0].split() == ["ID", "REGISTRATION", "PASSWORD", "PROFILE", "CONNECTED", "VENDOR/MODEL", "LAST",
+                               "SEEN", "NOTE"]
+    assert [line.split()[:5] for line in text[1:]] == [["CP-1", "Accepted", "yes", "0", "no"],
+                                                       ["CP-LONGER-ID", "Accepted", "no", "2", "no"]]
+    for column, value in (("REGISTRATION", "Accepted"), ("PASSWORD", "yes"), ("PROFILE", "0"), ("NOTE", "bay 1")):
         assert text[1].index(value) == text[0].index(column)  # aligned under its header
     assert text[2].index("no") == text[0].index("PASSWORD")
 
@@ -239,8 +240,9 @@ def test_lists_as_aligned_text_and_as_json(tmp_path: Path) -> None:
     assert car.index("EUR") == fleet.index("EUR")  # amounts right-aligned
 
     chargers = json.loads(cli("chargers", "list", "--json").out)
-    assert chargers[0] == {"id": "CP-1", "registration": "Accepted", "password": True, "connected": False,
-                           "vendor": None, "model": None, "last_seen": None, "note": "bay 1"}
+    assert chargers[0] == {"id": "CP-1", "registration": "Accepted", "password": True, "security_profile": 0,
+                           "connected": False, "vendor": None, "model": None, "last_seen": None, "note": "bay 1"}
+    assert chargers[1]["security_profile"] == 2
     by_tag = {t["id_tag"]: t for t in json.loads(cli("tags", "list", "--json").out)}
     assert by_tag["FLEET"] == {"id_tag": "FLEET", "status": "Accepted", "expiry": None, "parent": None,
                                "balance": "25.00", "currency": "EUR", "note": "ACME"}

@@ -111,6 +111,8 @@ RESOURCES: dict[str, Any] = {
         "firmware_version": _NULLABLE_STRING,
         "remote_address": _NULLABLE_STRING,
         "has_password": {"type": "boolean"},
+        "security_profile": {"type": "integer", "minimum": 0, "maximum": 3,
+                             "description": "the lowest OCPP security profile it is let in with"},
         "note": _NULLABLE_STRING,
         "first_seen": _TIME,
         "last_seen": _TIME,
@@ -168,6 +170,11 @@ RESOURCES: dict[str, Any] = {
         "properties": {
             "password": {"type": "string", "minLength": 16, "maxLength": 40},
             "note": {"type": "string", "nullable": True},
+            "security_profile": {
+                "type": "integer", "minimum": 0, "maximum": 3,
+                "description": "the lowest OCPP security profile (0-3) it is let in with, whatever the listener "
+                "allows; lowering it lets back in a charger whose profile was raised beyond what it can do",
+            },
             "registration": {"type": "string", "enum": ["Accepted", "Rejected"],
                              "description": "Accepted (the default) approves a pending charger"},
         },
@@ -292,7 +299,7 @@ def document() -> dict[str, Any]:
             **_one("get_charger", "Charger", "one charger", _CHARGER_ID),
             "put": {
                 "operationId": "put_charger", "tags": ["manage"],
-                "summary": "Provision, approve or reject a charger, or update its note or password",
+                "summary": "Provision, approve or reject a charger, or update its note, password or security profile",
                 "parameters": [_NEW_CHARGER_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChargerUpdate")}}},
                 "responses": {"200": _json(_ref("Charger"), "the charger as stored"),

@@ -38,6 +38,7 @@ def _charger(csms: CentralSystem, row: Row, connectors: list[Row]) -> dict[str, 
         "firmware_version": row["firmware_version"],
         "remote_address": row["remote_address"] if row["id"] in csms.sessions else None,
         "has_password": bool(row["password_hash"]),
+        "security_profile": row["security_profile"],
         "note": row["note"],
         "first_seen": row["first_seen"],
         "last_seen": row["last_seen"],
@@ -136,7 +137,8 @@ async def put_id_tag(csms: CentralSystem, tag: str, body: dict[str, Any]) -> Non
 
 async def put_charger(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
     """Provision (Accepted; a pending one connected is asked to boot again) or reject a charger."""
-    await provision.add_charger(csms.store, charger_id, password=body.get("password"), note=body.get("note"))
+    await provision.add_charger(csms.store, charger_id, password=body.get("password"), note=body.get("note"),
+                                security_profile=body.get("security_profile"))
     if body.get("registration") == RegistrationStatus.rejected:
         await csms.commands.reject(charger_id)
 

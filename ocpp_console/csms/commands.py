@@ -8,6 +8,7 @@ version, charging profiles) is stored too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
 
 log = logging.getLogger("ocpp_console.commands")
+
+
+def is_security_profile_key(key: str) -> bool:
+    """Configuration keys are CiStrings: securityprofile is the SecurityProfile."""
+    return key.strip().lower() == "securityprofile"
 
 
 def _as_payload(obj: Any) -> dict[str, Any]:
@@ -124,14 +130,49 @@ class Commands:
                 check_password(value)
             except PasswordError as exc:
                 raise InvalidCommand(f"AuthorizationKey: {exc}") from None
+        profile = self._security_profile(value) if is_security_profile_key(key) else None
         result = await self.send(charger_id, call.ChangeConfiguration(key=key, value=value))
+        if profile is not None:
+            await self._security_profile_changed(charger_id, profile, result.status)
         if result.status in (ConfigurationStatus.accepted, ConfigurationStatus.reboot_required):
             await self.store.set_configuration_value(charger_id, key, mask_value(key, value))
             if is_secret_key(key):
                 # Both keys are valid until the charger logs in with the new one (no lock-out if it
                 # reconnects with the old one first); Rejected or NotSupported keep the old key only.
-                await self.store.set_pending_password(charger_id, hash_password(value))
+                await self.store.set_pending_password(charger_id, await asyncio.to_thread(hash_password, value))
         return result
+
+    def _security_profile(self, value: str) -> int:
+        """The profile a SecurityProfile change asks for, if this central system can let the
+        charger in with it afterwards (else the change would lock the charger out)."""
+        text = value.strip()
+        if not (text.isdigit() and 0 <= int(text) <= 3):
+            raise InvalidCommand(f"SecurityProfile {value!r}: 0, 1, 2 or 3")
+        profile = int(text)
+        if profile > self.csms.highest_profile:
+            missing = ("a TLS port (--tls-cert, --tls-key)" if self.csms.highest_profile < 2
+                       else "a CA for client certificates (--tls-ca)")
+            raise InvalidCommand(
+                f"SecurityProfile {profile}: this central system has no {missing}, so the charger could not "
+                "connect again; nothing was sent"
+            )
+        return profile
+
+    async def _security_profile_changed(self, charger_id: str, profile: int, status: str) -> None:
+        """Only an Accepted change raises the stored profile: from then on the charger is refused
+        below it (the whitepaper forbids falling back). RebootRequired, Rejected or NotSupported
+        leave it, so the charger can still come back the way it came."""
+        if status != ConfigurationStatus.accepted:
+            log.info("%s: SecurityProfile %d answered %s: its stored profile stays", charger_id, profile, status)
+            return
+        stored = await self.store.raise_security_profile(charger_id, profile)
+        if stored is not None and stored > profile:
+            log.warning("%s: accepted SecurityProfile %d, but its stored profile stays %d (never lowered by a "
+                        "charger; `chargers add %s --security-profile N` lowers it)", charger_id, profile, stored,
+                        charger_id)
+        else:
+            log.info("%s: accepted SecurityProfile %d: from now on it is refused below profile %d",
+                     charger_id, profile, profile)
 
     async def get_configuration(self, charger_id: str, keys: list[str] | None = None) -> Any:
         result = await self.send(charger_id, call.GetConfiguration(key=keys or None))

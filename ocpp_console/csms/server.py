@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ocpp.v16.enums import MessageTrigger, RegistrationStatus
@@ -23,6 +27,9 @@ from ocpp_console.settings import Settings
 from ocpp_console.store import Store
 
 log = logging.getLogger("ocpp_console.server")
+# websockets logs handshake headers and frames here at DEBUG: the Basic header is masked first.
+_websockets_log = logging.getLogger("ocpp_console.websockets")
+_websockets_log.addFilter(security.MaskSecrets())
 
 SUBPROTOCOL = "ocpp1.6"
 MAX_ID_LENGTH = 48
@@ -53,10 +60,17 @@ class CentralSystem:
         self.sessions: dict[str, ChargerSession] = {}
         self.commands = Commands(self)
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
-        self._server: Server | None = None
+        self._servers: list[Server] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._throttle = security.FailureThrottle()
-        self.port: int | None = None
+        # scrypt takes ~50 ms of CPU on purpose: in worker threads, a few at a time, so that a storm
+        # of logins neither blocks the event loop the connected chargers share nor takes every core.
+        self._hashing = asyncio.Semaphore(max(1, min(4, (os.cpu_count() or 2) - 1)))
+        # What each accepted connection proved (security profile), from the handshake to its session.
+        self._achieved: weakref.WeakKeyDictionary[ServerConnection, int] = weakref.WeakKeyDictionary()
+        self.port: int | None = None  # the main port: wss:// with TLS files, else ws://
+        self.tls_port: int | None = None
+        self.plain_port: int | None = None  # ws:// beside the TLS port (settings.plain_port)
         # Tariffs stored in the database by scope ('*' the site, else a charger id): read for every
         # StartTransaction, so kept in memory and reloaded when another process changes the database.
         self.tariffs: dict[str, dict[str, str]] = {}
@@ -79,16 +93,48 @@ class CentralSystem:
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
         self.sweeper.start()
 
+    def _client_ca(self) -> Path | None:
+        """The CA whose charger certificates the TLS port accepts (profile 3); None: no client
+        certificates are asked for, so no charger reaches profile 3."""
+        return self.settings.tls_ca
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not (self.settings.tls_cert and self.settings.tls_key):
+            return None
+        return security.server_ssl_context(self.settings.tls_cert, self.settings.tls_key, self._client_ca())
+
+    @property
+    def highest_profile(self) -> int:
+        """The highest security profile a charger can reach on our listeners."""
+        if self.tls_port is None:
+            return 1
+        return 3 if self._client_ca() is not None else 2
+
     async def _listen(self) -> None:
-        tls = None
-        if self.settings.tls_cert and self.settings.tls_key:
-            tls = security.server_ssl_context(
-                self.settings.tls_cert, self.settings.tls_key, self.settings.tls_ca if self.settings.security_profile == 3 else None
-            )
-        self._server = await serve(
+        """One port: ws:// without TLS files, else wss:// (profiles 2 and 3 together, and 0-1 for
+        chargers whose profile allows it); with TLS, `plain_port` adds a ws:// port for 0-1."""
+        tls = self._tls_context()
+        main = await self._serve(self.settings.port, tls)
+        self.port = main
+        if tls is None:
+            log.info("central system listening on ws://%s:%d/<chargePointId> (minimum security profile %d)",
+                     self.settings.host, main, self.settings.security_profile)
+            return
+        self.tls_port = main
+        ca = self._client_ca()
+        log.info("central system listening on wss://%s:%d/<chargePointId> (minimum security profile %d; %s)",
+                 self.settings.host, main, self.settings.security_profile,
+                 f"client certificates from {ca} make profile 3" if ca else "no client certificates: profile 2 at most")
+        if self.settings.plain_port is not None:
+            self.plain_port = await self._serve(self.settings.plain_port, None)
+            log.info("central system also listening on ws://%s:%d/<chargePointId> (profiles 0-1 only)",
+                     self.settings.host, self.plain_port)
+
+    async def _serve(self, port: int, tls: ssl.SSLContext | None) -> int:
+        server = await serve(
             self._handle,
             self.settings.host,
-            self.settings.port,
+            port,
             ssl=tls,
             open_timeout=self.settings.handshake_timeout,
             subprotocols=[SUBPROTOCOL],
@@ -100,13 +146,10 @@ class CentralSystem:
             # A half-open peer never completes the closing handshake: don't wait longer for it
             # than for a pong, so a dead charger is offline after ping_interval + 2 * ping_timeout.
             close_timeout=min(10.0, self.settings.ping_timeout),
-            logger=logging.getLogger("ocpp_console.websockets"),
+            logger=_websockets_log,
         )
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
-        scheme = "wss" if tls else "ws"
-        log.info("central system listening on %s://%s:%d/<chargePointId> (security profile %d)",
-                 scheme, self.settings.host, self.port, self.settings.security_profile)
+        self._servers.append(server)
+        return next(iter(server.sockets)).getsockname()[1]
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop accepting, let calls already received be answered, close every connection with
@@ -118,8 +161,9 @@ class CentralSystem:
         await self.sweeper.stop()
         for task in list(self._followups):
             task.cancel()
-        if self._server is not None:
-            self._server.close(close_connections=False)
+        if self._servers:
+            for server in self._servers:
+                server.close(close_connections=False)
             sessions = list(self.sessions.values())
             if sessions:
                 drained = asyncio.gather(*(s.drain() for s in sessions))
@@ -131,8 +175,8 @@ class CentralSystem:
                 *(s._connection.close(code=1001, reason="central system shutting down") for s in sessions),
                 return_exceptions=True,
             )
-            await self._server.wait_closed()
-            self._server = None
+            await asyncio.gather(*(server.wait_closed() for server in self._servers))
+            self._servers = []
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.store.close()
@@ -220,6 +264,10 @@ class CentralSystem:
         if len(cp_id) > MAX_ID_LENGTH:
             log.warning("refused %s: charge point id longer than %d characters", address, MAX_ID_LENGTH)
             return connection.respond(HTTPStatus.BAD_REQUEST, "Charge point id too long\n")
+        for name in ("Authorization", "Upgrade"):
+            if len(request.headers.get_all(name)) > 1:  # which one counts is not defined: neither
+                log.warning("refused %s (%s): %s header given more than once", cp_id, address, name)
+                return connection.respond(HTTPStatus.BAD_REQUEST, f"One {name} header, not several\n")
         if request.headers.get("Upgrade") is None:
             return None  # let websockets answer a plain HTTP request
         if SUBPROTOCOL not in _offered_subprotocols(request):
@@ -232,41 +280,68 @@ class CentralSystem:
     async def _authenticate(
         self, connection: ServerConnection, request: Request, cp_id: str, address: str
     ) -> Response | None:
-        """Profile 3: the client certificate names the charger. Profiles 0-2: HTTP Basic with the
-        charger's password, required at profile 1+ and for any charger that has one."""
+        """Let a charger in at the security profile its connection proves, if that is at least its
+        own stored profile and the listener's minimum (never a fallback to a lower one):
+        0 plain without credentials, 1 plain with HTTP Basic, 2 TLS with HTTP Basic, 3 TLS with a
+        verified client certificate naming the charger. Refused: 403 when this kind of connection
+        cannot reach the profile (ws:// for 2, no certificate for 3) or the certificate names someone
+        else, 401 when the password is missing or wrong."""
+        stored, pending, own_profile = await self.store.login_record(cp_id)
+        required = max(own_profile, self.settings.security_profile)
+        ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
+        certificate = security.peer_certificate(ssl_object)
+        if certificate is not None:
+            wrong = certificate.names(cp_id, self.settings.tls_client_org)
+            if wrong is not None:  # a certificate for someone else is never downgraded to Basic
+                log.warning("refused %s (%s): client certificate refused: %s", cp_id, address, wrong)
+                return connection.respond(HTTPStatus.FORBIDDEN, "Client certificate does not match the charge point id\n")
+            return self._let_in(connection, cp_id, 3)
+        tls = ssl_object is not None
+        reachable = 2 if tls else 1
+        if required > reachable:
+            how = "a client certificate" if required == 3 else "wss:// (TLS)"
+            log.warning("refused %s (%s): security profile %d required (charger %d, listener minimum %d); "
+                        "this %s connection reaches %d at most: it needs %s",
+                        cp_id, address, required, own_profile, self.settings.security_profile,
+                        "TLS" if tls else "plain ws://", reachable, how)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"Security profile {required} required: connect with {how}\n")
+        if stored is None and pending is None and required == 0:
+            return self._let_in(connection, cp_id, 0)
+        return await self._check_password(connection, request, cp_id, address, stored, pending, reachable)
+
+    async def _check_password(
+        self, connection: ServerConnection, request: Request, cp_id: str, address: str,
+        stored: str | None, pending: str | None, profile: int,
+    ) -> Response | None:
         host = address.rsplit(":", 1)[0]
-        if self.settings.security_profile == 3:
-            ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
-            common_name, org = security.peer_common_name(ssl_object)
-            wanted_org = self.settings.tls_client_org
-            if common_name == cp_id and (wanted_org is None or org == wanted_org):
-                return None
-            log.warning("refused %s (%s): client certificate is for %r (O=%r)", cp_id, address, common_name, org)
-            return connection.respond(HTTPStatus.FORBIDDEN, "Client certificate does not match the charge point id\n")
-        stored, pending = await self.store.password_hashes(cp_id)
-        if stored is None and pending is None and self.settings.security_profile == 0:
-            return None
-        delay = self._throttle.delay(host)
+        delay = self._throttle.attempt(cp_id, host)
         if delay:
-            await asyncio.sleep(delay)  # slow down guessing from one address
+            await asyncio.sleep(delay)  # slow down guessing this charger's password
         credentials = security.parse_basic(request.headers.get("Authorization"))
         if credentials is not None and credentials[0] == cp_id.encode():
-            if pending is not None and security.verify_password(credentials[1], pending):
+            if pending is not None and await self._verify(credentials[1], pending):
                 # The charger uses the key it accepted by ChangeConfiguration: the old one is retired.
                 await self.store.promote_pending_password(cp_id)
                 log.info("%s: logged in with its new AuthorizationKey; the old one is no longer accepted", cp_id)
-                self._throttle.succeeded(host)
-                return None
-            if stored is not None and security.verify_password(credentials[1], stored):
-                self._throttle.succeeded(host)
-                return None
-        self._throttle.failed(host)
+                self._throttle.succeeded(cp_id, host)
+                return self._let_in(connection, cp_id, profile)
+            if stored is not None and await self._verify(credentials[1], stored):
+                self._throttle.succeeded(cp_id, host)
+                return self._let_in(connection, cp_id, profile)
         why = ("no credentials" if credentials is None
                else "no password set" if stored is None and pending is None else "wrong credentials")
         log.warning("authentication failed for %s from %s: %s", cp_id, address, why)
         response = connection.respond(HTTPStatus.UNAUTHORIZED, "Authentication required\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="ocpp-console", charset="UTF-8"'
         return response
+
+    async def _verify(self, password: bytes, stored: str) -> bool:
+        async with self._hashing:
+            return await asyncio.to_thread(security.verify_password, password, stored)
+
+    def _let_in(self, connection: ServerConnection, cp_id: str, profile: int) -> None:
+        self._achieved[connection] = profile
+        return None
 
     async def _handle(self, connection: ServerConnection) -> None:
         task = asyncio.current_task()
@@ -288,8 +363,9 @@ class CentralSystem:
             log.warning("%s: new connection from %s replaces the one from %s", cp_id, address, old.address)
             old.closing = True
             asyncio.ensure_future(old._connection.close(code=1000, reason="replaced by a new connection"))
+        session.security_profile = self._achieved.pop(connection, 0)
         session.registration = await self.store.set_connected(cp_id, True, address)
-        log.info("%s: connected from %s", cp_id, address)
+        log.info("%s: connected from %s (security profile %d)", cp_id, address, session.security_profile)
         self.events.publish(ev.ChargerConnected(cp_id, address))
         try:
             await session.start()

@@ -100,6 +100,7 @@ class ChargerSession(ChargePoint):
         self.settings = csms.settings
         self.address = address
         self.registration: str | None = None
+        self.security_profile = 0  # what this connection proved at the handshake (0-3)
         self.connected_at = time.monotonic()
         self._calls: asyncio.Queue[protocol.Message] = asyncio.Queue()
         self._inflight: dict[str, str] = {}  # uniqueId -> action of the charger's calls not yet answered

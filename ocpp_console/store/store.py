@@ -57,6 +57,7 @@ class ChargerSpec:
     id: str
     password_hash: str | None = None
     note: str | None = None
+    security_profile: int | None = None  # set as given, lower too: the operator's way back from a lock-out
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +311,28 @@ class Store(TransactionsMixin):
         )
         return (row["password_hash"], row["pending_password_hash"]) if row else (None, None)
 
+    async def login_record(self, charger_id: str) -> tuple[str | None, str | None, int]:
+        """(current password hash, pending password hash, stored security profile) of a charger;
+        an unknown one has no password and profile 0."""
+        row = await self._query_one(
+            "SELECT password_hash, pending_password_hash, security_profile FROM chargers WHERE id = ?", (charger_id,)
+        )
+        return (row["password_hash"], row["pending_password_hash"], row["security_profile"]) if row else (None, None, 0)
+
+    def raise_security_profile(self, charger_id: str, profile: int) -> asyncio.Future[int | None]:
+        """The charger accepted SecurityProfile = `profile`: from now on it is refused below it. Only
+        raised, never lowered by this (provisioning lowers it). The stored profile after, None if the
+        charger is unknown."""
+
+        def fn(conn: sqlite3.Connection) -> int | None:
+            conn.execute(
+                "UPDATE chargers SET security_profile = max(security_profile, ?) WHERE id = ?", (profile, charger_id)
+            )
+            row = conn.execute("SELECT security_profile FROM chargers WHERE id = ?", (charger_id,)).fetchone()
+            return None if row is None else row[0]
+
+        return self._write(fn)
+
     def set_pending_password(self, charger_id: str, password_hash: str) -> asyncio.Future[None]:
         return self._write(
             lambda conn: conn.execute(
@@ -444,6 +467,10 @@ class Store(TransactionsMixin):
                 conn.execute(
                     "UPDATE chargers SET password_hash = ?, pending_password_hash = NULL WHERE id = ?",
                     (spec.password_hash, spec.id),
+                )
+            if spec.security_profile is not None:
+                conn.execute(
+                    "UPDATE chargers SET security_profile = ? WHERE id = ?", (spec.security_profile, spec.id)
                 )
             added, updated = added + (not exists), updated + exists
         return added, updated

@@ -176,6 +176,28 @@ class ActionSpec:
     defaults: Callable[[dict[str, Any]], dict[str, str]] = field(default=lambda ctx: {})
 
 
+def lockout_warning(action: str, values: dict[str, Any]) -> str | None:
+    """What to confirm before a change that can lock a charger out (the key is a CiString)."""
+    if action != "change_config":
+        return None
+    key = str(values.get("key") or "").strip().lower()
+    if key == "securityprofile":
+        profile = str(values.get("value") or "").strip()
+        return (
+            f"Once the charger accepts SecurityProfile {profile}, it is refused below profile {profile}: it must "
+            "already trust our server certificate and use the wss:// address (profile 2), or hold a client "
+            "certificate from our CA (profile 3), or it cannot connect again.\n"
+            "The way back: ocpp-console chargers add ID --security-profile N (or the HTTP API), "
+            "and configure the charger on site."
+        )
+    if key == "authorizationkey":
+        return (
+            "The charger's password changes. Both keys are valid until it logs in with the new one; a charger "
+            "that stores it wrongly can no longer log in (set a new password with chargers set-password)."
+        )
+    return None
+
+
 def _now_plus(minutes: int) -> str:
     return (utcnow().astimezone() + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")
 

@@ -21,7 +21,15 @@ from ocpp_console.export import export_to_text
 from ocpp_console.runtime import settle_heap
 from ocpp_console.store import StoreError
 from ocpp_console.timeutil import utcnow
-from ocpp_console.ui.actions import ACTIONS, ACTIONS_BY_KEY, EXPORT_FORM, PASSWORD_FORM, WALLET_FORM, describe_result
+from ocpp_console.ui.actions import (
+    ACTIONS,
+    ACTIONS_BY_KEY,
+    EXPORT_FORM,
+    PASSWORD_FORM,
+    WALLET_FORM,
+    describe_result,
+    lockout_warning,
+)
 from ocpp_console.ui.live import LiveSite, fmt_kwh
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
@@ -193,6 +201,10 @@ class ConsoleApp(App[None]):
             if not await self.push_screen_wait(ConfirmScreen(f"{spec.title}?", message)):
                 self.notify(f"{spec.title} cancelled: nothing was sent", title=charger_id)
                 return
+        warning = lockout_warning(spec.key, values)
+        if warning and not await self.push_screen_wait(ConfirmScreen(f"{spec.title} on {charger_id}?", warning)):
+            self.notify(f"{spec.title} cancelled: nothing was sent", title=charger_id)
+            return
         try:
             result = await spec.run(self.csms.commands, charger_id, values)
         except CommandError as exc:
