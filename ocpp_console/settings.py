@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     tls_client_org: str | None = Field(
         None, description="Profile 3: the O (organisation) charger certificates must carry."
     )
+    # -- the operator CA (csms/ca.py): signs charger certificates (SignCertificate) --
+    ca_cert: Path | None = Field(
+        None, description="The site's own CA certificate (PEM) that signs charger certificates; "
+        "default: the built-in operator CA, made on first use in <database dir>/ca/.",
+    )
+    ca_key: Path | None = Field(None, description="Private key (PEM, not encrypted) of --ca-cert.")
+    certificate_days: int = Field(
+        365, ge=1, le=3650, description="Days a charger certificate signed by the operator CA is valid."
+    )
     max_connections: int = Field(10_000, ge=1, description="Simultaneous charger connections accepted.")
     handshake_timeout: float = Field(10.0, gt=0, description="Seconds a client has to complete the WebSocket upgrade.")
     max_calls_per_second: float = Field(
@@ -178,6 +187,12 @@ class Settings(BaseSettings):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.api_port is not None and not is_loopback(self.api_host) and not self.api_token:
             raise ValueError(f"the HTTP API on {self.api_host} (not loopback) needs --api-token")
+        return self
+
+    @model_validator(mode="after")
+    def _check_ca(self) -> Settings:
+        if bool(self.ca_cert) != bool(self.ca_key):
+            raise ValueError("--ca-cert and --ca-key go together")
         return self
 
     @field_validator("timezone")
