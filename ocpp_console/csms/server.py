@@ -15,6 +15,7 @@ from websockets.http11 import Request, Response
 
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import security
+from ocpp_console.csms.ca import OperatorCA
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.session import ChargerSession
@@ -60,6 +61,7 @@ class CentralSystem:
         self.tariffs: dict[str, dict[str, str]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
+        self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -304,6 +306,13 @@ class CentralSystem:
 
     def session(self, charger_id: str) -> ChargerSession | None:
         return self.sessions.get(charger_id)
+
+    async def operator_ca(self) -> OperatorCA:
+        """The CA that signs charger certificates: the site's (ca_cert/ca_key) or the built-in one,
+        made on first use beside the database. CAError if it cannot be read or made."""
+        if self._ca is None:
+            self._ca = await asyncio.to_thread(OperatorCA.load_or_create, self.settings)
+        return self._ca
 
 
 def _address(connection: ServerConnection) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Callable
 
@@ -97,6 +98,10 @@ class ChargerLink(ChargePoint):
 
     def _sync_statuses(self) -> None:
         """After (re)connecting: report what the central system may have missed."""
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """For a wss:// URL: how to verify the central system and which certificate to show."""
+        return None
 
     def _power_on(self) -> None:
         """After a reboot: reset what does not survive one."""
@@ -274,8 +279,10 @@ class ChargerLink(ChargePoint):
         if key and ":" not in self.id:  # HTTP Basic: user = charger id, password = AuthorizationKey
             headers["Authorization"] = build_authorization_basic(self.id, key)
         ping = float(self.config.get_int(Key.web_socket_ping_interval)) or None
+        tls = self._tls_context() if self.url.startswith("wss:") else None
         return await connect(
             self.url,
+            **({"ssl": tls} if tls is not None else {}),  # type: ignore[arg-type]
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             additional_headers=headers or None,
             open_timeout=min(self.options.call_timeout, 30.0),
