@@ -150,3 +150,49 @@ def test_server_certificate_for_wss(ca: OperatorCA, tmp_path: Path) -> None:
     assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     subprocess.run(["openssl", "verify", "-CAfile", str(ca.cert_path), "-purpose", "sslserver", "server.pem"],
                    cwd=tmp_path, check=True, capture_output=True)
+
+
+# -- `ocpp-console ca ...` -------------------------------------------------------------------------------
+
+
+async def test_ca_commands_show_the_ca_and_make_a_server_certificate_that_serves_wss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings_factory: Callable[..., Settings]
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from ocpp_console.cli import main
+    from ocpp_console.csms import CentralSystem
+
+    db = ["--db", str(tmp_path / "site.sqlite"), "--config", str(tmp_path / "none.toml")]
+    assert main(["ca", "show", *db]) == 0
+    shown = capsys.readouterr().out
+    assert f"certificate:  {tmp_path / 'ca' / 'operator-ca.pem'}" in shown
+    assert f"key:          {tmp_path / 'ca' / 'operator-ca.key'}" in shown
+    ca = OperatorCA.load_or_create(settings_factory(db=tmp_path / "site.sqlite"))
+    assert ca.fingerprint in shown and shown.endswith(ca.certificate_pem)
+    assert main(["ca", "show", "--pem", *db]) == 0
+    assert capsys.readouterr().out == ca.certificate_pem
+
+    assert main(["ca", "server-cert", "--host", "localhost", "--host", "127.0.0.1", *db]) == 0
+    cert, key = tmp_path / "tls" / "server.pem", tmp_path / "tls" / "server.key"
+    assert f"--tls-cert {cert} --tls-key {key}" in capsys.readouterr().out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert main(["ca", "server-cert", "--host", "localhost", *db]) == 1  # never overwritten by accident
+    assert "exists (--force replaces it)" in capsys.readouterr().err
+
+    # The files serve wss:// to a client that trusts only the operator CA, by name and by address.
+    settings = settings_factory(db=tmp_path / "site.sqlite", tls_cert=cert, tls_key=key)
+    async with CentralSystem(settings) as system:
+        trusting = ssl.create_default_context(cafile=str(ca.cert_path))
+        for host in ("localhost", "127.0.0.1"):
+            async with connect(f"wss://{host}:{system.port}/CP-1", subprotocols=["ocpp1.6"], ssl=trusting) as ws:
+                assert ws.subprotocol == "ocpp1.6"
+
+
+def test_ca_show_says_clearly_when_the_sites_ca_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ocpp_console.cli import main
+
+    code = main(["--ca-cert", str(tmp_path / "no.pem"), "--ca-key", str(tmp_path / "no.key"), "--config",
+                 str(tmp_path / "none.toml"), "ca", "show", "--db", str(tmp_path / "site.sqlite")])
+    assert code == 1
+    assert f"cannot read the CA certificate {tmp_path / 'no.pem'}" in capsys.readouterr().err
