@@ -24,7 +24,7 @@ from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso
 from ocpp_console.ui.actions import ACTIONS
 from ocpp_console.ui.app import ConsoleApp
-from ocpp_console.ui.live import local_time
+from ocpp_console.ui.live import LiveSite, local_time
 from ocpp_console.ui.screens.modals import ActionForm
 from tests.conftest import EventWaiter, raw_socket
 from tests.test_messages import BOOT, raw_call
@@ -141,12 +141,14 @@ async def test_wrong_csr_is_rejected_with_the_reason_kept(
 ) -> None:
     async with CentralSystem(settings_factory(tls_client_org=ORG)) as system:
         waiter = EventWaiter(system)
+        site = LiveSite(system)  # what the console's overview lists as latest events
         async with raw_socket(system, "CP-RAW") as ws:
             await raw_call(ws, "BootNotification", BOOT)
             answer = await raw_call(ws, "SignCertificate", {"csr": csr()})
             assert answer[2] == {"status": "Rejected"}
             refused = await waiter.wait_for(lambda e: isinstance(e, evs.CertificateRequestRefused))
             assert reason in refused.reason
+            assert any(reason in item.text and item.level == "warning" for item in site.feed)
             # The connection stays, and no CertificateSigned follows: the next frame is our answer.
             assert (await raw_call(ws, "Heartbeat", {}))[0] == 3
         notes = [n for n in await system.store.notifications("CP-RAW") if n["action"] == "SignCertificate"]
