@@ -86,7 +86,10 @@ class Settings(BaseSettings):
     )
     tls_cert: Path | None = Field(None, description="Server certificate (PEM) for wss://; needed for profiles 2-3.")
     tls_key: Path | None = Field(None, description="Private key (PEM) of the server certificate.")
-    tls_ca: Path | None = Field(None, description="CA (PEM) that signs charger certificates (profile 3).")
+    tls_ca: Path | None = Field(
+        None, description="CA certificate(s) (PEM) the TLS listener trusts for charger certificates (profile 3), "
+        "e.g. the operator CA's as `ocpp-console ca show` names it.",
+    )
     tls_client_org: str | None = Field(
         None, description="Profile 3: the O (organisation) charger certificates must carry."
     )
