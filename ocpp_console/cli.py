@@ -467,6 +467,85 @@ def run_call(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+# -- the operator CA (csms/ca.py): `ca show`, `ca server-cert` ----------------------------------------
+
+
+def add_ca_parser(sub: Any) -> None:
+    ca = sub.add_parser(
+        "ca", help="the operator CA that signs charger certificates",
+        description="The operator CA signs the certificates chargers ask for (SignCertificate, security profile 3): "
+        "the site's own (--ca-cert/--ca-key) or the built-in one, made on first use in <database dir>/ca/.",
+    )
+    actions = ca.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="where the CA's files are, its subject, validity and fingerprint, its PEM")
+    show.add_argument("--pem", action="store_true", help="print only the CA certificate (PEM)")
+    _add_db_arguments(show)
+    server = actions.add_parser(
+        "server-cert", help="write a server certificate and key signed by the CA, for --tls-cert/--tls-key",
+        description="Write a server certificate (chain) and its key, signed by the operator CA, so that the "
+        "central system serves wss:// to chargers that trust the CA (install it on them with InstallCertificate).",
+    )
+    server.add_argument("--host", dest="hosts", action="append", required=True, metavar="NAME",
+                        help="a DNS name or IP address chargers use to reach this server (repeat for more)")
+    server.add_argument("--cert", type=Path, default=None, metavar="PATH",
+                        help="certificate file (default <database dir>/tls/server.pem)")
+    server.add_argument("--key", type=Path, default=None, metavar="PATH",
+                        help="key file, written mode 0600 (default <database dir>/tls/server.key)")
+    server.add_argument("--force", action="store_true", help="replace files that exist")
+    _add_db_arguments(server)
+
+
+def run_ca(settings: Settings, args: argparse.Namespace) -> int:
+    """0 done; 1 the CA cannot be read or made, or a file exists (without --force)."""
+    import os
+
+    from ocpp_console.csms.ca import KEY_FILE, CAError, OperatorCA
+
+    try:
+        ca = OperatorCA.load_or_create(settings)
+    except (CAError, OSError) as exc:
+        print(f"ocpp-console ca: {exc}", file=sys.stderr)
+        return 1
+    if args.ca_command == "show":
+        if args.pem:
+            print(ca.certificate_pem, end="")
+            return 0
+        key = ca.cert_path.with_name(KEY_FILE) if ca.builtin else settings.ca_key
+        org = settings.tls_client_org
+        source = "built-in" if ca.builtin else "the site's own (ca_cert, ca_key)"
+        print(f"operator CA:  {source}")
+        print(f"certificate:  {ca.cert_path}")
+        print(f"key:          {key}")
+        print(f"subject:      {ca.certificate.subject.rfc4514_string()}")
+        print(f"valid until:  {ca.certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+        print(f"SHA-256:      {ca.fingerprint}")
+        print(f"CSRs need:    CN = the charger id, O = {org!r} (tls_client_org)" if org else
+              "CSRs need:    CN = the charger id, one O (any: tls_client_org is not set)")
+        print(f"certificates: valid {settings.certificate_days} days (certificate_days)")
+        print(ca.certificate_pem, end="")
+        return 0
+    tls_dir = settings.db.expanduser().resolve().parent / "tls"
+    cert_path, key_path = args.cert or tls_dir / "server.pem", args.key or tls_dir / "server.key"
+    existing = [p for p in (cert_path, key_path) if p.exists()]
+    if existing and not args.force:
+        print(f"ocpp-console ca: {existing[0]} exists (--force replaces it)", file=sys.stderr)
+        return 1
+    try:
+        chain, key_pem = ca.issue_server_certificate(args.hosts)
+        for path in (cert_path, key_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.unlink(missing_ok=True)
+        with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(key_pem)
+        cert_path.write_text(chain)
+    except (OSError, ValueError) as exc:
+        print(f"ocpp-console ca: {exc}", file=sys.stderr)
+        return 1
+    print(f"server certificate for {', '.join(args.hosts)} signed by {ca.certificate.subject.rfc4514_string()}")
+    print(f"  --tls-cert {cert_path} --tls-key {key_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocpp-console",
@@ -490,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_arguments(simulate)
     add_provision_parsers(sub)
     add_call_parser(sub)
+    add_ca_parser(sub)
     export = sub.add_parser(
         "export", help="write orders or wallet movements as CSV",
         description="Write finished transactions (orders) or wallet movements (ledger) as CSV with a header row.",
@@ -630,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_call(settings, args)
         if command == "export":
             return asyncio.run(run_export(settings, args))
+        if command == "ca":
+            return run_ca(settings, args)
         if command in PROVISION_COMMANDS:
             return asyncio.run(run_provision(settings, args))
         if command == "serve":

@@ -8,6 +8,7 @@ module of its own, below csms and store alike, so that the store can use it too.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -65,3 +66,24 @@ def mask_frame(raw: str, action: str | None) -> str:
         return raw
     frame[at] = masked
     return orjson.dumps(frame).decode()
+
+
+# -- the secrets websockets would log at DEBUG --------------------------------------------------
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+
+class MaskSecrets(logging.Filter):
+    """websockets logs every handshake header and frame at DEBUG: the Basic header (the charger's
+    password in base64) and a frame carrying an AuthorizationKey are masked before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or not args:
+            return True
+        if record.msg in ("< %s: %s", "> %s: %s") and len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
+            scheme = str(args[1]).split(" ", 1)[0]
+            record.args = (args[0], f"{scheme} ********")
+        elif record.msg in ("< %s", "> %s") and any(k in str(args[0]).lower() for k in SECRET_KEYS):
+            record.args = ("<frame with an AuthorizationKey, not logged>",)
+        return True

@@ -98,11 +98,20 @@ class Settings(BaseSettings):
     tls_cert: Path | None = Field(None, description="Server certificate (PEM) for wss://; needed for profiles 2-3.")
     tls_key: Path | None = Field(None, description="Private key (PEM) of the server certificate.")
     tls_ca: Path | None = Field(
-        None, description="CA (PEM) that signs charger certificates (profile 3): the TLS port then asks every "
-        "charger for a certificate, optional at the TLS level.",
+        None, description="CA certificate(s) (PEM) the TLS listener trusts for charger certificates (profile 3); "
+        "the TLS port then asks every charger for a certificate, optional at the TLS level (default: the operator CA).",
     )
     tls_client_org: str | None = Field(
         None, description="Profile 3: the O (organisation) charger certificates must carry."
+    )
+    # -- the operator CA (csms/ca.py): signs charger certificates (SignCertificate) --
+    ca_cert: Path | None = Field(
+        None, description="The site's own CA certificate (PEM) that signs charger certificates; "
+        "default: the built-in operator CA, made on first use in <database dir>/ca/.",
+    )
+    ca_key: Path | None = Field(None, description="Private key (PEM, not encrypted) of --ca-cert.")
+    certificate_days: int = Field(
+        365, ge=1, le=3650, description="Days a charger certificate signed by the operator CA is valid."
     )
     max_connections: int = Field(10_000, ge=1, description="Simultaneous charger connections accepted.")
     handshake_timeout: float = Field(10.0, gt=0, description="Seconds a client has to complete the WebSocket upgrade.")
@@ -192,8 +201,6 @@ class Settings(BaseSettings):
     def _check_tls(self) -> Settings:
         if self.security_profile >= 2 and not (self.tls_cert and self.tls_key):
             raise ValueError(f"security profile {self.security_profile} needs --tls-cert and --tls-key")
-        if self.security_profile == 3 and not self.tls_ca:
-            raise ValueError("security profile 3 needs --tls-ca (the CA of the charger certificates)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.plain_port is not None:
@@ -207,6 +214,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"--plain-port and --port are both {self.port}")
         if self.api_port is not None and not is_loopback(self.api_host) and not self.api_token:
             raise ValueError(f"the HTTP API on {self.api_host} (not loopback) needs --api-token")
+        return self
+
+    @model_validator(mode="after")
+    def _check_ca(self) -> Settings:
+        if bool(self.ca_cert) != bool(self.ca_key):
+            raise ValueError("--ca-cert and --ca-key go together")
         return self
 
     @field_validator("timezone")

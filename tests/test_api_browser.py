@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from ocpp_console.api import ApiServer

@@ -167,8 +167,9 @@ def test_profiles_2_and_3_need_certificates(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="needs --tls-cert"):
         load_settings(tmp_path / "none.toml", security_profile=2)
-    with pytest.raises(ValidationError, match="needs --tls-ca"):
-        load_settings(tmp_path / "none.toml", security_profile=3, tls_cert=tmp_path / "c", tls_key=tmp_path / "k")
+    # Profile 3 needs no --tls-ca: the TLS port then trusts the operator CA.
+    settings = load_settings(tmp_path / "none.toml", security_profile=3, tls_cert=tmp_path / "c", tls_key=tmp_path / "k")
+    assert settings.tls_ca is None
 
 
 async def test_password_set_from_the_console(settings_factory: Any) -> None:

@@ -171,14 +171,26 @@ async def test_certificates_installed_listed_and_deleted(csms: CentralSystem, wa
 
 async def test_certificate_signed(csms: CentralSystem, waiter: EventWaiter) -> None:
     async with running(base_url(csms), "SIM-SIGNED") as charger:
-        chain = CENTRAL_ROOT + MANUFACTURER_ROOT
-        result = await csms.commands.certificate_signed("SIM-SIGNED", chain)
+        ca = await csms.operator_ca()
+        signed = ca.sign_csr(charger.certificates.csr("SIM-SIGNED", "ocpp-console"), "SIM-SIGNED")
+        result = await csms.commands.certificate_signed("SIM-SIGNED", signed.chain_pem)
         assert result.status == CertificateSignedStatus.accepted
-        assert charger.certificates.charge_point_chain == chain
+        assert charger.certificates.charge_point_chain == signed.chain_pem
+        row = await csms.store.charger("SIM-SIGNED")
+        assert (row["certificate_serial"], row["certificate_expiry"]) == (signed.serial_hex, iso(signed.not_after))
+        # Certificates for someone else's key, or no certificate at all: Rejected, and reported as a
+        # security event; the charger keeps its own, and so does the central system's record.
+        reported = fresh(waiter)
+        refused = await csms.commands.certificate_signed("SIM-SIGNED", CENTRAL_ROOT + MANUFACTURER_ROOT)
+        assert refused.status == CertificateSignedStatus.rejected
+        await reported(notification("SecurityEventNotification", "InvalidChargePointCertificate"))
+        reported = fresh(waiter)
         refused = await csms.commands.certificate_signed("SIM-SIGNED", "-----BEGIN CERTIFICATE-----")
         assert refused.status == CertificateSignedStatus.rejected
-        assert charger.certificates.charge_point_chain == chain  # the good one is kept
-    assert assert_frames_valid(waiter, "SIM-SIGNED") == 4
+        await reported(notification("SecurityEventNotification", "InvalidChargePointCertificate"))
+        assert charger.certificates.charge_point_chain == signed.chain_pem  # the good one is kept
+        assert (await csms.store.charger("SIM-SIGNED"))["certificate_serial"] == signed.serial_hex
+    assert assert_frames_valid(waiter, "SIM-SIGNED") == 3 * 2 + 2 * 2
 
 
 # -- ExtendedTriggerMessage --------------------------------------------------------------------------
@@ -215,9 +227,12 @@ async def test_extended_trigger_message(csms: CentralSystem, waiter: EventWaiter
             await note(notification(action, "Idle"))
         assert await notes(csms, "SIM-XT", "LogStatusNotification") == [("Idle", None)]
 
-        # A CSR needs a key pair the simulator cannot make; an unknown connector is refused.
+        # A new certificate: the charger sends a CSR, the operator CA signs it, CertificateSigned
+        # delivers it; an unknown connector is refused.
+        installed = fresh(waiter)
         signing = await trigger("SIM-XT", MessageTrigger.sign_charge_point_certificate)
-        assert signing.status == TriggerMessageStatus.not_implemented
+        assert signing.status == TriggerMessageStatus.accepted
+        await installed(lambda e: isinstance(e, evs.CertificateInstalled) and e.charger_id == "SIM-XT")
         assert (await trigger("SIM-XT", MessageTrigger.status_notification, 5)).status == TriggerMessageStatus.rejected
         # Only TriggerMessage knows DiagnosticsStatusNotification: refused before anything is sent.
         with pytest.raises(InvalidCommand):
@@ -230,7 +245,8 @@ async def test_extended_trigger_message(csms: CentralSystem, waiter: EventWaiter
     assert boot[-1] > answer
     commands = await csms.store.commands("SIM-XT")
     assert [r["outcome"] for r in commands].count("invalid") == 1
-    assert assert_frames_valid(waiter, "SIM-XT") == 8 * 2 + 2  # 8 answered triggers, 1 LogStatusNotification
+    # 8 answered triggers, 1 LogStatusNotification, 1 CertificateSigned
+    assert assert_frames_valid(waiter, "SIM-XT") == 8 * 2 + 2 + 2
 
 
 # -- GetLog ------------------------------------------------------------------------------------------
@@ -387,8 +403,11 @@ async def test_console_forms_send_the_security_operations(csms: CentralSystem, w
         return await ACTIONS_BY_KEY[key].run(csms.commands, "SIM-UI", form(key, raw))
 
     one_line = CENTRAL_ROOT.replace("\n", "\\n")
-    body_only = "".join(MANUFACTURER_ROOT.splitlines()[1:-1])
     async with running(base_url(csms), "SIM-UI") as charger:
+        ca = await csms.operator_ca()
+        own = ca.sign_csr(charger.certificates.csr("SIM-UI", "ocpp-console"), "SIM-UI").chain_pem
+        own = own[: own.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+        body_only = "".join(own.splitlines()[1:-1])
         assert (await run("install_certificate", {"certificate": one_line})).status == CertificateStatus.accepted
         listed = await run("installed_certificates", {})
         assert listed.certificate_hash_data == [CENTRAL_ROOT_IDS]
@@ -399,7 +418,7 @@ async def test_console_forms_send_the_security_operations(csms: CentralSystem, w
         })
         assert deleted.status == DeleteCertificateStatus.accepted
         assert (await run("certificate_signed", {"certificate_chain": body_only})).status == CertificateSignedStatus.accepted
-        assert charger.certificates.charge_point_chain == MANUFACTURER_ROOT
+        assert charger.certificates.charge_point_chain == own
         note = fresh(waiter)
         assert (await run("extended_trigger", {})).status == TriggerMessageStatus.accepted
         await note(notification("LogStatusNotification", "Idle"))

@@ -364,3 +364,19 @@ async def test_the_console_confirms_a_security_profile_change_first(csms: Centra
         assert [r for r in cp.received if r[0] == "ChangeConfiguration"] == [
             ("ChangeConfiguration", {"key": "securityprofile", "value": "1"})]
         assert (await csms.store.charger("CP-UI"))["security_profile"] == 1
+
+
+async def test_the_simulators_debug_log_masks_its_own_basic_header(
+    settings_factory: Callable[..., Settings], caplog: Any
+) -> None:
+    from tests.test_sim import running
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="ocpp_console.sim.websockets")
+    async with CentralSystem(settings_factory(security_profile=1)) as system:
+        await system.store.set_password("SIM-D", hash_password(PASSWORD))
+        async with running(f"ws://127.0.0.1:{system.port}", "SIM-D", password=PASSWORD):
+            pass
+    sim_lines = "\n".join(r.getMessage() for r in caplog.records if r.name == "ocpp_console.sim.websockets")
+    assert "> Authorization: Basic ********" in sim_lines
+    assert basic("SIM-D", PASSWORD)["Authorization"].split()[1] not in sim_lines and PASSWORD not in sim_lines

@@ -135,3 +135,39 @@ async def test_simulate_subcommand_in_a_subprocess(csms: CentralSystem) -> None:
     lines = out.decode().splitlines()
     seen = await _check_against_database(csms, lines)
     assert list(seen) == ["SIM-001"]
+
+
+async def test_simulate_over_wss_requests_a_certificate(settings_factory, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--server-ca, --request-certificate and --organisation: two chargers connect over wss://,
+    trusting the operator CA, and each gets a certificate with the organisation asked for."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from ocpp_console.csms.ca import OperatorCA
+
+    ca = OperatorCA.load_or_create(settings_factory(tls_client_org="Depot Ops"))
+    chain, key = ca.issue_server_certificate(["127.0.0.1"])
+    (tmp_path / "server.pem").write_text(chain)
+    (tmp_path / "server.key").write_text(key)
+    settings = settings_factory(tls_cert=tmp_path / "server.pem", tls_key=tmp_path / "server.key",
+                                tls_client_org="Depot Ops")
+    async with CentralSystem(settings) as csms:
+        assert await run_simulate(parse("--url", "wss://127.0.0.1:1", "--server-ca", str(tmp_path / "nope.pem"))) == 2
+        assert "--server-ca" in capsys.readouterr().err
+        args = parse("--url", f"wss://127.0.0.1:{csms.port}", "--chargers", "2", "--sessions", "none",
+                     "--server-ca", str(ca.cert_path), "--request-certificate", "--organisation", "Depot Ops",
+                     "--duration", "60")
+        run = asyncio.create_task(run_simulate(args))
+
+        async def both_signed() -> bool:
+            rows = [await csms.store.charger(f"SIM-00{i}") for i in (1, 2)]
+            return all(r and r["certificate_pem"] for r in rows)
+
+        await eventually(both_signed, timeout=20)
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        for i in (1, 2):
+            row = await csms.store.charger(f"SIM-00{i}")
+            cert = x509.load_pem_x509_certificates(row["certificate_pem"].encode())[0]
+            assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Depot Ops"
+            assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == f"SIM-00{i}"

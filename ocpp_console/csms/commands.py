@@ -18,6 +18,7 @@ from ocpp.v16 import call
 from ocpp.v16.enums import (
     AvailabilityType,
     CancelReservationStatus,
+    CertificateSignedStatus,
     CertificateUse,
     ChargingProfilePurposeType,
     ChargingRateUnitType,
@@ -33,6 +34,7 @@ from ocpp.v16.enums import (
 )
 
 from ocpp_console.csms import events as ev
+from ocpp_console.csms.ca import CAError, certificate_summary
 from ocpp_console.csms.errors import ChargerOffline, CommandError, InvalidCommand
 from ocpp_console.csms.protocol import to_camel
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
@@ -350,7 +352,30 @@ class Commands:
     # OCPP JSON; snake_case keys (as get_installed_certificate_ids hands them back) work too.
 
     async def certificate_signed(self, charger_id: str, certificate_chain: str) -> Any:
-        return await self.send(charger_id, call.CertificateSigned(certificate_chain=certificate_chain))
+        """Deliver a signed certificate chain; the one the charger accepts is stored as its own."""
+        result = await self.send(charger_id, call.CertificateSigned(certificate_chain=certificate_chain))
+        if result.status == CertificateSignedStatus.accepted:
+            try:
+                serial, expiry = certificate_summary(certificate_chain)
+            except ValueError:  # a chain typed by hand that the charger took anyway: keep it as it is
+                serial = expiry = None
+            await self.store.set_certificate(charger_id, serial, expiry, certificate_chain)
+            log.info("%s: accepted its certificate (serial %s, valid until %s)", charger_id, serial, expiry)
+            self.csms.events.publish(ev.CertificateInstalled(charger_id, serial, expiry))
+        return result
+
+    async def renew_certificate(self, charger_id: str) -> Any:
+        """Ask the charger for a new certificate signing request (ExtendedTriggerMessage
+        SignChargePointCertificate); the operator CA signs it when it comes."""
+        return await self.extended_trigger_message(charger_id, MessageTrigger.sign_charge_point_certificate)
+
+    async def install_operator_ca(self, charger_id: str) -> Any:
+        """Install the operator CA's certificate on the charger as its CentralSystemRootCertificate."""
+        try:
+            ca = await self.csms.operator_ca()
+        except CAError as exc:
+            raise InvalidCommand(f"the operator CA is not available: {exc}") from None
+        return await self.install_certificate(charger_id, CertificateUse.central_system_root_certificate, ca.certificate_pem)
 
     async def delete_certificate(self, charger_id: str, certificate_hash_data: dict[str, Any]) -> Any:
         return await self.send(charger_id, call.DeleteCertificate(certificate_hash_data=certificate_hash_data))

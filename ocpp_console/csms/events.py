@@ -93,6 +93,21 @@ class NotificationReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateInstalled(Event):
+    """The charger accepted a certificate chain (CertificateSigned); it is stored."""
+
+    serial: str | None
+    expiry: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequestRefused(Event):
+    """A SignCertificate we answered Rejected, or a signed certificate the charger did not take."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class MessageLogged(Event):
     direction: str  # in | out
     message_type: int | None

@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import os
 import ssl
 import time
@@ -194,24 +193,3 @@ def peer_certificate(ssl_object: ssl.SSLObject | None) -> PeerCertificate | None
         return tuple(str(a.value) for a in subject.get_attributes_for_oid(oid))
 
     return PeerCertificate(values(NameOID.COMMON_NAME), values(NameOID.ORGANIZATION_NAME))
-
-
-# -- the secrets websockets would log at DEBUG --------------------------------------------------
-
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
-
-
-class MaskSecrets(logging.Filter):
-    """websockets logs every handshake header and frame at DEBUG: the Basic header (the charger's
-    password in base64) and a frame carrying an AuthorizationKey are masked before any handler."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if not isinstance(args, tuple) or not args:
-            return True
-        if record.msg in ("< %s: %s", "> %s: %s") and len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
-            scheme = str(args[1]).split(" ", 1)[0]
-            record.args = (args[0], f"{scheme} ********")
-        elif record.msg in ("< %s", "> %s") and "authorizationkey" in str(args[0]).lower():
-            record.args = ("<frame with an AuthorizationKey, not logged>",)
-        return True

@@ -19,17 +19,19 @@ from websockets.http11 import Request, Response
 
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import security
+from ocpp_console.csms.ca import OperatorCA
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
+from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
 
 log = logging.getLogger("ocpp_console.server")
 # websockets logs handshake headers and frames here at DEBUG: the Basic header is masked first.
 _websockets_log = logging.getLogger("ocpp_console.websockets")
-_websockets_log.addFilter(security.MaskSecrets())
+_websockets_log.addFilter(MaskSecrets())
 
 SUBPROTOCOL = "ocpp1.6"
 MAX_ID_LENGTH = 48
@@ -77,6 +79,7 @@ class CentralSystem:
         self._watcher: asyncio.Task[None] | None = None
         self.sweeper = StaleSweeper(self)  # closes transactions rebooted chargers never stopped
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
+        self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -86,6 +89,8 @@ class CentralSystem:
         await self.store.mark_all_disconnected()  # whatever was connected before a crash is not now
         try:
             self.tariffs = await self.store.tariffs()
+            if self.settings.tls_cert and not self.settings.tls_ca:
+                await self.operator_ca()  # the CA the TLS port trusts for profile 3 by default
             await self._listen()
         except BaseException:
             await self.store.close()
@@ -95,8 +100,11 @@ class CentralSystem:
 
     def _client_ca(self) -> Path | None:
         """The CA whose charger certificates the TLS port accepts (profile 3); None: no client
-        certificates are asked for, so no charger reaches profile 3."""
-        return self.settings.tls_ca
+        certificates are asked for, so no charger reaches profile 3. By default the operator CA,
+        so a charger whose CSR we signed (SignCertificate) logs in with that certificate."""
+        if self.settings.tls_ca is not None:
+            return self.settings.tls_ca
+        return self._ca.cert_path if self._ca is not None and self.settings.tls_cert else None
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not (self.settings.tls_cert and self.settings.tls_key):
@@ -385,6 +393,13 @@ class CentralSystem:
 
     def session(self, charger_id: str) -> ChargerSession | None:
         return self.sessions.get(charger_id)
+
+    async def operator_ca(self) -> OperatorCA:
+        """The CA that signs charger certificates: the site's (ca_cert/ca_key) or the built-in one,
+        made on first use beside the database. CAError if it cannot be read or made."""
+        if self._ca is None:
+            self._ca = await asyncio.to_thread(OperatorCA.load_or_create, self.settings)
+        return self._ca
 
 
 def _address(connection: ServerConnection) -> str:

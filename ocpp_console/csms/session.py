@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,6 +19,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import (
     Action,
+    CertificateSignedStatus,
     DataTransferStatus,
     GenericStatus,
     Reason,
@@ -26,9 +29,11 @@ from ocpp.v16.enums import (
 from ocpp_console.csms import billing
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol, transactions
+from ocpp_console.csms.ca import CAError, CSRRejected, Signed
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
+    CommandError,
     CommandTimeout,
     InvalidAnswer,
     InvalidCommand,
@@ -36,7 +41,7 @@ from ocpp_console.csms.errors import (
 from ocpp_console.csms.metering import normalise
 from ocpp_console.secret_keys import mask_frame
 from ocpp_console.store.models import Frame, IdTagInfo
-from ocpp_console.timeutil import now_iso, parse_charger_time
+from ocpp_console.timeutil import iso, now_iso, parse_charger_time
 
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
@@ -111,6 +116,10 @@ class ChargerSession(ChargePoint):
         self._call_error: LibCallError | None = None
         self._current_payload: dict[str, Any] = {}
         self._out_of_range: list[str] = []  # a StopTransaction's integer fields beyond 32 bits
+        self._current_uid = ""
+        # Work a handler leaves for after its answer has been sent (a call of our own, which must
+        # not be made from inside the handler): uniqueId -> coroutine function.
+        self._after_answer: dict[str, Callable[[], Awaitable[None]]] = {}
         self._last_touch = 0.0
         self._gone = asyncio.Event()
         self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
@@ -227,7 +236,11 @@ class ChargerSession(ChargePoint):
                 # our own compact frames: "[3,..." for a CALLRESULT, "[4,..." for a CALLERROR
                 kind = protocol.CALLRESULT if frame.startswith("[3,") else protocol.CALLERROR
                 await self._send_quietly(frame, (kind, msg.unique_id, msg.action))
+                then = self._after_answer.pop(msg.unique_id, None)
+                if then is not None and kind == protocol.CALLRESULT:
+                    self.csms._follow_up(then())
             finally:
+                self._after_answer.pop(msg.unique_id, None)
                 self._inflight.pop(msg.unique_id, None)
                 if not self._inflight:
                     self._idle.set()
@@ -257,7 +270,7 @@ class ChargerSession(ChargePoint):
             return protocol.call_error(exc.unique_id, exc.error)
         except KeyError:
             return protocol.call_error(uid, SecurityError(description=f"{action} is not handled"))
-        self._current_payload = msg.payload  # as the charger sent it: what a stop keeps
+        self._current_payload, self._current_uid = msg.payload, uid  # as the charger sent it: what a stop keeps
         self._touch()
         try:
             result = await handler(**protocol.to_snake(payload))
@@ -531,6 +544,37 @@ class ChargerSession(ChargePoint):
 
     @on(Action.sign_certificate)
     async def on_sign_certificate(self, csr: str, **_: Any) -> Any:
-        # No certificate authority is configured: the request is kept for the operator, and refused.
-        await self._notification(Action.sign_certificate, GenericStatus.rejected.value)
-        return call_result.SignCertificate(status=GenericStatus.rejected)
+        """The operator CA signs a good CSR; the chain goes out with CertificateSigned once this
+        answer (Accepted) has been sent. A CSR we do not sign is answered Rejected, with the
+        reason logged and kept with the notification."""
+        try:
+            ca = await self.csms.operator_ca()
+            signed = await asyncio.to_thread(ca.sign_csr, csr, self.id)
+        except (CSRRejected, CAError) as exc:
+            reason = exc.reason if isinstance(exc, CSRRejected) else f"the operator CA is not available: {exc}"
+            log.warning("%s: SignCertificate rejected: %s", self.id, reason)
+            await self.store.notification(
+                self.id, Action.sign_certificate, GenericStatus.rejected.value, {**self._current_payload, "reason": reason}
+            )
+            self.csms.events.publish(ev.NotificationReceived(self.id, Action.sign_certificate, GenericStatus.rejected.value))
+            self.csms.events.publish(ev.CertificateRequestRefused(self.id, f"request rejected: {reason}"))
+            return call_result.SignCertificate(status=GenericStatus.rejected)
+        log.info("%s: SignCertificate accepted; certificate %s signed, valid until %s",
+                 self.id, signed.serial_hex, iso(signed.not_after))
+        await self._notification(Action.sign_certificate, GenericStatus.accepted.value)
+        self._after_answer[self._current_uid] = partial(self._deliver_certificate, signed)
+        return call_result.SignCertificate(status=GenericStatus.accepted)
+
+    async def _deliver_certificate(self, signed: Signed) -> None:
+        """CertificateSigned through the operator command path (so it is in the command log);
+        the certificate is stored when the charger accepts it."""
+        try:
+            result = await self.csms.commands.certificate_signed(self.id, signed.chain_pem)
+        except CommandError as exc:
+            reason = f"the signed certificate {signed.serial_hex} could not be delivered: {exc}"
+        else:
+            if result.status == CertificateSignedStatus.accepted:
+                return
+            reason = f"the charger answered {result.status} to the signed certificate {signed.serial_hex}"
+        log.warning("%s: %s", self.id, reason)
+        self.csms.events.publish(ev.CertificateRequestRefused(self.id, reason))

@@ -8,6 +8,7 @@ session's StartTransaction) is queued or done in a task, and goes out only after
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 from ocpp.routing import on
@@ -26,6 +27,7 @@ from ocpp.v16.enums import (
     ClearChargingProfileStatus,
     ConfigurationStatus,
     DataTransferStatus,
+    GenericStatus,
     GetCompositeScheduleStatus,
     GetInstalledCertificateStatus,
     Log,
@@ -67,6 +69,8 @@ class SimulatedCharger(ChargerCore):
     `await charger.run()` connects to `url`/<id> and works until `await charger.stop()`;
     `charger.plug_in(connector, id_tag)` starts a session as a driver would.
     """
+
+    _certificate_requested = False  # --request-certificate asks once per run
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -213,8 +217,9 @@ class SimulatedCharger(ChargerCore):
             self._firmware(self.firmware_status)  # the signed notification during a signed update
         elif message == MessageTrigger.log_status_notification:
             self._log_upload(self.log_status, self.log_request_id)
+        elif message == MessageTrigger.sign_charge_point_certificate:
+            self.request_certificate()
         else:
-            # SignChargePointCertificate: making a CSR needs a key pair and a crypto library.
             return TriggerMessageStatus.not_implemented
         return TriggerMessageStatus.accepted
 
@@ -388,10 +393,49 @@ class SimulatedCharger(ChargerCore):
 
     @on(Action.certificate_signed)
     def on_certificate_signed(self, certificate_chain: str, **_: Any) -> call_result.CertificateSigned:
-        accepted = self.certificates.signed(certificate_chain)
-        status = CertificateSignedStatus.accepted if accepted else CertificateSignedStatus.rejected
-        self.note_security_event(f"CertificateSigned: {status}")
-        return call_result.CertificateSigned(status=status)
+        refused = self.certificates.signed(certificate_chain)
+        if refused is not None:
+            log.warning("%s: CertificateSigned rejected: %s", self.id, refused)
+            self.security_event("InvalidChargePointCertificate", refused)
+            return call_result.CertificateSigned(status=CertificateSignedStatus.rejected)
+        self.note_security_event("CertificateSigned: Accepted")
+        log.info("%s: new client certificate installed", self.id)
+        if self.url.startswith("wss:") and self.options.reconnect_on_certificate:
+            self.spawn(self._reconnect_with_certificate(), "reconnect-with-certificate")
+        return call_result.CertificateSigned(status=CertificateSignedStatus.accepted)
+
+    # -- the charger's own certificate (security profile 3) ---------------------------------------
+
+    def request_certificate(self) -> None:
+        """SignCertificate with a CSR for a new key: CN = the charger id, O = CpoName."""
+        organisation = self.config.get(Key.cpo_name) or self.options.organisation
+        csr = self.certificates.csr(self.id, organisation)
+        self._certificate_requested = True
+        self.note_security_event("SignCertificate sent")
+
+        def answered(result: Any) -> None:
+            if result.status != GenericStatus.accepted:
+                log.warning("%s: the central system answered %s to SignCertificate", self.id, result.status)
+                self.note_security_event(f"SignCertificate: {result.status}")
+
+        self.post(call.SignCertificate(csr=csr), on_result=answered)
+
+    async def _reconnect_with_certificate(self) -> None:
+        """The certificate counts from the next connection: make that one now (after the answer)."""
+        await self._idle.wait()
+        log.info("%s: reconnecting with its new client certificate", self.id)
+        if self.connected and self._connection is not None:
+            await self._connection.close(code=1000, reason="reconnecting with a new certificate")
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return self.certificates.tls_context(self.options.server_ca)
+
+    def _sync_statuses(self) -> None:
+        super()._sync_statuses()
+        # --request-certificate: once per run, while the charger has no certificate of its own.
+        if self.options.request_certificate and self.certificates.charge_point_chain is None \
+                and not self._certificate_requested:
+            self.request_certificate()
 
     @on(Action.get_log)
     def on_get_log(

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from ocpp_console.sim.options import DEFAULT_ORGANISATION, ChargerOptions
 from ocpp_console.sim.runner import run_chargers
 
 
@@ -72,6 +74,20 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated time per real time, e.g. 60: a simulated minute per second (default 1)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for repeatable randomness")
+    parser.add_argument(
+        "--server-ca", default=None, metavar="PATH",
+        help="wss://: the CA (PEM) that signed the central system's certificate, e.g. its operator CA "
+        "(default: the system's trust store, or a CentralSystemRootCertificate installed with InstallCertificate)",
+    )
+    parser.add_argument(
+        "--request-certificate", action="store_true",
+        help="ask for a client certificate (SignCertificate) once accepted; over wss:// the charger then "
+        "reconnects with it (security profile 3). ExtendedTriggerMessage SignChargePointCertificate asks too",
+    )
+    parser.add_argument(
+        "--organisation", default=DEFAULT_ORGANISATION, metavar="NAME",
+        help=f"the O (CpoName) of the certificate request (default {DEFAULT_ORGANISATION})",
+    )
 
 
 async def run_simulate(args: argparse.Namespace) -> int:
@@ -80,6 +96,9 @@ async def run_simulate(args: argparse.Namespace) -> int:
     url = args.url
     if urlsplit(url).scheme not in ("ws", "wss") or not urlsplit(url).netloc:
         print(f"ocpp-console simulate: --url must be ws://HOST:PORT or wss://HOST:PORT, not {url!r}", file=sys.stderr)
+        return 2
+    if args.server_ca is not None and not Path(args.server_ca).is_file():
+        print(f"ocpp-console simulate: --server-ca {args.server_ca}: no such file", file=sys.stderr)
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,6 +131,9 @@ async def run_simulate(args: argparse.Namespace) -> int:
             seed=getattr(args, "seed", None),
             fetch_firmware=args.fetch_firmware,
             upload_diagnostics=args.upload_diagnostics,
+            options=ChargerOptions(
+                organisation=args.organisation, request_certificate=args.request_certificate, server_ca=args.server_ca,
+            ),
         )
     except asyncio.CancelledError:
         if not stop.is_set():

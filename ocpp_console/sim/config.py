@@ -99,6 +99,7 @@ def _defaults(connectors: int) -> list[Entry]:
         e(Key.minimum_status_duration, "0", Kind.INT),
         e(Key.web_socket_ping_interval, "60", Kind.INT),
         e(Key.authorization_key, "", Kind.SECRET, write_only=True),
+        e(Key.cpo_name, "", Kind.TEXT),  # security whitepaper: the O of the charger's certificate
     ]
 
 

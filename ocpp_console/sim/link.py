@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.headers import build_authorization_basic
 
+from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.sim.clock import SimClock
 from ocpp_console.sim.config import Configuration
 from ocpp_console.sim.options import SUBPROTOCOL, ChargerOptions, charger_url
@@ -31,6 +33,8 @@ from ocpp_console.sim.outbox import NotConnected, Outbox, Outgoing, Skip
 from ocpp_console.sim.state import Summary, Transaction
 
 log = logging.getLogger("ocpp_console.sim")
+# websockets logs our handshake headers at DEBUG, the Basic header (our password) among them.
+logging.getLogger("ocpp_console.sim.websockets").addFilter(MaskSecrets())
 
 
 def _mask(frame: str | bytes) -> str | bytes:
@@ -97,6 +101,10 @@ class ChargerLink(ChargePoint):
 
     def _sync_statuses(self) -> None:
         """After (re)connecting: report what the central system may have missed."""
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """For a wss:// URL: how to verify the central system and which certificate to show."""
+        return None
 
     def _power_on(self) -> None:
         """After a reboot: reset what does not survive one."""
@@ -274,8 +282,10 @@ class ChargerLink(ChargePoint):
         if key and ":" not in self.id:  # HTTP Basic: user = charger id, password = AuthorizationKey
             headers["Authorization"] = build_authorization_basic(self.id, key)
         ping = float(self.config.get_int(Key.web_socket_ping_interval)) or None
+        tls = self._tls_context() if self.url.startswith("wss:") else None
         return await connect(
             self.url,
+            **({"ssl": tls} if tls is not None else {}),  # type: ignore[arg-type]
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             additional_headers=headers or None,
             open_timeout=min(self.options.call_timeout, 30.0),

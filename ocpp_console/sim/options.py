@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 SUBPROTOCOL = "ocpp1.6"
 SessionMode = Literal["auto", "none"]
+DEFAULT_ORGANISATION = "ocpp-console"  # as the central system's built-in operator CA names itself
 
 
 @dataclass(slots=True)
@@ -36,6 +37,11 @@ class ChargerOptions:
     drain_timeout_s: float = 10.0  # real s stop()/Reset wait for queued messages to be answered
     max_queued_meter_values: int = 10_000
     config: dict[str, str] = field(default_factory=dict)  # configuration key overrides
+    # -- security profile 3: a certificate signed by the central system's operator CA --
+    organisation: str = DEFAULT_ORGANISATION  # CpoName: the O of the certificate signing request
+    request_certificate: bool = False  # send SignCertificate once Accepted, while it has no certificate
+    server_ca: str | None = None  # PEM file of the CA that signed the central system's wss:// certificate
+    reconnect_on_certificate: bool = True  # over wss://: reconnect at once with a newly signed certificate
 
     @property
     def max_power_w(self) -> float:

@@ -1,9 +1,8 @@
 """The charger's side of the OCPP 1.6 security extension: installed root certificates and how
-they are identified (CertificateHashData), without a crypto library.
+they are identified (CertificateHashData), and the charger's own key pair, certificate signing
+request and the certificate the central system signed for it (security profile 3).
 
-A certificate is identified as in OCSP: the hash of its issuer's DER-encoded name, the hash of
-its issuer's public key and its serial number. Those three are read from the certificate's DER
-with the few lines of ASN.1 below; hashlib does the rest.
+X.509 is read and written with `cryptography`; only the PEM framing is checked here.
 """
 
 from __future__ import annotations
@@ -11,14 +10,26 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
+import ssl
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 from ocpp.v16.enums import CertificateStatus, CertificateUse, DeleteCertificateStatus, HashAlgorithm
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 _HASHES = {HashAlgorithm.sha256: "sha256", HashAlgorithm.sha384: "sha384", HashAlgorithm.sha512: "sha512"}
+_OCSP_HASHES = {HashAlgorithm.sha256: hashes.SHA256, HashAlgorithm.sha384: hashes.SHA384, HashAlgorithm.sha512: hashes.SHA512}
 MAX_SERIAL_HEX = 40  # the schema's limit (20 octets, RFC 5280's too)
 
 
@@ -47,88 +58,41 @@ def pem_certificates(text: str) -> list[bytes]:
     return ders
 
 
-# -- just enough DER to find a certificate's issuer, serial number and key --------------------------
-
-
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, where the value starts, where it ends) of the element at `pos`."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 1 <= size <= 4 or pos + size > len(data):
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[pos : pos + size], "big")
-        pos += size
-    if pos + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(tag, element start, value start, value end) of each element in data[start:end]."""
-    items = []
-    pos = start
-    while pos < end:
-        tag, value_start, value_end = _tlv(data, pos)
-        items.append((tag, pos, value_start, value_end))
-        pos = value_end
-    return items
-
-
-_SEQUENCE, _INTEGER, _BIT_STRING, _VERSION = 0x30, 0x02, 0x03, 0xA0
-
-
-@dataclass(frozen=True, slots=True)
-class X509Ids:
-    issuer_name: bytes  # the issuer Name, DER-encoded (tag and length included)
-    issuer_key: bytes  # the issuer's subjectPublicKey bits (without the unused-bits octet)
-    serial: str  # hex, lowercase, no leading zeros
-
-
-def x509_ids(der: bytes) -> X509Ids:
-    """Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
-    signature, issuer, validity, subject, subjectPublicKeyInfo, ... }, ... }; ValueError if not so."""
-    tag, start, end = _tlv(der, 0)
-    if tag != _SEQUENCE:
-        raise ValueError("not a certificate")
-    tag, start, end = _tlv(der, start)
-    if tag != _SEQUENCE:
-        raise ValueError("no tbsCertificate")
-    fields = _children(der, start, end)
-    if fields and fields[0][0] == _VERSION:
-        fields = fields[1:]
-    if len(fields) < 6 or fields[0][0] != _INTEGER or any(f[0] != _SEQUENCE for f in fields[1:6]):
-        raise ValueError("not an X.509 tbsCertificate")
-    serial_field, issuer, key_info = fields[0], fields[2], fields[5]
-    key_parts = _children(der, key_info[2], key_info[3])
-    if len(key_parts) != 2 or key_parts[1][0] != _BIT_STRING or key_parts[1][3] - key_parts[1][2] < 2:
-        raise ValueError("no subjectPublicKey")
-    # Root certificates (all InstallCertificate installs) are self-signed: the issuer's key is
-    # their own. For one that is not, the simulator has no issuer key and uses the certificate's
-    # own too: the identifiers stay unique and the same every time.
-    issuer_key = der[key_parts[1][2] + 1 : key_parts[1][3]]
-    serial = der[serial_field[2] : serial_field[3]].hex().lstrip("0") or "0"
-    # A serial longer than RFC 5280's 20 octets would break the schema: keep its last 40 digits.
-    return X509Ids(der[issuer[1] : issuer[3]], issuer_key, serial[-MAX_SERIAL_HEX:])
+def _serial_hex(serial: int) -> str:
+    """Hex, lowercase, no leading zeros; a (non-conforming) negative serial as its two's complement
+    octets, as they stand in the certificate."""
+    if serial < 0:
+        raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+        return raw.hex().lstrip("0") or "0"
+    return format(serial, "x")
 
 
 def certificate_hash_data(der: bytes, algorithm: HashAlgorithm = HashAlgorithm.sha256) -> dict[str, str]:
-    """CertificateHashData (snake_case, as handlers return it) of one DER certificate."""
+    """CertificateHashData (snake_case, as handlers return it) of one DER certificate: as in OCSP,
+    the hash of its issuer's DER-encoded Name, the hash of its issuer's public key (the
+    subjectPublicKey bits) and its serial number."""
     digest = _HASHES[algorithm]
     try:
-        ids = x509_ids(der)
+        cert = x509.load_der_x509_certificate(der)
+        # Root certificates (all InstallCertificate installs) are self-signed: the issuer's key is
+        # their own. For one that is not, the simulator has no issuer key and uses the certificate's
+        # own too: the identifiers stay unique and the same every time. The OCSP request builder
+        # hashes the key exactly as OCSP (and openssl ocsp) does.
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, _OCSP_HASHES[algorithm]()).build()
+        issuer_name = cert.issuer.public_bytes()
+        key_hash = request.issuer_key_hash.hex()
+        # A serial longer than RFC 5280's 20 octets would break the schema: keep its last 40 digits.
+        serial = _serial_hex(cert.serial_number)[-MAX_SERIAL_HEX:]
     except ValueError:
-        # Valid PEM, but not an X.509 certificate these few lines can read (a test blob): still a
-        # stable identity, from the content's hashes.
-        ids = X509Ids(b"name:" + der, b"key:" + der, hashlib.sha1(der).hexdigest())
+        # Valid PEM, but not an X.509 certificate (a test blob): still a stable identity, from the
+        # content's hashes.
+        issuer_name, serial = b"name:" + der, hashlib.sha1(der).hexdigest()
+        key_hash = hashlib.new(digest, b"key:" + der).hexdigest()
     return {
         "hash_algorithm": algorithm.value,
-        "issuer_name_hash": hashlib.new(digest, ids.issuer_name).hexdigest(),
-        "issuer_key_hash": hashlib.new(digest, ids.issuer_key).hexdigest(),
-        "serial_number": ids.serial,
+        "issuer_name_hash": hashlib.new(digest, issuer_name).hexdigest(),
+        "issuer_key_hash": key_hash,
+        "serial_number": serial,
     }
 
 
@@ -158,7 +122,11 @@ class Certificates:
     def __init__(self, max_installed: int = 20) -> None:
         self.installed: list[InstalledCertificate] = []
         self.max_installed = max_installed
-        self.charge_point_chain: str | None = None
+        self.charge_point_chain: str | None = None  # what the central system signed, ours first
+        self.key: ec.EllipticCurvePrivateKey | None = None  # the key of charge_point_chain
+        # A new key pair for every request (as the whitepaper wants); the current one stays in use
+        # until the certificate for the new one has come.
+        self.pending_key: ec.EllipticCurvePrivateKey | None = None
 
     def install(self, use: CertificateUse | str, pem: str) -> CertificateStatus:
         try:
@@ -190,12 +158,60 @@ class Certificates:
         self.installed = kept
         return DeleteCertificateStatus.accepted
 
-    def signed(self, chain: str) -> bool:
-        """CertificateSigned: True (Accepted) when the chain is PEM certificates, kept for the next
-        TLS connection; False (Rejected) otherwise."""
+    def csr(self, charger_id: str, organisation: str) -> str:
+        """A certificate signing request (PEM) for a new EC P-256 key: CN = the charger id, O =
+        the operator's organisation (CpoName)."""
+        self.pending_key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.COMMON_NAME, charger_id),
+        ])
+        request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(self.pending_key, hashes.SHA256())
+        return request.public_bytes(serialization.Encoding.PEM).decode()
+
+    def signed(self, chain: str) -> str | None:
+        """CertificateSigned: None (Accepted) when the chain's first certificate is for our key
+        (the latest request's, or the one in use), valid now and issued by the next one if there
+        is one: it is kept for the next TLS connection. Otherwise why it is Rejected."""
         try:
-            pem_certificates(chain)
-        except CertificateError:
-            return False
-        self.charge_point_chain = chain
-        return True
+            certs = [x509.load_der_x509_certificate(der) for der in pem_certificates(chain)]
+        except (CertificateError, ValueError) as exc:
+            return f"not a PEM certificate chain ({exc})"
+        ours = certs[0]
+        key = next((k for k in (self.pending_key, self.key) if k is not None and k.public_key() == ours.public_key()), None)
+        if key is None:
+            return "the certificate is not for a key of this charger"
+        now = datetime.now(timezone.utc)
+        if not ours.not_valid_before_utc <= now <= ours.not_valid_after_utc:
+            return f"the certificate is not valid now ({ours.not_valid_before_utc} to {ours.not_valid_after_utc})"
+        if len(certs) > 1:
+            try:
+                ours.verify_directly_issued_by(certs[1])
+            except (ValueError, TypeError, InvalidSignature):
+                return "the certificate is not issued by the next one in the chain"
+        self.charge_point_chain, self.key = chain, key
+        if key is self.pending_key:
+            self.pending_key = None
+        return None
+
+    def tls_context(self, server_ca: str | None = None) -> ssl.SSLContext:
+        """How the charger connects over wss://: it trusts its installed CentralSystemRootCertificates
+        and `server_ca` (else the system's trust store), and shows its own certificate, if it has one
+        (security profile 3)."""
+        roots = "".join(c.pem for c in self.installed if c.use == CertificateUse.central_system_root_certificate)
+        if server_ca or roots:
+            context = ssl.create_default_context(cafile=server_ca, cadata=roots or None)
+        else:
+            context = ssl.create_default_context()
+        if self.charge_point_chain and self.key is not None:
+            # ssl loads a certificate and key only from files: written for a moment, readable by us alone.
+            with tempfile.TemporaryDirectory(prefix="ocpp-sim-") as directory:
+                chain_file, key_file = Path(directory, "chain.pem"), Path(directory, "key.pem")
+                chain_file.write_text(self.charge_point_chain)
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(self.key.private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                    ))
+                context.load_cert_chain(chain_file, key_file)
+        return context

@@ -352,6 +352,16 @@ class Store(TransactionsMixin):
             and None
         )
 
+    def set_certificate(self, charger_id: str, serial: str | None, expiry: str | None, pem: str) -> asyncio.Future[None]:
+        """The client certificate (chain) a charger accepted with CertificateSigned."""
+        return self._write(
+            lambda conn: conn.execute(
+                "UPDATE chargers SET certificate_serial = ?, certificate_expiry = ?, certificate_pem = ? WHERE id = ?",
+                (serial, expiry, pem, charger_id),
+            )
+            and None
+        )
+
     def status(
         self,
         charger_id: str,

@@ -174,6 +174,9 @@ class ActionSpec:
     # True: confirm first when a car is charging on this charger; "always": confirm every time
     disturbs: bool | str = False
     defaults: Callable[[dict[str, Any]], dict[str, str]] = field(default=lambda ctx: {})
+    # The charger's answer as a sentence for the notification (charger id, answer); default:
+    # the title and describe_result's summary.
+    describe: Callable[[str, Any], str] | None = None
 
 
 def lockout_warning(action: str, values: dict[str, Any]) -> str | None:
@@ -445,6 +448,27 @@ ACTIONS: tuple[ActionSpec, ...] = (
         ),
         lambda c, cp, v: c.extended_trigger_message(cp, MessageTrigger(v["requested_message"]), v["connector_id"]),
         defaults=lambda ctx: {"requested_message": MessageTrigger.log_status_notification.value},
+    ),
+    ActionSpec(
+        "renew_certificate", "Renew Certificate",
+        "Ask the charger for a new certificate signing request; the operator CA signs it and sends the certificate.",
+        (),
+        lambda c, cp, v: c.renew_certificate(cp),
+        describe=lambda cp, result: (
+            f"{cp} will send a certificate signing request; the operator CA signs it, and the new certificate "
+            "shows here once the charger has taken it."
+            if result.status == "Accepted" else f"{cp} did not agree to request a new certificate ({result.status})."
+        ),
+    ),
+    ActionSpec(
+        "install_operator_ca", "Install Our CA",
+        "Install the operator CA's certificate on the charger as its central system root certificate.",
+        (),
+        lambda c, cp, v: c.install_operator_ca(cp),
+        describe=lambda cp, result: (
+            f"The operator CA is installed on {cp} as its central system root certificate."
+            if result.status == "Accepted" else f"{cp} did not install the operator CA ({result.status})."
+        ),
     ),
     ActionSpec(
         "get_log", "Get Log", "Have the charger upload its diagnostics or security log.",

@@ -210,10 +210,10 @@ class ConsoleApp(App[None]):
         except CommandError as exc:
             self.notify(f"{spec.title}: {exc}", title=f"{charger_id}: {exc.outcome}", severity="error", timeout=8)
             return
-        summary = describe_result(result)
         status = getattr(result, "status", None)
         severity = "information" if status in (None, "Accepted", "Unlocked", "Scheduled") else "warning"
-        self.notify(f"{spec.title}: {summary}", title=charger_id, severity=severity)
+        message = spec.describe(charger_id, result) if spec.describe else f"{spec.title}: {describe_result(result)}"
+        self.notify(message, title=charger_id, severity=severity)
 
     @work
     async def set_registration(self, charger_id: str, approve: bool) -> None:

@@ -361,6 +361,15 @@ class LiveSite:
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
 
+    def _on_CertificateInstalled(self, e: ev.CertificateInstalled) -> None:
+        until = f", valid until {local_time(e.expiry, True)}" if e.expiry else ""
+        self._note(e.charger_id, f"certificate {e.serial or '(unreadable)'} installed{until}")
+        self._bump("chargers")
+
+    def _on_CertificateRequestRefused(self, e: ev.CertificateRequestRefused) -> None:
+        self._note(e.charger_id, f"certificate: {e.reason}", "warning")
+        self._bump("chargers")
+
     def _on_CommandFinished(self, e: ev.CommandFinished) -> None:
         self.last_command = e
         self._bump("commands")

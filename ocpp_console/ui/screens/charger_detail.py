@@ -46,6 +46,18 @@ def _kv(rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
+def _certificate_rows(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The client certificate our operator CA signed for the charger (security profile 3)."""
+    if not row.get("certificate_pem"):
+        return [("Certificate", Text("none", style="dim"))]
+    expiry = row["certificate_expiry"]
+    expired = expiry is not None and expiry < iso(datetime.now(timezone.utc))
+    until = Text(local_time(expiry, True) if expiry else "-", style="red" if expired else "")
+    if expired:
+        until.append("  expired", style="bold red")
+    return [("Certificate", f"serial {row['certificate_serial'] or '-'}"), ("Certificate until", until)]
+
+
 class ChargerDetailScreen(LiveScreen):
     TOPICS = ("chargers", "transactions", "commands")
     ALWAYS_REFRESH_EVERY = 5.0
@@ -127,6 +139,7 @@ class ChargerDetailScreen(LiveScreen):
             ("Firmware update", _with_time(progress_text(row["firmware_status"], FIRMWARE_STEPS), row["firmware_status_at"])),
             ("Diagnostics", _with_time(progress_text(row["diagnostics_status"], DIAGNOSTICS_STEPS), row["diagnostics_status_at"])),
             ("Local list version", row["local_list_version"]),
+            *_certificate_rows(row),
         ]))
         connectors = {}
         for c in await store.connectors(self.charger_id):
