@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import tomllib
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -142,7 +143,7 @@ def _check_identifier(value: Any, what: str, limit: int, why: str = "") -> str:
     """Ids typed by operators: text, no spaces around it, no control characters, at most `limit`."""
     if not isinstance(value, str) or not value.strip():
         raise ProvisionError(f"{'an' if what[0] in 'aeiou' else 'a'} {what} is text that is not empty")
-    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+    if value != value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value):  # C0 and C1 controls
         raise ProvisionError(f"{what} {value!r}: no spaces around it and no control characters")
     if len(value) > limit:
         raise ProvisionError(f"{what} {value!r}: at most {limit} characters{why}")

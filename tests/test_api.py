@@ -199,6 +199,10 @@ async def test_read_endpoints(system: CentralSystem) -> None:
         status, orders = await get(http, "/api/orders", **{"from": "2000-01-01"})
         assert status == 200 and [o["id"] for o in orders] == [tx]
         assert (await get(http, "/api/orders", to="yesterday"))[0] == 400
+        # a misspelt filter is refused, not ignored (it would answer with everything)
+        status, error = await get(http, "/api/transactions", runing="true")
+        assert status == 400 and error["error"] == "unknown_parameter" and "'runing'" in error["message"]
+        assert (await get(http, "/api/chargers/CP-R", limit="1"))[0] == 400
         status, tags = await get(http, "/api/id-tags")
         assert [t["id_tag"] for t in tags] == ["TAG1"] and tags[0]["balance"] == "0.00"
         status, log = await get(http, "/api/messages", charger_id="CP-R", limit="3")

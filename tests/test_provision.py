@@ -450,3 +450,19 @@ def test_tariffs_list_shows_what_billing_applies(tmp_path: Path) -> None:
     text = cli("tariffs", "list").out.splitlines()
     assert text[0].split()[:3] == ["SCOPE", "CUR", "PER"] and text[1].split()[:3] == ["site", "EUR", "0.35"]
     assert text[2].split()[:3] == ["CP-FAST", "EUR", "0.59"]
+
+
+@pytest.mark.parametrize("bad", ["CP\x00X", "CP\x1f", "CP\x85", "CP\x9c", "\x7fCP", " CP", "CP\u2003"])
+def test_an_identifier_with_a_control_character_or_spaces_around_is_refused(bad: str) -> None:
+    """C1 controls (U+0080-U+009F) as well as C0: the OpenAPI pattern refuses both, and so does
+    provisioning (schemathesis found an id ending in U+009C accepted)."""
+    import re
+
+    from ocpp_console.api.openapi import CHARGER_ID_PATTERN
+    from ocpp_console.provision import ProvisionError, check_charger_id, check_id_tag
+
+    assert re.match(CHARGER_ID_PATTERN, bad) is None
+    for check in (check_charger_id, check_id_tag):
+        with pytest.raises(ProvisionError):
+            check(bad)
+    assert check_charger_id("CP-Ö-1") == "CP-Ö-1" and re.match(CHARGER_ID_PATTERN, "CP-Ö-1")

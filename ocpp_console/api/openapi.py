@@ -210,8 +210,8 @@ RESOURCES: dict[str, Any] = {
 }
 
 _CHARGER_ID = {"name": "charger_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-# What provisioning takes as a new charger's id: no control characters, no spaces around it.
-CHARGER_ID_PATTERN = r"^[^\x00-\x20\x7f-\x9f\s]([^\x00-\x1f]*[^\x00-\x20\x7f-\x9f\s])?$"
+# What provisioning takes as a new charger's id: no control characters (C0 or C1), no spaces around it.
+CHARGER_ID_PATTERN = r"^[^\x00-\x20\x7f-\x9f\s]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f\s])?$"
 _NEW_CHARGER_ID = {**_CHARGER_ID, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CHARGER_ID,
                                              "pattern": CHARGER_ID_PATTERN}}
 _ID_TAG = {"name": "id_tag", "in": "path", "required": True,

@@ -92,6 +92,36 @@ def bearer_token(token: str | None, where: str = "--api-token") -> Callable[...,
     return check
 
 
+def _query_names() -> dict[tuple[str, str], frozenset[str]]:
+    """The query parameters each documented (method, path) takes, from the OpenAPI document."""
+    names: dict[tuple[str, str], frozenset[str]] = {}
+    for path, item in document().get("paths", {}).items():
+        for method, op in item.items():
+            names[method.upper(), path] = frozenset(
+                p["name"] for p in op.get("parameters", ()) if p.get("in") == "query"
+            )
+    return names
+
+
+def known_query() -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A query parameter the endpoint does not take is refused (400), not ignored: a misspelt
+    filter (`?runing=true`) would otherwise answer with everything, as if it had been applied."""
+    allowed = _query_names()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.query and request.match_info.http_exception is None:  # 404/405 first, as they are
+            resource = request.match_info.route.resource
+            template = resource.canonical if resource is not None else request.path
+            unknown = sorted(set(request.query) - allowed.get((request.method, template), frozenset()))
+            if unknown:
+                raise ApiError(400, "unknown_parameter",
+                               f"{request.method} {template} takes no query parameter {', '.join(map(repr, unknown))}")
+        return await handler(request)
+
+    return check
+
+
 # -- the operator's browser -------------------------------------------------------------------
 # A web page the operator opens can send requests to 127.0.0.1 ("simple" cross-origin requests
 # are sent without a preflight: text/plain bodies, any Origin), and a rebound DNS name can make
@@ -420,7 +450,8 @@ async def delete_id_tag(request: web.Request) -> web.Response:
 
 def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token",
               port: Callable[[], int | None] = lambda: None) -> web.Application:
-    middlewares = [errors_as_json, browser_guard(csms.settings.api_host, port), bearer_token(token, where), json_writes]
+    middlewares = [errors_as_json, browser_guard(csms.settings.api_host, port), bearer_token(token, where), json_writes,
+                   known_query()]
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[CSMS_KEY] = csms
     app.add_routes([
