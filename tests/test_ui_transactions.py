@@ -36,10 +36,12 @@ async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralS
             await pilot.press("3")
             row = await until(pilot, lambda: cells(app, "#running").get(str(tx)))
             assert row[-1] == ""  # running, nothing to mark
+            assert row[7] == "7.4 kW"
             await same_as_the_store(app, csms, set())
         await waiter.wait_for(lambda e: isinstance(e, ev.ChargerDisconnected))
         # Its charger went offline: the session is stale, on this screen and on the overview.
         await until(pilot, lambda: cells(app, "#running")[str(tx)][-1] == "stale")
+        assert cells(app, "#running")[str(tx)][7] == "-"  # its last power report is no power now
         await same_as_the_store(app, csms, {tx})
         await pilot.press("1")
         await until(pilot, lambda: tile(app, "t-sessions") == "1 · 1 stale")

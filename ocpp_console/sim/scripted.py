@@ -83,8 +83,12 @@ SITES: dict[str, ScriptedSite] = {
     ], meter_start=402_000),
     "YARD-01": ScriptedSite("Kestrel", "K-7", "0.9.0", {0: ("Available", OK), 1: ("Available", OK)}),
 }
-PROVISIONED = [cp for cp in SITES if cp != "YARD-01"] + ["DEPOT-06"]  # DEPOT-06 is known but offline
-NOTES = {"DEPOT-01": "north bay", "DEPOT-03": "rapid, bay 3", "DEPOT-06": "awaiting grid connection"}
+# DEPOT-06 lost its power mid-session and is offline since: its transaction is open, and stale.
+LOST = ("DEPOT-06", ScriptedSite("Volta", "VX-11", "3.4.1", {}, [
+    Session(1, "VAN-06", 200, [11, 11, 11, 11, 11, 11], 30),
+], meter_start=518_000))
+PROVISIONED = [cp for cp in SITES if cp != "YARD-01"] + [LOST[0]]
+NOTES = {"DEPOT-01": "north bay", "DEPOT-03": "rapid, bay 3", "DEPOT-06": "power cut, electrician called"}
 
 
 def _ts(minutes_ago: float) -> str:
@@ -151,6 +155,17 @@ class ScriptedFleet:
             client._unique_id_generator = lambda cp_id=cp_id, counter=counter: f"{cp_id}-{next(counter)}"
             self._readers.append(asyncio.create_task(self._read(client)))
             await _play(client, cp_id, site)
+        await self._lose(*LOST)
+
+    async def _lose(self, cp_id: str, site: ScriptedSite) -> None:
+        """A charger that goes away mid-session without a word (a power cut): no StopTransaction."""
+        async with connect(f"{self.url}/{cp_id}", subprotocols=["ocpp1.6"]) as ws:
+            client = _Client(cp_id, ws)
+            counter = iter(range(1, 1_000_000))
+            client._unique_id_generator = lambda: f"{cp_id}-{next(counter)}"
+            reader = asyncio.create_task(self._read(client))
+            await _play(client, cp_id, site)
+            reader.cancel()
 
     @staticmethod
     async def _read(client: _Client) -> None:
@@ -181,5 +196,11 @@ async def play_scenario(csms: Any) -> ScriptedFleet:
     await provision(csms.store)
     fleet = ScriptedFleet(f"ws://127.0.0.1:{csms.port}")
     await fleet.play()
+    # The lost charger's disconnection is the central system's to notice: the story ends once it has
+    # (every screen then shows it offline, whenever it is drawn).
+    for _ in range(500):
+        if LOST[0] not in csms.sessions:
+            break
+        await asyncio.sleep(0.01)
     await csms.store.flush()
     return fleet

@@ -63,7 +63,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
             if cached is None or cached[0] != key:  # pricing 500 sessions 4 times a second is not free
                 cached = (key, (
                     str(tx.id), tx.charger_id, str(tx.connector_id), tx.id_tag, local_time(tx.started),
-                    age, fmt_kwh(tx.energy_wh), fmt_kw(tx.power_w),
+                    age, fmt_kwh(tx.energy_wh), fmt_kw(None if stale else tx.power_w),  # not now: its last report
                     "-" if tx.soc is None else f"{tx.soc:.0f}%", self._cost(tx), STALE if stale else "",
                 ))
                 self._running_cache[tx.id] = cached
