@@ -24,6 +24,7 @@ from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso
 from ocpp_console.ui.actions import ACTIONS
 from ocpp_console.ui.app import ConsoleApp
+from ocpp_console.ui.screens.charger_detail import short_serial
 from ocpp_console.ui.live import LiveSite, local_time
 from ocpp_console.ui.screens.modals import ActionForm
 from tests.conftest import EventWaiter, raw_socket
@@ -220,7 +221,7 @@ async def test_console_renews_the_certificate_and_installs_our_ca(csms: CentralS
         event = await installed(lambda e: isinstance(e, evs.CertificateInstalled))
         await until(pilot, lambda: any("will send a certificate signing request" in str(n.message)
                                        for n in app._notifications))
-        await until(pilot, lambda: f"serial {event.serial}" in text_of(app.screen.query_one("#state")))
+        await until(pilot, lambda: f"serial {short_serial(event.serial)}" in text_of(app.screen.query_one("#state")))
         row = await csms.store.charger("SIM-CERT-UI")
         assert local_time(row["certificate_expiry"], True) in text_of(app.screen.query_one("#state"))
         assert sim.certificates.charge_point_chain == row["certificate_pem"]

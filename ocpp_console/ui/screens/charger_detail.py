@@ -55,7 +55,13 @@ def _certificate_rows(row: dict[str, Any]) -> list[tuple[str, Any]]:
     until = Text(local_time(expiry, True) if expiry else "-", style="red" if expired else "")
     if expired:
         until.append("  expired", style="bold red")
-    return [("Certificate", f"serial {row['certificate_serial'] or '-'}"), ("Certificate until", until)]
+    return [("Certificate", f"serial {short_serial(row['certificate_serial'] or '-')}"), ("Certificate until", until)]
+
+
+def short_serial(serial: str) -> str:
+    """A serial of up to 40 hex digits fits no detail column: its ends tell certificates apart (the
+    whole is in the API, `ca` output and the message log)."""
+    return serial if len(serial) <= 20 else f"{serial[:8]}…{serial[-8:]}"
 
 
 class ChargerDetailScreen(LiveScreen):
