@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from ocpp_console.csms.security import FailureThrottle, hash_password
 from ocpp_console.settings import Settings
 from tests.clients import TestCharger
 from tests.conftest import charger, eventually
-from tests.test_security import _openssl, basic, boots, refused
+from tests.test_security import _openssl, basic, boots, client_tls, refused
 
 PASSWORD = "correct-horse-battery"
 WRONG = "wrong-horse-battery!"
@@ -55,11 +54,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def tls(pki: Path, cert: str | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    if cert:
-        context.load_cert_chain(pki / f"{cert}.pem", pki / f"{cert}.key")
-    return context
+tls = client_tls  # a client trusting the test CA, with one of the pki's certificates
 
 
 def tls_settings(settings_factory: Callable[..., Settings], pki: Path, **overrides: Any) -> Settings:
