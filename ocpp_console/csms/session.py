@@ -45,6 +45,8 @@ from ocpp_console.timeutil import iso, now_iso, parse_charger_time
 
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
+    from ocpp_console.settings import Settings
+    from ocpp_console.store import Store
 
 log = logging.getLogger("ocpp_console.session")
 
@@ -101,12 +103,9 @@ class ChargerSession(ChargePoint):
     def __init__(self, charger_id: str, connection: Any, csms: CentralSystem, address: str | None) -> None:
         super().__init__(charger_id, connection, response_timeout=csms.settings.call_timeout, logger=log)
         self.csms = csms
-        self.store = csms.store
-        self.settings = csms.settings
         self.address = address
         self.registration: str | None = None
         self.security_profile = 0  # what this connection proved at the handshake (0-3)
-        self.connected_at = time.monotonic()
         self._calls: asyncio.Queue[protocol.Message] = asyncio.Queue()
         self._inflight: dict[str, str] = {}  # uniqueId -> action of the charger's calls not yet answered
         self._awaiting: tuple[str, str] | None = None  # (uniqueId, action) of our outstanding command
@@ -114,9 +113,8 @@ class ChargerSession(ChargePoint):
         self._sent = False
         self._answered = False
         self._call_error: LibCallError | None = None
-        self._current_payload: dict[str, Any] = {}
+        self._current: protocol.Message | None = None  # the call being answered, as the charger sent it
         self._out_of_range: list[str] = []  # a StopTransaction's integer fields beyond 32 bits
-        self._current_uid = ""
         # Work a handler leaves for after its answer has been sent (a call of our own, which must
         # not be made from inside the handler): uniqueId -> coroutine function.
         self._after_answer: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -128,6 +126,20 @@ class ChargerSession(ChargePoint):
         self._garbage = TokenBucket(1 / GARBAGE_EVERY, GARBAGE_BURST)
         self._dropping = False  # closing the link for garbage: read nothing more
         self.closing = False
+
+    # The store and settings are the central system's: read through it rather than kept here, so that
+    # a session stays within the 30 attributes CPython shares the key table of (one per charger).
+    @property
+    def store(self) -> Store:
+        return self.csms.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.csms.settings
+
+    @property
+    def _current_payload(self) -> dict[str, Any]:
+        return self._current.payload if self._current is not None else {}
 
     # -- reading frames ---------------------------------------------------------------
 
@@ -270,7 +282,7 @@ class ChargerSession(ChargePoint):
             return protocol.call_error(exc.unique_id, exc.error)
         except KeyError:
             return protocol.call_error(uid, SecurityError(description=f"{action} is not handled"))
-        self._current_payload, self._current_uid = msg.payload, uid  # as the charger sent it: what a stop keeps
+        self._current = msg  # as the charger sent it: what a stop keeps
         self._touch()
         try:
             result = await handler(**protocol.to_snake(payload))
@@ -562,7 +574,8 @@ class ChargerSession(ChargePoint):
         log.info("%s: SignCertificate accepted; certificate %s signed, valid until %s",
                  self.id, signed.serial_hex, iso(signed.not_after))
         await self._notification(Action.sign_certificate, GenericStatus.accepted.value)
-        self._after_answer[self._current_uid] = partial(self._deliver_certificate, signed)
+        assert self._current is not None  # a handler runs for a call
+        self._after_answer[self._current.unique_id] = partial(self._deliver_certificate, signed)
         return call_result.SignCertificate(status=GenericStatus.accepted)
 
     async def _deliver_certificate(self, signed: Signed) -> None:
