@@ -111,3 +111,4 @@ async def test_close_from_the_command_palette(csms: CentralSystem) -> None:
         # The charger's StopTransaction comes after all: settled again, nothing running.
         await cp.call(call.StopTransaction(meter_stop=4000, timestamp="2026-11-25T09:00:00Z", transaction_id=tx))
         assert (await csms.store.transaction(tx))["meter_stop"] == 4000
+

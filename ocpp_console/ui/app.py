@@ -164,8 +164,10 @@ class ConsoleApp(App[None]):
 
     # -- remote actions --------------------------------------------------------------
 
-    def selected_charger(self) -> str | None:
-        screen = self.screen
+    def selected_charger(self, screen: Screen[Any] | None = None) -> str | None:
+        """The charger of `screen` (the palette passes the screen it was opened over: while it is
+        open, self.screen is the palette itself)."""
+        screen = screen or self.screen
         if isinstance(screen, ChargerDetailScreen):
             return screen.charger_id
         if isinstance(screen, ChargersScreen):
@@ -331,7 +333,7 @@ class ConsoleApp(App[None]):
         for mode, title in (("overview", "Overview"), ("chargers", "Chargers"), ("transactions", "Transactions"),
                             ("tags", "Id tags"), ("log", "Message log")):
             yield SystemCommand(f"Go to {title}", f"Show the {title.lower()} screen", lambda m=mode: self.switch_mode(m))
-        charger_id = self.selected_charger()
+        charger_id = self.selected_charger(screen)
         if charger_id is not None:
             context = screen.context() if isinstance(screen, ChargerDetailScreen) else {}
             for spec in ACTIONS:

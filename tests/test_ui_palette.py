@@ -1,0 +1,36 @@
+"""The command palette (ctrl+p) offers what the README says: the selected charger's remote actions."""
+
+from __future__ import annotations
+
+import pytest
+from textual.command import CommandList, CommandPalette
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.ui.app import ConsoleApp
+from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
+from ocpp_console.ui.screens.modals import ActionForm
+from tests.conftest import charger
+from tests.test_ui import SIZE, cells, until
+
+
+@pytest.mark.parametrize("where", ["row", "detail"])
+async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSystem, where: str) -> None:
+    """Opened over the chargers table (its selected row) or a charger's detail screen, ctrl+p offers
+    that charger's remote actions: the palette once looked at itself for a selected charger."""
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-PALETTE") as cp:
+        await cp.boot()
+        await pilot.press("2")
+        await until(pilot, lambda: cells(app, "#chargers").get("CP-PALETTE"))
+        if where == "detail":
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ChargerDetailScreen))
+        await pilot.press("ctrl+p")
+        palette = await until(pilot, lambda: app.screen if isinstance(app.screen, CommandPalette) else None)
+        await pilot.press(*"unlock connector")
+        options = palette.query_one(CommandList)
+        await until(pilot, lambda: any("Unlock Connector · CP-PALETTE" in str(options.get_option_at_index(i).prompt)
+                                       for i in range(options.option_count)))
+        await pilot.press("enter")
+        form = await until(pilot, lambda: app.screen if isinstance(app.screen, ActionForm) else None)
+        assert form.spec.title == "Unlock Connector" and form.charger_id == "CP-PALETTE"
