@@ -153,6 +153,10 @@ class ConsoleApp(App[None]):
         else:
             self.action_show_help_panel()
 
+    async def action_quit(self) -> None:
+        """ctrl+q (Textual's own quit key) asks as `q` does: it would disconnect the chargers too."""
+        self.action_quit_console()
+
     @work
     async def action_quit_console(self) -> None:
         online = sum(v.connected for v in self.live.chargers.values())

@@ -1,6 +1,8 @@
-"""The command palette (ctrl+p) offers what the README says: the selected charger's remote actions."""
+"""Keys the README names, pressed on live data: ctrl+p offers the selected charger's remote actions; q and ctrl+q ask before disconnecting chargers."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from textual.command import CommandList, CommandPalette
@@ -34,3 +36,27 @@ async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSys
         await pilot.press("enter")
         form = await until(pilot, lambda: app.screen if isinstance(app.screen, ActionForm) else None)
         assert form.spec.title == "Unlock Connector" and form.charger_id == "CP-PALETTE"
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any, key: str) -> None:
+    """`q` and Textual's own ctrl+q both ask before they stop the central system under connected
+    chargers; cancelled, everything runs on; confirmed, the console exits."""
+    from ocpp_console.ui.screens.modals import ConfirmScreen
+
+    app = ConsoleApp(CentralSystem(settings_factory()))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.csms.port)
+        async with charger(app.csms, "CP-QUIT") as cp:
+            await cp.boot()
+            await until(pilot, lambda: app.live.chargers.get("CP-QUIT") and app.live.chargers["CP-QUIT"].connected)
+            await pilot.press(key)
+            dialog = await until(pilot, lambda: app.screen if isinstance(app.screen, ConfirmScreen) else None)
+            assert "1 charger(s) are connected" in dialog.message
+            await pilot.press("n")
+            await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+            assert app.is_running and "CP-QUIT" in app.csms.sessions
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: not app.is_running)
