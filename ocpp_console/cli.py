@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ocpp_console import __version__
 from ocpp_console.runtime import settle_heap
-from ocpp_console.settings import Settings, default_config_path, load_settings
+from ocpp_console.settings import Settings, default_config_path, default_db_path, load_settings
 
 log = logging.getLogger("ocpp_console")
 
@@ -594,6 +594,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
+def _missing_db_folder(settings: Settings, args: argparse.Namespace) -> str | None:
+    """A database asked for by name (--db, OCPP_CONSOLE_DB, TOML) in a folder that does not exist is
+    most likely a typo: refused rather than made, so a site never runs on an empty new database
+    by mistake. The default location (and the demo's) is made when needed."""
+    if "db" not in settings.model_fields_set or (getattr(args, "demo", False) and not hasattr(args, "db")):
+        return None
+    folder = settings.db.parent
+    if folder.is_dir():
+        return None
+    return (f"the database folder {folder} does not exist: create it first, or leave out --db for the default "
+            f"location ({default_db_path()})")
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
@@ -692,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ocpp-console: setting {where}: {err['msg']}", file=sys.stderr)
         return 2
     command = args.command or "console"
+    if command != "simulate" and (problem := _missing_db_folder(settings, args)):
+        print(f"ocpp-console: {problem}", file=sys.stderr)
+        return 2
     if command == "simulate":
         from ocpp_console.sim.cli import run_simulate
 

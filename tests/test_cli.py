@@ -102,11 +102,14 @@ def test_serve_runs_a_session_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     )
     try:
         assert proc.stderr is not None
+        started = []
         for line in proc.stderr:
+            started.append(line)
             if "listening" in line:
                 break
         else:
             pytest.fail("serve did not start")
+        assert any(f"database {db}" in line for line in started)  # the log names the database
         assert asyncio.run(_full_session(port)) == []
         proc.send_signal(signal.SIGTERM)
         rest = proc.stderr.read()
@@ -187,3 +190,15 @@ def test_serve_demo_shows_live_chargers_within_seconds(tmp_path: Path) -> None:
             proc.kill()
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM transactions WHERE stopped_at IS NULL").fetchone()[0] == 0
+
+
+def test_an_explicit_database_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    """--db naming a folder that does not exist is a typo, not a new site: refused with one line and
+    exit code 2, nothing created."""
+    missing = tmp_path / "no-such-folder" / "site.sqlite"
+    for argv in (["serve", "--db", str(missing)], ["chargers", "list", "--db", str(missing)]):
+        done = subprocess.run([sys.executable, "-m", "ocpp_console", *argv, "--config", str(tmp_path / "none.toml")],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2, done.stderr
+        assert f"the database folder {missing.parent} does not exist" in done.stderr
+        assert "Traceback" not in done.stderr and not missing.parent.exists()

@@ -87,6 +87,7 @@ class CentralSystem:
         if self.store.writer is None:
             await self.store.open()
         await self.store.mark_all_disconnected()  # whatever was connected before a crash is not now
+        log.info("database %s", self.store.path)
         try:
             self.tariffs = await self.store.tariffs()
             if self.settings.tls_cert and not self.settings.tls_ca:
