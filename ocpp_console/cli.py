@@ -208,8 +208,9 @@ def _provision_action(args: argparse.Namespace) -> str:
     return f"{args.command} {getattr(args, f'{args.command}_command')}"
 
 
-async def run_provision(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0 done, 1 refused (bad input in a file, unknown id, the database), 2 a bad command line."""
+async def run_provision(settings: Settings, args: argparse.Namespace, password: str | None = None) -> int:
+    """Exit 0 done, 1 refused (bad input in a file, unknown id, the database), 2 a bad command line.
+    `password`: for set-password, asked before the event loop runs (see main)."""
     import sqlite3
 
     from ocpp_console.provision import ProvisionError
@@ -219,11 +220,8 @@ async def run_provision(settings: Settings, args: argparse.Namespace) -> int:
     if action not in CREATING_ACTIONS and not settings.db.exists():
         print(f"ocpp-console: no database at {settings.db}", file=sys.stderr)
         return 1
-    password = None
-    if action == "chargers set-password":
-        password = _ask_password(args)
-        if password is None:
-            return 2
+    if action == "chargers set-password" and password is None:
+        return 2
     try:
         store = await Store(settings.db).open()
     except (StoreError, sqlite3.Error) as exc:
@@ -695,6 +693,16 @@ def log_to_file(level: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl+C at a prompt or during start-up (serve handles it itself once running): one line,
+        # and the shell's usual code for an interrupted command (128 + SIGINT).
+        print("\nocpp-console: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -729,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "ca":
             return run_ca(settings, args)
         if command in PROVISION_COMMANDS:
-            return asyncio.run(run_provision(settings, args))
+            # A prompt waits outside the event loop: Ctrl+C there must interrupt it at once.
+            password = _ask_password(args) if _provision_action(args) == "chargers set-password" else None
+            return asyncio.run(run_provision(settings, args, password))
         if command == "serve":
             return asyncio.run(run_serve(settings, demo_chargers))
     except OSError as exc:

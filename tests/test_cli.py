@@ -202,3 +202,26 @@ def test_an_explicit_database_in_a_missing_folder_is_refused(tmp_path: Path) -> 
         assert done.returncode == 2, done.stderr
         assert f"the database folder {missing.parent} does not exist" in done.stderr
         assert "Traceback" not in done.stderr and not missing.parent.exists()
+
+
+def test_ctrl_c_at_the_password_prompt_is_one_line_and_exit_code_130(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocpp_console", "chargers", "set-password", "CP-1", "--db", str(tmp_path / "s.sqlite"),
+         "--config", str(tmp_path / "none.toml")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        while "password for CP-1" not in seen:  # the prompt is up: the process waits for input
+            char = proc.stderr.read(1)
+            assert char, f"no prompt: {seen!r}"
+            seen += char
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 130
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in rest and rest.strip().splitlines()[-1] == "ocpp-console: interrupted"
+    assert len([line for line in rest.splitlines() if line.strip(" :")]) == 1  # after the prompt, one line
