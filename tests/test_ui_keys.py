@@ -60,3 +60,27 @@ async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
             await until(pilot, lambda: not app.is_running)
+
+
+async def test_remote_start_defaults_to_a_free_connector(csms: CentralSystem) -> None:
+    """`s` on a charger whose connector 1 is busy and 2 free offers connector 2, from the chargers
+    table and from the detail screen (whose context once named the busy connector)."""
+    from ocpp.v16.enums import ChargePointStatus
+    from textual.widgets import Input
+
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-FREE") as cp:
+        await cp.boot()
+        await cp.status(1, ChargePointStatus.charging)
+        await cp.status(2, ChargePointStatus.available)
+        await pilot.press("2")
+        await until(pilot, lambda: "2:Avail" in " ".join(cells(app, "#chargers").get("CP-FREE", [])))
+        for opened_from in ("row", "detail"):
+            if opened_from == "detail":
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, ChargerDetailScreen))
+            await pilot.press("s")
+            form = await until(pilot, lambda: app.screen if isinstance(app.screen, ActionForm) else None)
+            assert form.query_one("#f-connector_id", Input).value == "2", opened_from
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, ActionForm))

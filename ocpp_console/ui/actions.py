@@ -256,7 +256,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "remote_start", "Remote Start", "Ask the charger to start a transaction for an id tag.",
         (ID_TAG, Field("connector_id", "Connector", "int", minimum=1)),
         lambda c, cp, v: c.remote_start_transaction(cp, v["id_tag"], v["connector_id"]),
-        defaults=lambda ctx: {"connector_id": str(ctx.get("connector_id") or 1)},
+        defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1)},  # not the busy one
     ),
     ActionSpec(
         "remote_stop", "Remote Stop", "Stop a running transaction.",
@@ -277,7 +277,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         (Field("connector_id", "Connector", "int", required=True, minimum=1),),
         lambda c, cp, v: c.unlock_connector(cp, v["connector_id"]),
         disturbs=True,
-        defaults=lambda ctx: {"connector_id": str(ctx.get("connector_id") or 1)},
+        defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1)},  # not the busy one
     ),
     ActionSpec(
         "availability", "Change Availability", "Make a connector (0: the whole charger) operative or inoperative.",

@@ -185,7 +185,17 @@ class ConsoleApp(App[None]):
             self.start_action(charger_id, key, context)
 
     def start_action(self, charger_id: str, key: str, context: dict[str, Any] | None = None) -> None:
-        self._run_action(charger_id, key, context or {})
+        self._run_action(charger_id, key, {**(context or {}), "free_connector": self._free_connector(charger_id)})
+
+    def _free_connector(self, charger_id: str) -> int | None:
+        """The first connector a Remote Start can use: Available, else Preparing (a cable already in)."""
+        view = self.live.chargers.get(charger_id)
+        connectors = sorted((c for c in view.connectors.values() if c.connector_id > 0), key=lambda c: c.connector_id) if view else []
+        for wanted in ("Available", "Preparing"):
+            for connector in connectors:
+                if connector.status == wanted and not connector.transaction_id:
+                    return connector.connector_id
+        return None
 
     def _car_is_charging(self, charger_id: str) -> bool:
         view = self.live.chargers.get(charger_id)
