@@ -94,11 +94,6 @@ def clip(raw: str, limit: int = LOG_CLIP) -> str:
     return f"{raw[:limit]}... ({len(raw.encode('utf-8', 'replace'))} bytes)"
 
 
-def mask_secrets(raw: str, action: str | None) -> str:
-    """Never keep an AuthorizationKey (any spelling: keys are CiString) in the message log."""
-    return mask_frame(raw, action)
-
-
 class ChargerSession(ChargePoint):
     def __init__(self, charger_id: str, connection: Any, csms: CentralSystem, address: str | None) -> None:
         super().__init__(charger_id, connection, response_timeout=csms.settings.call_timeout, logger=log)
@@ -154,7 +149,7 @@ class ChargerSession(ChargePoint):
 
     def _log_frame(self, direction: str, raw: str, message_type: int | None, uid: str | None, action: str | None,
                    clipped: bool = False) -> None:
-        raw = mask_secrets(raw, action)  # before clipping: a clipped frame is no longer JSON to mask
+        raw = mask_frame(raw, action)  # before clipping: a clipped frame is no longer JSON to mask
         if clipped:
             raw = clip(raw)
         at = now_iso()
@@ -174,13 +169,13 @@ class ChargerSession(ChargePoint):
             msg = protocol.parse_frame(raw)
         except protocol.FrameError as exc:
             if self._count_garbage():
-                self._log_frame("in", clip(raw), None, None, None)
+                self._log_frame("in", raw, None, None, None, clipped=True)
                 log.warning("%s: bad frame answered %s: %s", self.id, exc.error.code, exc.error.description)
                 self._reply_error(exc.unique_id, exc.error)
             return
         except protocol.IgnoredFrame as exc:
             if self._count_garbage():
-                self._log_frame("in", clip(raw), None, None, None)
+                self._log_frame("in", raw, None, None, None, clipped=True)
                 log.warning("%s: frame ignored (%s)", self.id, exc)
             return
         # not let in yet: it gets a SecurityError or a boot answer, the log a glimpse of it
