@@ -95,6 +95,14 @@ def _add_flag(flags: str, flag: str) -> str:
     return ",".join(parts)
 
 
+def _end_tx_profiles(conn: sqlite3.Connection, charger_id: str, connector_id: int) -> None:
+    """A TxProfile lives only as long as its transaction (OCPP 1.6, 3.13.2)."""
+    conn.execute(
+        "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
+        (charger_id, connector_id),
+    )
+
+
 def _flags(flags: str) -> tuple[str, ...]:
     return tuple(f for f in flags.split(",") if f)
 
@@ -316,11 +324,7 @@ class TransactionsMixin:
                     "late", transaction_id, info, energy_wh, connector_id, tx_tag, _flags(new_flags), *cost,
                     cost_delta=delta, energy_delta_wh=energy_wh - (before["energy_wh"] or 0),
                 )
-            # A TxProfile lives only as long as its transaction (OCPP 1.6, 3.13.2).
-            conn.execute(
-                "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
-                (charger_id, connector_id),
-            )
+            _end_tx_profiles(conn, charger_id, connector_id)
             return StopResult("stopped", transaction_id, info, energy_wh, connector_id, tx_tag, _flags(new_flags), *cost)
 
         return self._write(fn)
@@ -376,12 +380,8 @@ class TransactionsMixin:
         cost: tuple[int | None, str | None] = (None, None)
         if settle is not None:
             flags, cost = self._settle(conn, transaction_id, settle, flags, now)
-        if closed_by == CLOSED_AFTER_REBOOT:
-            # The charger rebooted: its TxProfile died with the transaction (OCPP 1.6, 3.13.2).
-            conn.execute(
-                "DELETE FROM charging_profiles WHERE charger_id = ? AND connector_id = ? AND purpose = 'TxProfile'",
-                (tx["charger_id"], tx["connector_id"]),
-            )
+        if closed_by == CLOSED_AFTER_REBOOT:  # the charger rebooted: the transaction is over on it too
+            _end_tx_profiles(conn, tx["charger_id"], tx["connector_id"])
         log.warning("transaction %d (%s connector %d) closed: %s, meterStop %d Wh at %s",
                     transaction_id, tx["charger_id"], tx["connector_id"], closed_by, meter_stop, stop_ts)
         return ClosedTransaction(transaction_id, tx["charger_id"], tx["connector_id"], tx["id_tag"], closed_by,
@@ -440,7 +440,7 @@ class TransactionsMixin:
         tx = _dicts(cursor)[0]
         samples = conn.execute(
             "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
-            " AND measurand IN ('Energy.Active.Import.Register', 'Power.Active.Import') AND value_num IS NOT NULL"
+            f" AND measurand IN ('{ENERGY}', 'Power.Active.Import') AND value_num IS NOT NULL"
             " ORDER BY timestamp, id",
             (transaction_id,),
         ).fetchall()
