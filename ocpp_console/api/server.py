@@ -198,11 +198,8 @@ async def json_writes(request: web.Request, handler: Handler) -> web.StreamRespo
     """A write carries a JSON body or none at all (415 otherwise)."""
     if request.method in WRITES and (request.body_exists or "Content-Type" in request.headers):
         if request.content_type != "application/json":
-            return web.json_response(
-                {"error": "unsupported_media_type",
-                 "message": f"a body must be JSON (Content-Type: application/json), not {request.content_type!r}"},
-                status=415,
-            )
+            return _refuse(415, "unsupported_media_type",
+                           f"a body must be JSON (Content-Type: application/json), not {request.content_type!r}")
     return await handler(request)
 
 
