@@ -495,9 +495,8 @@ def add_ca_parser(sub: Any) -> None:
 
 def run_ca(settings: Settings, args: argparse.Namespace) -> int:
     """0 done; 1 the CA cannot be read or made, or a file exists (without --force)."""
-    import os
-
     from ocpp_console.csms.ca import KEY_FILE, CAError, OperatorCA
+    from ocpp_console.private_files import write_new_private
 
     try:
         ca = OperatorCA.load_or_create(settings)
@@ -533,8 +532,7 @@ def run_ca(settings: Settings, args: argparse.Namespace) -> int:
         for path in (cert_path, key_path):
             path.parent.mkdir(parents=True, exist_ok=True)
         key_path.unlink(missing_ok=True)
-        with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(key_pem)
+        write_new_private(key_path, key_pem)
         cert_path.write_text(chain)
     except (OSError, ValueError) as exc:
         print(f"ocpp-console ca: {exc}", file=sys.stderr)

@@ -12,12 +12,12 @@ import secrets
 import stat
 from pathlib import Path
 
+from ocpp_console.private_files import OWNER_ONLY
 from ocpp_console.settings import Settings
 
 log = logging.getLogger("ocpp_console.api")
 
 TOKEN_FILE = "api-token"
-OWNER_ONLY = 0o600
 
 
 def token_path(settings: Settings) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ocpp_console.private_files import write_new_private
 from ocpp_console.timeutil import iso
 
 if TYPE_CHECKING:
@@ -327,9 +327,7 @@ def _create(directory: Path, organisation: str) -> None:
         )
         with contextlib.suppress(FileNotFoundError):
             key_path.unlink()  # a key left without its certificate by a crash: start over
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(key_pem(key))
+        write_new_private(key_path, key_pem(key))
         tmp = cert_path.with_suffix(".tmp")
         tmp.write_text(_pem(cert))
         tmp.replace(cert_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 import ssl
 import tempfile
@@ -25,7 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from ocpp.v16.enums import CertificateStatus, CertificateUse, DeleteCertificateStatus, HashAlgorithm
+from ocpp.v16.enums import (
+    CertificateStatus,
+    CertificateUse,
+    DeleteCertificateStatus,
+    HashAlgorithm,
+)
+
+from ocpp_console.private_files import write_new_private
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 _HASHES = {HashAlgorithm.sha256: "sha256", HashAlgorithm.sha384: "sha384", HashAlgorithm.sha512: "sha512"}
@@ -208,10 +214,8 @@ class Certificates:
             with tempfile.TemporaryDirectory(prefix="ocpp-sim-") as directory:
                 chain_file, key_file = Path(directory, "chain.pem"), Path(directory, "key.pem")
                 chain_file.write_text(self.charge_point_chain)
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(self.key.private_bytes(
-                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                    ))
+                write_new_private(key_file, self.key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ))
                 context.load_cert_chain(chain_file, key_file)
         return context
