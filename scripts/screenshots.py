@@ -24,7 +24,7 @@ time.tzset()
 from ocpp_console import timeutil  # noqa: E402
 from ocpp_console.csms import CentralSystem  # noqa: E402
 from ocpp_console.settings import load_settings  # noqa: E402
-from ocpp_console.sim.scripted import SCENARIO_NOW, SCENARIO_SETTINGS, play_scenario  # noqa: E402
+from ocpp_console.sim.scripted import SCENARIO_SETTINGS, play_scenario, story_clock  # noqa: E402
 from ocpp_console.ui.app import ConsoleApp  # noqa: E402
 from ocpp_console.ui.widgets.tables import SyncedTable  # noqa: E402
 
@@ -33,7 +33,7 @@ SUBTITLE = "ws://0.0.0.0:9000/<chargePointId>"
 
 
 def scenario_app(db: Path) -> ConsoleApp:
-    timeutil.set_clock(lambda: SCENARIO_NOW)
+    timeutil.set_clock(story_clock)
     settings = load_settings(db.parent / "none.toml", host="127.0.0.1", port=0, db=db, **SCENARIO_SETTINGS)
     return ConsoleApp(CentralSystem(settings), prepare=play_scenario)
 

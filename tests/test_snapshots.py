@@ -12,7 +12,7 @@ import pytest
 from ocpp_console import timeutil
 from ocpp_console.csms import CentralSystem
 from ocpp_console.settings import load_settings
-from ocpp_console.sim.scripted import SCENARIO_NOW, SCENARIO_SETTINGS, play_scenario
+from ocpp_console.sim.scripted import SCENARIO_SETTINGS, play_scenario, story_clock
 from ocpp_console.ui.app import ConsoleApp
 
 SIZE = (120, 36)
@@ -22,7 +22,7 @@ SIZE = (120, 36)
 def scenario_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleApp]:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    timeutil.set_clock(lambda: SCENARIO_NOW)
+    timeutil.set_clock(story_clock)
     settings = load_settings(tmp_path / "none.toml", host="127.0.0.1", port=0, db=tmp_path / "snap.sqlite",
                              **SCENARIO_SETTINGS)
     app = ConsoleApp(CentralSystem(settings), prepare=play_scenario)

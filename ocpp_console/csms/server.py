@@ -388,6 +388,7 @@ class CentralSystem:
             if self.sessions.get(cp_id) is session:
                 del self.sessions[cp_id]
                 if self.store.writer is not None:
+                    session.flush_last_seen()
                     await self.store.set_connected(cp_id, False, None)
                 self.events.publish(ev.ChargerDisconnected(cp_id, code, reason))
             log.info("%s: disconnected (code %s%s)", cp_id, code, f", {reason}" if reason else "")

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from ocpp.charge_point import remove_nones, serialize_as_dict
-from ocpp.exceptions import GenericError, InternalError, OCPPError, ProtocolError, SecurityError
+from ocpp.exceptions import (
+    GenericError,
+    InternalError,
+    OCPPError,
+    ProtocolError,
+    SecurityError,
+)
 from ocpp.messages import CallError as LibCallError
 from ocpp.messages import CallResult as LibCallResult
 from ocpp.routing import on
@@ -26,9 +34,8 @@ from ocpp.v16.enums import (
     RegistrationStatus,
 )
 
-from ocpp_console.csms import billing
+from ocpp_console.csms import billing, protocol, transactions
 from ocpp_console.csms import events as ev
-from ocpp_console.csms import protocol, transactions
 from ocpp_console.csms.ca import CAError, CSRRejected, Signed
 from ocpp_console.csms.errors import (
     CallErrorReceived,
@@ -41,7 +48,7 @@ from ocpp_console.csms.errors import (
 from ocpp_console.csms.metering import normalise
 from ocpp_console.secret_keys import mask_frame
 from ocpp_console.store.models import Frame, IdTagInfo
-from ocpp_console.timeutil import iso, now_iso, parse_charger_time
+from ocpp_console.timeutil import iso, now_iso, parse_charger_time, utcnow
 
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
@@ -59,6 +66,12 @@ LOG_CLIP = 1024
 # link is closed with 1008 (policy violation): a broken charger is seen in the log, a flood is cut.
 GARBAGE_BURST = 20
 GARBAGE_EVERY = 5.0
+
+
+@dataclass(slots=True)
+class _LastSeen:
+    written: float = 0.0  # monotonic time of the last write
+    pending: datetime | None = None  # a later time not written yet
 
 
 def _closed_by(flags: tuple[str, ...]) -> str | None:
@@ -113,7 +126,7 @@ class ChargerSession(ChargePoint):
         # Work a handler leaves for after its answer has been sent (a call of our own, which must
         # not be made from inside the handler): uniqueId -> coroutine function.
         self._after_answer: dict[str, Callable[[], Awaitable[None]]] = {}
-        self._last_touch = 0.0
+        self._seen = _LastSeen()
         self._gone = asyncio.Event()
         self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
         self._idle.set()
@@ -299,10 +312,16 @@ class ChargerSession(ChargePoint):
         await self._idle.wait()
 
     def _touch(self) -> None:
-        now = time.monotonic()
-        if now - self._last_touch >= TOUCH_EVERY:
-            self._last_touch = now
-            self.store.touch(self.id)
+        now, self._seen.pending = time.monotonic(), utcnow()
+        if now - self._seen.written >= TOUCH_EVERY:
+            self.store.touch(self.id, iso(self._seen.pending))
+            self._seen.written, self._seen.pending = now, None
+
+    def flush_last_seen(self) -> None:
+        """The last frame's time, which the throttle may have held back (a charger that goes leaves it)."""
+        if self._seen.pending is not None:
+            self.store.touch(self.id, iso(self._seen.pending))
+            self._seen.pending = None
 
     async def _send(self, message: str, meta: tuple[int, str, str | None] | None = None) -> None:
         """Log and send a frame. Our answers come with (type, uniqueId, action) already known; only

@@ -264,9 +264,9 @@ class Store(TransactionsMixin):
     def mark_all_disconnected(self) -> asyncio.Future[None]:
         return self._write(lambda conn: conn.execute("UPDATE chargers SET connected = 0 WHERE connected = 1") and None)
 
-    def touch(self, charger_id: str) -> None:
+    def touch(self, charger_id: str, at: str | None = None) -> None:
         """Last seen (Heartbeat, any message): not worth waiting for."""
-        now = now_iso()
+        now = at or now_iso()
         self.writer and self.writer.submit_nowait(
             lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id))
         )

@@ -212,6 +212,17 @@ class LiveSite:
     def _on_MessageLogged(self, e: ev.MessageLogged) -> None:
         self._add_frame(e)
         self._bump("log")
+        if e.direction == "in":
+            self._seen(e.charger_id, e.timestamp or now_iso())
+
+    def _seen(self, charger_id: str, at: str) -> None:
+        """Any frame from a charger (a heartbeat too) is a sign of life; redrawn when the second shown changes."""
+        view = self.chargers.get(charger_id)
+        if view is None or (view.last_seen or "")[:19] == at[:19]:
+            return
+        view.last_seen = at
+        view.version += 1
+        self._bump("chargers")
 
     def _bump_sessions_of(self, view: ChargerView | None) -> None:
         """Whether a session is stale follows its charger's link, boots and statuses."""
