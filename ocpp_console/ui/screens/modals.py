@@ -19,7 +19,7 @@ from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 class FormScreen(ModalScreen[dict[str, Any] | None]):
     """A modal form: Enter in a field or the primary button submits, Escape or Cancel dismisses."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Send")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Submit")]
 
     def _submit(self) -> None:
         raise NotImplementedError
@@ -70,7 +70,7 @@ class ActionForm(FormScreen):
                                     password=field.kind == "password")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Send", variant="primary", id="send")
+                yield Button(self.spec.button_label, variant="primary", id="send")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -109,9 +109,12 @@ class ActionForm(FormScreen):
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "no", "Cancel"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
+    """A question before something that cannot be undone; its button says what it does ("Stop
+    transaction", "Reset charger"), `y` presses it, `n` or Escape cancel."""
 
-    def __init__(self, title: str, message: str, confirm_label: str = "Yes, do it") -> None:
+    BINDINGS = [Binding("escape", "no", "Cancel"), Binding("y", "yes", "Confirm"), Binding("n", "no", "Cancel")]
+
+    def __init__(self, title: str, message: str, confirm_label: str) -> None:
         super().__init__()
         self.title_text = title
         self.message = message
@@ -187,7 +190,7 @@ class IdTagForm(FormScreen):
             yield Input(value=row.get("note") or "", id="note")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="save")
+                yield Button("Save id tag", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
