@@ -357,7 +357,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         (Field("connector_id", "Connector", "int", required=True, minimum=0), ID_TAG,
          Field("expiry_date", "Expires at", "datetime", required=True)),
         lambda c, cp, v: c.reserve_now(cp, v["connector_id"], v["id_tag"], v["expiry_date"]),
-        defaults=lambda ctx: {"connector_id": str(ctx.get("connector_id") or 1), "expiry_date": _now_plus(30)},
+        defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1), "expiry_date": _now_plus(30)},
     ),
     ActionSpec(
         "cancel_reservation", "Cancel Reservation", "Cancel a reservation by its id.",

@@ -190,7 +190,12 @@ class ConsoleApp(App[None]):
             self.start_action(charger_id, key, context)
 
     def start_action(self, charger_id: str, key: str, context: dict[str, Any] | None = None) -> None:
-        self._run_action(charger_id, key, {**(context or {}), "free_connector": self._free_connector(charger_id)})
+        context = {**(context or {}), "free_connector": self._free_connector(charger_id)}
+        if context.get("transaction_id") is None:  # from the chargers list: its running transaction, if any
+            running = sorted((tx for tx in self.live.running.values() if tx.charger_id == charger_id), key=lambda t: t.id)
+            if running:
+                context["transaction_id"], context["connector_id"] = running[0].id, running[0].connector_id
+        self._run_action(charger_id, key, context)
 
     def _free_connector(self, charger_id: str) -> int | None:
         """The first connector a Remote Start can use: Available, else Preparing (a cable already in)."""

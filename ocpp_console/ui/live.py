@@ -372,12 +372,13 @@ class LiveSite:
     def _on_RemoteStartFollowed(self, e: ev.RemoteStartFollowed) -> None:
         text = e.sentence()
         self._note(e.charger_id, text, "info" if e.auth_status == "Accepted" else "warning")
-        self._announce(text, "Remote Start", "information" if e.auth_status == "Accepted" else "warning")
+        ok = e.auth_status == "Accepted"
+        self._announce(text, "Transaction started" if ok else "Transaction refused", "information" if ok else "warning")
 
     def _on_RemoteStartUnanswered(self, e: ev.RemoteStartUnanswered) -> None:
         text = e.sentence()
         self._note(e.charger_id, text, "warning")
-        self._announce(text, "Remote Start", "warning")
+        self._announce(text, "No transaction started", "warning")
 
     def _announce(self, text: str, title: str, severity: str) -> None:
         if self.announce is not None:

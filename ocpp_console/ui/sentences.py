@@ -74,7 +74,7 @@ def _list(items: Sequence[Any], limit: int = 5) -> str:
 
 
 def _value(key: str, value: Any) -> str:
-    return "(the new key, not shown)" if is_secret_key(key) else repr(str(value))
+    return "a new key (not shown)" if is_secret_key(key) else str(value)
 
 
 # -- confirmations ------------------------------------------------------------------------

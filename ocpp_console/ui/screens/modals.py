@@ -15,6 +15,10 @@ from textual.widgets.option_list import Option
 from ocpp_console.secret_keys import is_secret_key
 from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 
+# A Select with nothing chosen: Select.NULL in current Textual, Select.BLANK in older ones (current
+# Textual's Select.BLANK is no sentinel: a form with an optional choice crashed on opening).
+NO_CHOICE = getattr(Select, "NULL", None) or Select.BLANK
+
 
 class FormScreen(ModalScreen[dict[str, Any] | None]):
     """A modal form: Enter in a field or the primary button submits, Escape or Cancel dismisses."""
@@ -60,7 +64,7 @@ class ActionForm(FormScreen):
                     if field.kind == "choice":
                         yield Select(
                             [(c, c) for c in field.choices],
-                            value=default if default in field.choices else Select.BLANK,
+                            value=default if default in field.choices else NO_CHOICE,
                             allow_blank=not field.required or default not in field.choices,
                             id=f"f-{field.name}",
                         )
@@ -92,7 +96,7 @@ class ActionForm(FormScreen):
         for field in self.spec.fields:
             widget = self.query_one(f"#f-{field.name}")
             if isinstance(widget, Select):
-                raw = "" if widget.value is Select.BLANK else str(widget.value)
+                raw = "" if widget.value is NO_CHOICE else str(widget.value)
             else:
                 assert isinstance(widget, Input)
                 raw = widget.value
