@@ -9,11 +9,16 @@ import pytest
 from ocpp.routing import after, on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action, ChargePointStatus, RemoteStartStopStatus
+from textual.widgets import Input
 
 from ocpp_console.csms import CentralSystem, ChargerOffline
 from ocpp_console.csms import events as ev
+from ocpp_console.ui.app import ConsoleApp
+from ocpp_console.ui.screens.modals import ActionForm
 from tests.clients import TS, TestCharger
 from tests.conftest import EventWaiter, charger
+from tests.test_ui import SIZE, cells, until
+from tests.test_ui_sim import simulated
 
 
 async def _ready(cp: TestCharger) -> None:
@@ -135,3 +140,70 @@ async def test_a_rejected_or_failed_remote_start_is_not_followed(csms: CentralSy
     with pytest.raises(ChargerOffline):
         await csms.commands.remote_start_transaction("CP-REJ", "ANY", 1)
     assert csms.remote_starts.pending() == []
+
+
+# -- in the console ---------------------------------------------------------------------------
+
+
+async def test_console_shows_a_refused_remote_start_in_the_feed_on_the_tag_and_as_its_outcome(
+    settings_factory: Any,
+) -> None:
+    """A driver whose wallet is below the minimum: the operator's Remote Start is accepted by the
+    simulated charger, which authorizes the tag first and is refused; the console says so."""
+    async with CentralSystem(settings_factory(min_balance="1.00")) as system:
+        system.remote_starts.window = 1.0  # instead of a minute
+        await system.store.upsert_id_tag("POOR")
+        app = ConsoleApp(system, manage_csms=False)
+        async with app.run_test(size=SIZE) as pilot, simulated(system, "SIM-RF") as sim:
+            await sim.wait_ready(10)
+            await pilot.press("2")
+            await until(pilot, lambda: "SIM-RF" in cells(app) and "online" in cells(app)["SIM-RF"][2])
+            await pilot.press("s")
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            assert form.query_one("#f-connector_id", Input).value == "1"  # an Available connector
+            await pilot.press(*"POOR")
+            await pilot.press("enter")
+            outcome = await until(pilot, lambda: next(
+                (n for n in app._notifications if n.title == "No transaction started"), None), 10)
+            assert str(outcome.message) == (
+                "Remote Start for POOR on SIM-RF connector 1 was accepted, but no transaction started within 1 s; "
+                "last refusal: Blocked: wallet below minimum at Authorize"
+            )
+            assert any(str(n.message) == "SIM-RF accepted Remote Start for POOR on connector 1; waiting for its "
+                       "transaction to start." for n in app._notifications)
+            await pilot.press("1")
+            feed = await until(pilot, lambda: [r for r in cells(app, "#feed").values() if r[1] == "SIM-RF"
+                                               and "POOR" in r[2]] if app.screen.query("#feed") else None)
+            texts = [r[2] for r in feed]
+            assert "id tag POOR refused (Blocked: wallet below minimum) at Authorize" in texts
+            assert any("accepted, but no transaction started" in t for t in texts)
+            await pilot.press("4")
+            row = await until(pilot, lambda: app.screen.query("#tags") and cells(app, "#tags").get("POOR"))
+            assert row[1] == "Accepted · wallet below minimum"
+            assert row[5].startswith("Blocked: wallet below minimum at Authorize on SIM-RF, ")
+            # topped up, the marker goes (the last refusal stays: it happened)
+            await system.store.wallet_movement("POOR", 500, "EUR", "topup", "cash")
+            app.live.versions["tags"] += 1
+            row = await until(pilot, lambda: cells(app, "#tags")["POOR"][1] == "Accepted" and cells(app, "#tags")["POOR"])
+            assert row[5].startswith("Blocked: wallet below minimum")
+
+
+async def test_console_says_which_transaction_a_remote_start_started(csms: CentralSystem) -> None:
+    await csms.store.upsert_id_tag("DRIVER")
+    app = ConsoleApp(csms, manage_csms=False)
+    async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-RSU", StartsAtOnce) as cp:
+        await _ready(cp)
+        await pilot.press("2")
+        await until(pilot, lambda: "CP-RSU" in cells(app))
+        await pilot.press("s")
+        form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+        await pilot.press(*"DRIVER")
+        form.query_one("#f-connector_id", Input).focus()
+        await pilot.press("end", "ctrl+u", "2", "enter")
+        started = await until(pilot, lambda: next(
+            (n for n in app._notifications if n.title == "Transaction started"), None), 10)
+        tx = (await csms.store.transactions("CP-RSU", running=True))[0]["id"]
+        assert str(started.message) == f"transaction {tx} started on CP-RSU connector 2 (Remote Start for DRIVER)"
+        await pilot.press("1")
+        await until(pilot, lambda: app.screen.query("#feed") and any(
+            r[2] == str(started.message) for r in cells(app, "#feed").values()))
