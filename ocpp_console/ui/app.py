@@ -261,9 +261,10 @@ class ConsoleApp(App[None]):
                     return
                 await self.csms.commands.reject(charger_id)
         except CommandError as exc:
-            self.notify(f"Could not {verb}: {exc}", title=charger_id, severity="error")
+            self.notify(f"Could not {verb} {charger_id}: {exc}.", title="Registration", severity="error")
             return
-        self.notify(f"{charger_id} {'accepted' if approve else 'rejected'}", title="Registration")
+        self.notify(f"{charger_id} is accepted; a connected charger is asked to boot again now." if approve
+                    else f"{charger_id} is rejected: it is refused at every boot.", title="Registration")
 
     # -- transactions ------------------------------------------------------------------
 
@@ -283,7 +284,7 @@ class ConsoleApp(App[None]):
         )
         title = f"Close transaction {tx.id} on {tx.charger_id} connector {tx.connector_id}?"
         if not await self.push_screen_wait(ConfirmScreen(title, message, "Close transaction")):
-            self.notify("nothing was changed", title=f"Close transaction {tx.id} cancelled")
+            self.notify(f"Transaction {tx.id} stays open: nothing was changed.", title="Close transaction cancelled")
             return
         try:
             closed = await close_by_operator(self.csms, tx.id)
@@ -291,7 +292,8 @@ class ConsoleApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         cost = format_money(closed.cost_total, closed.currency or self.csms.settings.currency)
-        self.notify(f"{fmt_kwh(closed.energy_wh)}, {cost}", title=f"Transaction {closed.transaction_id} closed")
+        self.notify(f"Transaction {closed.transaction_id} on {tx.charger_id} connector {tx.connector_id} closed: "
+                    f"{fmt_kwh(closed.energy_wh)}, {cost}.", title="Transaction closed")
 
     # -- id tags -----------------------------------------------------------------------
 
@@ -306,7 +308,7 @@ class ConsoleApp(App[None]):
             values["id_tag"], values["status"], values.get("expiry_date"), values.get("parent_id_tag"), values.get("note")
         )
         self.live.versions["tags"] += 1
-        self.notify(f"{values['id_tag']}: {values['status']}", title="Id tag saved")
+        self.notify(f"Id tag {values['id_tag']} saved: {values['status']}.", title="Id tag saved")
 
     @work
     async def set_password(self, charger_id: str) -> None:
@@ -341,8 +343,8 @@ class ConsoleApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         self.live.versions["tags"] += 1
-        self.notify(f"{values['kind']} {format_money(amount, currency)}: balance {format_money(balance, currency)}",
-                    title=f"Wallet {wallet}")
+        self.notify(f"Wallet of {wallet}: {values['kind']} of {format_money(amount, currency)}; the balance is now "
+                    f"{format_money(balance, currency)}.", title="Wallet")
 
     @work
     async def export_csv(self, kind: str) -> None:
