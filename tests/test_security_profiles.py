@@ -253,7 +253,7 @@ async def test_security_profile_changes_this_system_could_not_serve_are_not_sent
     async with charger(csms, "CP-PLAIN") as cp:
         cp.config["SecurityProfile"] = ("0", False)
         await cp.boot()
-        for value, why in (("2", "no a TLS port"), ("4", "0, 1, 2 or 3"), ("two", "0, 1, 2 or 3")):
+        for value, why in (("2", "has no TLS port"), ("4", "0, 1, 2 or 3"), ("two", "0, 1, 2 or 3")):
             with pytest.raises(InvalidCommand, match=why):
                 await csms.commands.change_configuration("CP-PLAIN", "SecurityProfile", value)
         assert not [r for r in cp.received if r[0] == "ChangeConfiguration"]

@@ -162,8 +162,8 @@ class Commands:
             raise InvalidCommand(f"SecurityProfile {value!r}: 0, 1, 2 or 3")
         profile = int(text)
         if profile > self.csms.highest_profile:
-            missing = ("a TLS port (--tls-cert, --tls-key)" if self.csms.highest_profile < 2
-                       else "a CA for client certificates (--tls-ca)")
+            missing = ("TLS port (--tls-cert, --tls-key)" if self.csms.highest_profile < 2
+                       else "CA for client certificates (--tls-ca)")
             raise InvalidCommand(
                 f"SecurityProfile {profile}: this central system has no {missing}, so the charger could not "
                 "connect again; nothing was sent"

@@ -426,10 +426,11 @@ def answer(key: str, title: str, charger_id: str, values: Values, result: Any) -
 
 def failure(title: str, charger_id: str, error: CommandError) -> str:
     """No answer, or an error instead of one, as a sentence."""
-    if error.outcome == "invalid" or (error.outcome == "offline" and str(error).endswith("is not connected")):
-        return f"{title} was not sent: {error}."
+    text = str(error).rstrip(".")
+    if error.outcome == "invalid" or (error.outcome == "offline" and text.endswith("is not connected")):
+        return f"{title}: {text}." if "nothing was sent" in text else f"{title} was not sent: {text}."
     if error.outcome == "timeout":
-        return f"{error}; it may still act on it (see the message log)."
+        return f"{text}; it may still act on it (see the message log)."
     if error.outcome == "callerror":
-        return f"{charger_id} answered {title} with an error: {error}."
-    return f"{error}."
+        return f"{charger_id} answered {title} with an error: {text}."
+    return f"{text}."
