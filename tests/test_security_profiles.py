@@ -355,7 +355,8 @@ async def test_the_console_confirms_a_security_profile_change_first(csms: Centra
                 if answer == "escape":
                     await until(pilot, lambda: any("nothing was sent" in str(n.message) for n in app._notifications))
                     assert not [r for r in cp.received if r[0] == "ChangeConfiguration"]
-            await eventually(lambda: any("Accepted" in str(n.message) for n in app._notifications))
+            await eventually(lambda: any(str(n.message) == "CP-UI set securityprofile to 1: from now on it is refused "
+                                         "below security profile 1." for n in app._notifications))
         assert [r for r in cp.received if r[0] == "ChangeConfiguration"] == [
             ("ChangeConfiguration", {"key": "securityprofile", "value": "1"})]
         assert (await csms.store.charger("CP-UI"))["security_profile"] == 1

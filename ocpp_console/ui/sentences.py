@@ -222,6 +222,8 @@ def _get_config(cp: str, v: Values, r: Any) -> str:
 def _change_config(cp: str, v: Values, r: Any) -> str:
     status, key, value = _status(r), v["key"], _value(v["key"], v["value"])
     if status == "Accepted":
+        if key.strip().lower() == "securityprofile":
+            return f"{cp} set {key} to {value}: from now on it is refused below security profile {value}."
         return f"{cp} set {key} to {value}."
     if status == "RebootRequired":
         return f"{cp} set {key} to {value}; it takes effect after a reboot (Reset)."
