@@ -370,9 +370,8 @@ class LiveSite:
         self._bump("tags")  # the tag's last refusal
 
     def _on_RemoteStartFollowed(self, e: ev.RemoteStartFollowed) -> None:
-        text = e.sentence()
-        self._note(e.charger_id, text, "info" if e.auth_status == "Accepted" else "warning")
-        ok = e.auth_status == "Accepted"
+        text, ok = e.sentence(), e.auth_status == "Accepted"
+        self._note(e.charger_id, text, "info" if ok else "warning")
         self._announce(text, "Transaction started" if ok else "Transaction refused", "information" if ok else "warning")
 
     def _on_RemoteStartUnanswered(self, e: ev.RemoteStartUnanswered) -> None:
