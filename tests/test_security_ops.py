@@ -452,5 +452,6 @@ async def test_console_opens_every_security_form_and_installs_a_certificate(csms
             form = await ui_until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
             form.query_one("#f-certificate", Input).value = CENTRAL_ROOT.replace("\n", "\\n")
             await pilot.press("enter")
-            await ui_until(pilot, lambda: any("Install Certificate: Accepted" in str(n.message) for n in app._notifications))
+            await ui_until(pilot, lambda: any(str(n.message) == "SIM-CON installed the CentralSystemRootCertificate."
+                                             for n in app._notifications))
         assert charger.certificates.hash_data(CertificateUse.central_system_root_certificate) == [CENTRAL_ROOT_IDS]

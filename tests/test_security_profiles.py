@@ -253,7 +253,7 @@ async def test_security_profile_changes_this_system_could_not_serve_are_not_sent
     async with charger(csms, "CP-PLAIN") as cp:
         cp.config["SecurityProfile"] = ("0", False)
         await cp.boot()
-        for value, why in (("2", "no a TLS port"), ("4", "0, 1, 2 or 3"), ("two", "0, 1, 2 or 3")):
+        for value, why in (("2", "has no TLS port"), ("4", "0, 1, 2 or 3"), ("two", "0, 1, 2 or 3")):
             with pytest.raises(InvalidCommand, match=why):
                 await csms.commands.change_configuration("CP-PLAIN", "SecurityProfile", value)
         assert not [r for r in cp.received if r[0] == "ChangeConfiguration"]
@@ -355,7 +355,8 @@ async def test_the_console_confirms_a_security_profile_change_first(csms: Centra
                 if answer == "escape":
                     await until(pilot, lambda: any("nothing was sent" in str(n.message) for n in app._notifications))
                     assert not [r for r in cp.received if r[0] == "ChangeConfiguration"]
-            await eventually(lambda: any("Accepted" in str(n.message) for n in app._notifications))
+            await eventually(lambda: any(str(n.message) == "CP-UI set securityprofile to 1: from now on it is refused "
+                                         "below security profile 1." for n in app._notifications))
         assert [r for r in cp.received if r[0] == "ChangeConfiguration"] == [
             ("ChangeConfiguration", {"key": "securityprofile", "value": "1"})]
         assert (await csms.store.charger("CP-UI"))["security_profile"] == 1

@@ -110,8 +110,9 @@ async def test_domain_events_follow_the_session(csms: CentralSystem, waiter: Eve
         await cp.call(call.StopTransaction(meter_stop=10, timestamp=TS, transaction_id=tx))
     await waiter.wait_for(lambda e: isinstance(e, ev.ChargerDisconnected))
     kinds = [type(e).__name__ for e in waiter.events if not isinstance(e, ev.MessageLogged)]
-    assert kinds == ["ChargerConnected", "ChargerBooted", "StatusChanged", "TransactionStarted", "MeterSample",
-                     "TransactionStopped", "ChargerDisconnected"]
+    # X is not provisioned: answered Invalid, the transaction is kept and the refusal published
+    assert kinds == ["ChargerConnected", "ChargerBooted", "StatusChanged", "TransactionStarted", "IdTagRefused",
+                     "MeterSample", "TransactionStopped", "ChargerDisconnected"]
     sample = next(e for e in waiter.events if isinstance(e, ev.MeterSample))
     assert sample.values == {"Power.Active.Import": 11000.0, "SoC": 80.0}  # the whole-charger power, not L1's
     stopped = next(e for e in waiter.events if isinstance(e, ev.TransactionStopped))

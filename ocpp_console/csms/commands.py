@@ -118,9 +118,19 @@ class Commands:
     async def remote_start_transaction(
         self, charger_id: str, id_tag: str, connector_id: int | None = None, charging_profile: dict[str, Any] | None = None
     ) -> Any:
-        return await self.send(
-            charger_id, call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id, charging_profile=charging_profile)
-        )
+        """Accepted only means the charger will try: the follower publishes RemoteStartFollowed
+        when its StartTransaction comes, or RemoteStartUnanswered when none does in time."""
+        watch = self.csms.remote_starts.watch(charger_id, id_tag, connector_id)
+        try:
+            result = await self.send(
+                charger_id,
+                call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id, charging_profile=charging_profile),
+            )
+        except BaseException:
+            self.csms.remote_starts.drop(watch)
+            raise
+        self.csms.remote_starts.answered(watch, str(result.status))
+        return result
 
     async def remote_stop_transaction(self, charger_id: str, transaction_id: int) -> Any:
         return await self.send(charger_id, call.RemoteStopTransaction(transaction_id=transaction_id))
@@ -152,8 +162,8 @@ class Commands:
             raise InvalidCommand(f"SecurityProfile {value!r}: 0, 1, 2 or 3")
         profile = int(text)
         if profile > self.csms.highest_profile:
-            missing = ("a TLS port (--tls-cert, --tls-key)" if self.csms.highest_profile < 2
-                       else "a CA for client certificates (--tls-ca)")
+            missing = ("TLS port (--tls-cert, --tls-key)" if self.csms.highest_profile < 2
+                       else "CA for client certificates (--tls-ca)")
             raise InvalidCommand(
                 f"SecurityProfile {profile}: this central system has no {missing}, so the charger could not "
                 "connect again; nothing was sent"

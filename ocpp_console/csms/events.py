@@ -87,6 +87,60 @@ class TransactionSettledAgain(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class IdTagRefused(Event):
+    """An Authorize or StartTransaction answered other than Accepted (Invalid, Blocked, Expired,
+    ConcurrentTx): the driver could not charge, and the operator should see why."""
+
+    id_tag: str
+    status: str
+    action: str  # Authorize | StartTransaction
+    reason: str | None = None  # e.g. "wallet below minimum", "unknown id tag"
+    transaction_id: int | None = None  # a StartTransaction's: answered with an id even when refused
+    connector_id: int | None = None
+
+    def sentence(self) -> str:
+        """'id tag ABC refused (Blocked: wallet below minimum) at Authorize'"""
+        why = f"{self.status}: {self.reason}" if self.reason else self.status
+        where = f" (transaction {self.transaction_id}, connector {self.connector_id})" if self.transaction_id else ""
+        return f"id tag {self.id_tag} refused ({why}) at {self.action}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartFollowed(Event):
+    """A StartTransaction came for a RemoteStartTransaction the charger had accepted."""
+
+    id_tag: str
+    transaction_id: int
+    connector_id: int
+    auth_status: str  # what we answered the StartTransaction: Accepted, or why the charger stops it again
+
+    def sentence(self) -> str:
+        started = f"transaction {self.transaction_id} started on {self.charger_id} connector {self.connector_id}"
+        if self.auth_status == "Accepted":
+            return f"{started} (Remote Start for {self.id_tag})"
+        return f"{started}, but id tag {self.id_tag} was refused ({self.auth_status}): the charger should stop it"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartUnanswered(Event):
+    """A RemoteStartTransaction was accepted, but no StartTransaction followed within the window."""
+
+    id_tag: str
+    connector_id: int | None
+    window: float  # seconds waited
+    refusal: IdTagRefused | None = None  # the last refusal of this tag on this charger meanwhile
+
+    def sentence(self) -> str:
+        where = f" connector {self.connector_id}" if self.connector_id else ""
+        text = (f"Remote Start for {self.id_tag} on {self.charger_id}{where} was accepted, but no transaction "
+                f"started within {self.window:g} s")
+        if self.refusal is not None:
+            why = f"{self.refusal.status}: {self.refusal.reason}" if self.refusal.reason else self.refusal.status
+            return f"{text}; last refusal: {why} at {self.refusal.action}"
+        return f"{text}; no refusal seen (no car plugged in?)"
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationReceived(Event):
     action: str
     status: str | None

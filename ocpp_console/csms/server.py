@@ -22,6 +22,7 @@ from ocpp_console.csms import security
 from ocpp_console.csms.ca import OperatorCA
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.errors import CommandError
+from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
 from ocpp_console.secret_keys import MaskSecrets
@@ -61,6 +62,7 @@ class CentralSystem:
         self.events = ev.EventBus()
         self.sessions: dict[str, ChargerSession] = {}
         self.commands = Commands(self)
+        self.remote_starts = RemoteStartFollower(self.events)  # says how each accepted Remote Start ended
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
         self._servers: list[Server] = []
         self._handlers: set[asyncio.Task[None]] = set()
@@ -168,6 +170,7 @@ class CentralSystem:
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
         await self.sweeper.stop()
+        self.remote_starts.close()
         for task in list(self._followups):
             task.cancel()
         if self._servers:

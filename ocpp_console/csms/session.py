@@ -27,6 +27,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import (
     Action,
+    AuthorizationStatus,
     CertificateSignedStatus,
     DataTransferStatus,
     GenericStatus,
@@ -436,8 +437,14 @@ class ChargerSession(ChargePoint):
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any) -> Any:
-        info = await self.store.authorize(id_tag, self.settings.unknown_id_tags, self._min_balance())
+        info = await self.store.authorize(id_tag, self.settings.unknown_id_tags, self._min_balance(), self.id)
+        if info.status != AuthorizationStatus.accepted:
+            self._refused(ev.IdTagRefused(self.id, id_tag, info.status, Action.authorize.value, info.reason))
         return call_result.Authorize(id_tag_info=_id_tag_info(info))
+
+    def _refused(self, event: ev.IdTagRefused) -> None:
+        log.info("%s: %s", self.id, event.sentence())
+        self.csms.events.publish(event)
 
     @on(Action.start_transaction)
     async def on_start_transaction(
@@ -461,9 +468,11 @@ class ChargerSession(ChargePoint):
         if result.duplicate:
             log.info("%s: repeated StartTransaction answered with transaction %d", self.id, result.transaction_id)
         else:
-            self.csms.events.publish(
-                ev.TransactionStarted(self.id, result.transaction_id, connector_id, id_tag, result.id_tag_info.status)
-            )
+            info = result.id_tag_info
+            self.csms.events.publish(ev.TransactionStarted(self.id, result.transaction_id, connector_id, id_tag, info.status))
+            if info.status != AuthorizationStatus.accepted:
+                self._refused(ev.IdTagRefused(self.id, id_tag, info.status, Action.start_transaction.value, info.reason,
+                                              result.transaction_id, connector_id))
         return call_result.StartTransaction(
             transaction_id=result.transaction_id, id_tag_info=_id_tag_info(result.id_tag_info)
         )

@@ -15,6 +15,9 @@ class IdTagInfo:
     status: str  # Accepted | Blocked | Expired | Invalid | ConcurrentTx
     expiry_date: str | None = None
     parent_id_tag: str | None = None
+    # Why a tag is not Accepted, for the operator (never sent to the charger): "wallet below
+    # minimum", "unknown id tag", "transaction 12 running on CP-1 connector 2", ...
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,16 @@ MIGRATIONS: list[str] = [
     -- what was odd about a stop for a transaction we never started (e.g. an id beyond 32 bits)
     ALTER TABLE unknown_stops ADD COLUMN flags TEXT NOT NULL DEFAULT '';
     """,
+    # 10: the last time a tag was refused (Authorize or StartTransaction answered other than
+    # Accepted), shown on the tag: a driver who "cannot charge" is explained without the message log.
+    # (Numbered 10 for issue 13: 9 may be taken by another branch; the lead renumbers at merge.)
+    """
+    ALTER TABLE id_tags ADD COLUMN refused_status TEXT;    -- Invalid | Blocked | Expired | ConcurrentTx
+    ALTER TABLE id_tags ADD COLUMN refused_reason TEXT;    -- e.g. wallet below minimum
+    ALTER TABLE id_tags ADD COLUMN refused_action TEXT;    -- Authorize | StartTransaction
+    ALTER TABLE id_tags ADD COLUMN refused_charger TEXT;
+    ALTER TABLE id_tags ADD COLUMN refused_at TEXT;        -- our time
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

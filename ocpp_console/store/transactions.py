@@ -144,34 +144,57 @@ class TransactionsMixin:
             "SELECT status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = ?", (id_tag,)
         ).fetchone()
         if row is None:
-            return IdTagInfo("Accepted" if unknown_policy == "accept" else "Invalid")
+            if unknown_policy == "accept":
+                return IdTagInfo("Accepted")
+            return IdTagInfo("Invalid", reason="unknown id tag")
         status, expiry, parent = row
+        reason = None
         if status == "Accepted" and expiry:
             try:
                 expired = datetime.fromisoformat(expiry) <= utcnow()
             except (ValueError, TypeError):
                 expired = False
             if expired:
-                status = "Expired"
+                status, reason = "Expired", "its expiry date has passed"
         if status == "Accepted" and min_balance is not None:
             owner = cls._wallet_owner(conn, id_tag)
             balance = conn.execute("SELECT balance FROM id_tags WHERE id_tag = ?", (owner,)).fetchone()
             if balance is not None and balance[0] < min_balance:
                 status = "Blocked"  # the wallet is below the site's minimum
-        return IdTagInfo(status, expiry, parent)
+                reason = "wallet below minimum" if owner == id_tag else f"wallet of {owner} below minimum"
+        return IdTagInfo(status, expiry, parent, reason)
 
     @staticmethod
-    def _running_elsewhere(conn: sqlite3.Connection, id_tag: str, charger_id: str, connector_id: int) -> int | None:
-        """A transaction of this tag really running on another connector (open and not stale)."""
+    def _record_refusal(conn: sqlite3.Connection, id_tag: str, info: IdTagInfo, action: str, charger_id: str | None) -> None:
+        """Keep the tag's latest refusal on its row (a tag not provisioned has none to keep it on)."""
+        if info.status == "Accepted":
+            return
+        conn.execute(
+            "UPDATE id_tags SET refused_status = ?, refused_reason = ?, refused_action = ?, refused_charger = ?,"
+            " refused_at = ? WHERE id_tag = ?",
+            (info.status, info.reason, action, charger_id, now_iso(), id_tag),
+        )
+
+    @staticmethod
+    def _running_elsewhere(conn: sqlite3.Connection, id_tag: str, charger_id: str, connector_id: int) -> str | None:
+        """A transaction of this tag really running on another connector (open and not stale), said
+        as the reason of a ConcurrentTx."""
         row = conn.execute(
-            f"SELECT t.id FROM transactions t {_JOINS} WHERE t.id_tag = ? AND t.stopped_at IS NULL"
-            f" AND NOT (t.charger_id = ? AND t.connector_id = ?) AND NOT {STALE_SQL} LIMIT 1",
+            f"SELECT t.id, t.charger_id, t.connector_id FROM transactions t {_JOINS} WHERE t.id_tag = ?"
+            f" AND t.stopped_at IS NULL AND NOT (t.charger_id = ? AND t.connector_id = ?) AND NOT {STALE_SQL} LIMIT 1",
             (id_tag, charger_id, connector_id),
         ).fetchone()
-        return int(row[0]) if row else None
+        return f"transaction {row[0]} running on {row[1]} connector {row[2]}" if row else None
 
-    def authorize(self, id_tag: str, unknown_policy: str, min_balance: int | None = None) -> asyncio.Future[IdTagInfo]:
-        return self._write(lambda conn: self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance))
+    def authorize(
+        self, id_tag: str, unknown_policy: str, min_balance: int | None = None, charger_id: str | None = None
+    ) -> asyncio.Future[IdTagInfo]:
+        def fn(conn: sqlite3.Connection) -> IdTagInfo:
+            info = self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance)
+            self._record_refusal(conn, id_tag, info, "Authorize", charger_id)
+            return info
+
+        return self._write(fn)
 
     # -- transactions -----------------------------------------------------------------
 
@@ -218,8 +241,8 @@ class TransactionsMixin:
                 if (done := self._close(conn, old, SUPERSEDED, timestamp, now, settle)) is not None:
                     closed.append(done)
             info = self._id_tag_info(conn, id_tag, unknown_policy, min_balance=min_balance)
-            if info.status == "Accepted" and self._running_elsewhere(conn, id_tag, charger_id, connector_id):
-                info = IdTagInfo("ConcurrentTx", info.expiry_date, info.parent_id_tag)
+            if info.status == "Accepted" and (running := self._running_elsewhere(conn, id_tag, charger_id, connector_id)):
+                info = IdTagInfo("ConcurrentTx", info.expiry_date, info.parent_id_tag, running)
             all_flags = list(flags)
             known = conn.execute("SELECT 1 FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
             if not known:
@@ -233,6 +256,7 @@ class TransactionsMixin:
                     )
             if info.status != "Accepted":
                 all_flags.append(f"auth_{info.status.lower()}")
+            self._record_refusal(conn, id_tag, info, "StartTransaction", charger_id)
             cur = conn.execute(
                 "INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, meter_start,"
                 " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags, tariff, currency)"

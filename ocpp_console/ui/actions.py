@@ -174,9 +174,12 @@ class ActionSpec:
     # True: confirm first when a car is charging on this charger; "always": confirm every time
     disturbs: bool | str = False
     defaults: Callable[[dict[str, Any]], dict[str, str]] = field(default=lambda ctx: {})
-    # The charger's answer as a sentence for the notification (charger id, answer); default:
-    # the title and describe_result's summary.
-    describe: Callable[[str, Any], str] | None = None
+    # The form's primary button, named after what it does (default: the title, e.g. "Reset")
+    button: str = ""
+
+    @property
+    def button_label(self) -> str:
+        return self.button or BUTTONS.get(self.key) or self.title
 
 
 def lockout_warning(action: str, values: dict[str, Any]) -> str | None:
@@ -242,6 +245,21 @@ def _keys(text: str | None) -> list[str] | None:
     keys = [k.strip() for k in (text or "").split(",") if k.strip()]
     return keys or None
 
+
+# Each form's primary button says what it does.
+BUTTONS = {
+    "remote_start": "Start transaction", "remote_stop": "Stop transaction", "reset": "Reset charger",
+    "unlock": "Unlock connector", "availability": "Change availability", "clear_cache": "Clear cache",
+    "trigger": "Trigger message", "get_config": "Get configuration", "change_config": "Set key",
+    "update_firmware": "Update firmware", "get_diagnostics": "Request diagnostics", "reserve": "Reserve connector",
+    "cancel_reservation": "Cancel reservation", "send_local_list": "Send local list",
+    "get_local_list_version": "Get version", "set_profile": "Set charging profile", "clear_profile": "Clear profiles",
+    "composite_schedule": "Get schedule", "data_transfer": "Send data", "install_certificate": "Install certificate",
+    "installed_certificates": "List certificates", "delete_certificate": "Delete certificate",
+    "certificate_signed": "Send certificate", "extended_trigger": "Trigger message",
+    "renew_certificate": "Request new certificate", "install_operator_ca": "Install our CA",
+    "get_log": "Request log", "signed_update_firmware": "Update firmware",
+}
 
 CONNECTOR = Field("connector_id", "Connector", "int", minimum=0)
 ID_TAG = Field("id_tag", "Id tag", required=True, max_length=20, placeholder="e.g. RFID-0001")
@@ -339,7 +357,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         (Field("connector_id", "Connector", "int", required=True, minimum=0), ID_TAG,
          Field("expiry_date", "Expires at", "datetime", required=True)),
         lambda c, cp, v: c.reserve_now(cp, v["connector_id"], v["id_tag"], v["expiry_date"]),
-        defaults=lambda ctx: {"connector_id": str(ctx.get("connector_id") or 1), "expiry_date": _now_plus(30)},
+        defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1), "expiry_date": _now_plus(30)},
     ),
     ActionSpec(
         "cancel_reservation", "Cancel Reservation", "Cancel a reservation by its id.",
@@ -454,21 +472,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Ask the charger for a new certificate signing request; the operator CA signs it and sends the certificate.",
         (),
         lambda c, cp, v: c.renew_certificate(cp),
-        describe=lambda cp, result: (
-            f"{cp} will send a certificate signing request; the operator CA signs it, and the new certificate "
-            "shows here once the charger has taken it."
-            if result.status == "Accepted" else f"{cp} did not agree to request a new certificate ({result.status})."
-        ),
     ),
     ActionSpec(
         "install_operator_ca", "Install Our CA",
         "Install the operator CA's certificate on the charger as its central system root certificate.",
         (),
         lambda c, cp, v: c.install_operator_ca(cp),
-        describe=lambda cp, result: (
-            f"The operator CA is installed on {cp} as its central system root certificate."
-            if result.status == "Accepted" else f"{cp} did not install the operator CA ({result.status})."
-        ),
     ),
     ActionSpec(
         "get_log", "Get Log", "Have the charger upload its diagnostics or security log.",
@@ -523,13 +532,13 @@ def _certificates(value: Any) -> str | None:
     return f"{len(value)} (serial {', '.join(str(v['serial_number']) for v in value)})"
 
 
-def _form_only(key: str, title: str, help: str, fields: tuple[Field, ...]) -> ActionSpec:
+def _form_only(key: str, title: str, help: str, fields: tuple[Field, ...], button: str) -> ActionSpec:
     """A form that is not a charger operation (the app acts on its values itself)."""
 
     async def nothing(commands: Commands, charger_id: str, values: dict[str, Any]) -> None:
         return None
 
-    return ActionSpec(key, title, help, fields, nothing)
+    return ActionSpec(key, title, help, fields, nothing, button=button)
 
 
 WALLET_FORM = _form_only(
@@ -539,6 +548,7 @@ WALLET_FORM = _form_only(
         Field("kind", "Kind", "choice", required=True, choices=("topup", "refund", "adjustment")),
         Field("reason", "Reason", required=True, max_length=200, placeholder="cash at the depot office"),
     ),
+    "Record movement",
 )
 EXPORT_FORM = _form_only(
     "export", "Export CSV", "Write a CSV file (days in local time; empty: everything).",
@@ -547,6 +557,7 @@ EXPORT_FORM = _form_only(
         Field("first", "From day (optional)", "date", placeholder="2026-11-01"),
         Field("last", "To day (optional)", "date", placeholder="2026-11-30"),
     ),
+    "Write CSV",
 )
 
 PASSWORD_FORM = _form_only(
@@ -554,4 +565,5 @@ PASSWORD_FORM = _form_only(
     "The password (AuthorizationKey) this charger gives with HTTP Basic; kept only as a salted hash. "
     "Empty: remove it (then only security profile 0 lets the charger in).",
     (Field("password", "Password, 16 to 40 characters", "password", max_length=40),),
+    "Save password",
 )

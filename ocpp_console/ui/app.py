@@ -11,6 +11,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import TabbedContent
 
 from ocpp_console import __version__
 from ocpp_console.csms import CentralSystem, CommandError
@@ -27,7 +28,6 @@ from ocpp_console.ui.actions import (
     EXPORT_FORM,
     PASSWORD_FORM,
     WALLET_FORM,
-    describe_result,
     lockout_warning,
 )
 from ocpp_console.ui.live import LiveSite, fmt_kwh
@@ -39,6 +39,7 @@ from ocpp_console.ui.screens.modals import ActionForm, ActionPicker, ConfirmScre
 from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from ocpp_console.ui.screens.overview import OverviewScreen
 from ocpp_console.ui.screens.transactions import TransactionsScreen
+from ocpp_console.ui.sentences import answer, confirmation, failure, lockout_confirmation
 
 BUSY_STATES = {"Charging", "SuspendedEV", "SuspendedEVSE"}
 
@@ -90,6 +91,7 @@ class ConsoleApp(App[None]):
         self._stop_background = asyncio.Event()
         self._prepare = prepare  # runs once the central system listens, before the first screen
         self.live = LiveSite(csms)
+        self.live.announce = self._announce  # e.g. how a Remote Start ended
         self.sub_title = f"OCPP 1.6J central system {__version__}"
 
     async def on_mount(self) -> None:
@@ -135,6 +137,9 @@ class ConsoleApp(App[None]):
             await service.stop()
         if self.manage_csms and self.csms.port is not None:
             await self.csms.stop()
+
+    def _announce(self, text: str, title: str, severity: str) -> None:
+        self.notify(text, title=title, severity=severity, timeout=10)  # type: ignore[arg-type]
 
     def settle_heap(self) -> None:
         settle_heap()
@@ -185,7 +190,12 @@ class ConsoleApp(App[None]):
             self.start_action(charger_id, key, context)
 
     def start_action(self, charger_id: str, key: str, context: dict[str, Any] | None = None) -> None:
-        self._run_action(charger_id, key, {**(context or {}), "free_connector": self._free_connector(charger_id)})
+        context = {**(context or {}), "free_connector": self._free_connector(charger_id)}
+        if context.get("transaction_id") is None:  # from the chargers list: its running transaction, if any
+            running = sorted((tx for tx in self.live.running.values() if tx.charger_id == charger_id), key=lambda t: t.id)
+            if running:
+                context["transaction_id"], context["connector_id"] = running[0].id, running[0].connector_id
+        self._run_action(charger_id, key, context)
 
     def _free_connector(self, charger_id: str) -> int | None:
         """The first connector a Remote Start can use: Available, else Preparing (a cable already in)."""
@@ -209,27 +219,34 @@ class ConsoleApp(App[None]):
         values = await self.push_screen_wait(ActionForm(spec, charger_id, spec.defaults(context)))
         if values is None:
             return
+        running = [tx for tx in self.live.running.values() if tx.charger_id == charger_id]
         if spec.disturbs == "always" or (spec.disturbs and self._car_is_charging(charger_id)):
-            message = (
-                f"{spec.title} on {charger_id} may interrupt a car that is charging there.\n"
-                f"{', '.join(f'{k}={v}' for k, v in values.items() if v is not None)}"
-            )
-            if not await self.push_screen_wait(ConfirmScreen(f"{spec.title}?", message)):
-                self.notify(f"{spec.title} cancelled: nothing was sent", title=charger_id)
+            ask = confirmation(spec.key, spec.title, charger_id, values, running)
+            if not await self.push_screen_wait(ConfirmScreen(ask.title, ask.message, ask.button)):
+                self.notify(f"{spec.title} on {charger_id} cancelled: nothing was sent.", title=charger_id)
                 return
         warning = lockout_warning(spec.key, values)
-        if warning and not await self.push_screen_wait(ConfirmScreen(f"{spec.title} on {charger_id}?", warning)):
-            self.notify(f"{spec.title} cancelled: nothing was sent", title=charger_id)
-            return
+        if warning:
+            ask = lockout_confirmation(spec.title, charger_id, values, warning)
+            if not await self.push_screen_wait(ConfirmScreen(ask.title, ask.message, ask.button)):
+                self.notify(f"{spec.title} on {charger_id} cancelled: nothing was sent.", title=charger_id)
+                return
         try:
             result = await spec.run(self.csms.commands, charger_id, values)
         except CommandError as exc:
-            self.notify(f"{spec.title}: {exc}", title=f"{charger_id}: {exc.outcome}", severity="error", timeout=8)
+            self.notify(failure(spec.title, charger_id, exc), title=f"{spec.title}: {exc.outcome}", severity="error",
+                        timeout=8)
             return
-        status = getattr(result, "status", None)
-        severity = "information" if status in (None, "Accepted", "Unlocked", "Scheduled") else "warning"
-        message = spec.describe(charger_id, result) if spec.describe else f"{spec.title}: {describe_result(result)}"
-        self.notify(message, title=charger_id, severity=severity)
+        message, severity = answer(spec.key, spec.title, charger_id, values, result)
+        self.notify(message, title=spec.title, severity=severity)
+        if spec.key == "get_config":
+            self._show_configuration(charger_id)
+
+    def _show_configuration(self, charger_id: str) -> None:
+        """The keys just fetched are in the detail screen's Configuration tab: show it there."""
+        screen = self.screen
+        if isinstance(screen, ChargerDetailScreen) and screen.charger_id == charger_id:
+            screen.query_one("#detail-tabs", TabbedContent).active = "tab-config"
 
     @work
     async def set_registration(self, charger_id: str, approve: bool) -> None:
@@ -238,13 +255,16 @@ class ConsoleApp(App[None]):
             if approve:
                 await self.csms.commands.approve(charger_id)
             else:
-                if not await self.push_screen_wait(ConfirmScreen(f"Reject {charger_id}?", "It will be refused at every boot.")):
+                if not await self.push_screen_wait(
+                    ConfirmScreen(f"Reject {charger_id}?", "It will be refused at every boot.", "Reject charger")
+                ):
                     return
                 await self.csms.commands.reject(charger_id)
         except CommandError as exc:
-            self.notify(f"Could not {verb}: {exc}", title=charger_id, severity="error")
+            self.notify(f"Could not {verb} {charger_id}: {exc}.", title="Registration", severity="error")
             return
-        self.notify(f"{charger_id} {'accepted' if approve else 'rejected'}", title="Registration")
+        self.notify(f"{charger_id} is accepted; a connected charger is asked to boot again now." if approve
+                    else f"{charger_id} is rejected: it is refused at every boot.", title="Registration")
 
     # -- transactions ------------------------------------------------------------------
 
@@ -263,8 +283,8 @@ class ConsoleApp(App[None]):
             "StopTransaction comes later, that replaces the closing and only the difference is settled."
         )
         title = f"Close transaction {tx.id} on {tx.charger_id} connector {tx.connector_id}?"
-        if not await self.push_screen_wait(ConfirmScreen(title, message, "Close it")):
-            self.notify("nothing was changed", title=f"Close transaction {tx.id} cancelled")
+        if not await self.push_screen_wait(ConfirmScreen(title, message, "Close transaction")):
+            self.notify(f"Transaction {tx.id} stays open: nothing was changed.", title="Close transaction cancelled")
             return
         try:
             closed = await close_by_operator(self.csms, tx.id)
@@ -272,7 +292,8 @@ class ConsoleApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         cost = format_money(closed.cost_total, closed.currency or self.csms.settings.currency)
-        self.notify(f"{fmt_kwh(closed.energy_wh)}, {cost}", title=f"Transaction {closed.transaction_id} closed")
+        self.notify(f"Transaction {closed.transaction_id} on {tx.charger_id} connector {tx.connector_id} closed: "
+                    f"{fmt_kwh(closed.energy_wh)}, {cost}.", title="Transaction closed")
 
     # -- id tags -----------------------------------------------------------------------
 
@@ -287,7 +308,7 @@ class ConsoleApp(App[None]):
             values["id_tag"], values["status"], values.get("expiry_date"), values.get("parent_id_tag"), values.get("note")
         )
         self.live.versions["tags"] += 1
-        self.notify(f"{values['id_tag']}: {values['status']}", title="Id tag saved")
+        self.notify(f"Id tag {values['id_tag']} saved: {values['status']}.", title="Id tag saved")
 
     @work
     async def set_password(self, charger_id: str) -> None:
@@ -322,8 +343,8 @@ class ConsoleApp(App[None]):
             self.notify(str(exc), severity="error")
             return
         self.live.versions["tags"] += 1
-        self.notify(f"{values['kind']} {format_money(amount, currency)}: balance {format_money(balance, currency)}",
-                    title=f"Wallet {wallet}")
+        self.notify(f"Wallet of {wallet}: {values['kind']} of {format_money(amount, currency)}; the balance is now "
+                    f"{format_money(balance, currency)}.", title="Wallet")
 
     @work
     async def export_csv(self, kind: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -115,6 +116,9 @@ class LiveSite:
         self._tasks: set[asyncio.Task[None]] = set()
         self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0}
         self.last_command: ev.CommandFinished | None = None
+        # Outcomes the operator waits for after a command (a Remote Start's transaction) are also
+        # told as a notification: (text, title, severity); the app sets it.
+        self.announce: Callable[[str, str, str], None] | None = None
         self._reloading: asyncio.Task[None] | None = None
         # Versions of removed chargers: one that comes back continues from there, so that a screen
         # never takes its new row for the old one it cached.
@@ -371,6 +375,24 @@ class LiveSite:
 
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
+
+    def _on_IdTagRefused(self, e: ev.IdTagRefused) -> None:
+        self._note(e.charger_id, e.sentence(), "warning")
+        self._bump("tags")  # the tag's last refusal
+
+    def _on_RemoteStartFollowed(self, e: ev.RemoteStartFollowed) -> None:
+        text, ok = e.sentence(), e.auth_status == "Accepted"
+        self._note(e.charger_id, text, "info" if ok else "warning")
+        self._announce(text, "Transaction started" if ok else "Transaction refused", "information" if ok else "warning")
+
+    def _on_RemoteStartUnanswered(self, e: ev.RemoteStartUnanswered) -> None:
+        text = e.sentence()
+        self._note(e.charger_id, text, "warning")
+        self._announce(text, "No transaction started", "warning")
+
+    def _announce(self, text: str, title: str, severity: str) -> None:
+        if self.announce is not None:
+            self.announce(text, title, severity)
 
     def _on_CertificateInstalled(self, e: ev.CertificateInstalled) -> None:
         until = f", valid until {local_time(e.expiry, True)}" if e.expiry else ""

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
-from ocpp_console.csms.billing import format_money
-from ocpp_console.ui.live import local_time
+from ocpp_console.csms.billing import format_money, to_minor
+from ocpp_console.ui.live import local_time, seen_text
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
@@ -31,7 +31,7 @@ class IdTagsScreen(FilterMixin, LiveScreen):
         yield Input(placeholder="filter: tag, status, parent, note ...", id="filter", classes="filter")
         yield SyncedTable(
             [("tag", "Id tag"), ("status", "Status"), ("expiry", "Expires"), ("parent", "Parent"),
-             ("balance", "Balance"), ("note", "Note")],
+             ("balance", "Balance"), ("refused", "Last refusal"), ("note", "Note")],
             id="tags",
         )
         yield Footer()
@@ -44,16 +44,39 @@ class IdTagsScreen(FilterMixin, LiveScreen):
         rows = {}
         all_tags = await self.console.csms.store.id_tags()
         self._tags = {row["id_tag"]: row for row in all_tags}
+        minimum = self._minimum()
         for row in all_tags:
-            if not self.matches(row["id_tag"], row["status"], row["parent_id_tag"], row["note"]):
+            refused = refusal_text(row)
+            status = self._status(row, minimum)
+            if not self.matches(row["id_tag"], status, row["parent_id_tag"], row["note"], refused):
                 continue
             rows[row["id_tag"]] = (
-                row["id_tag"], Text(row["status"], style=TAG_STYLES.get(row["status"], "")),
+                row["id_tag"], status,
                 local_time(row["expiry_date"], True) if row["expiry_date"] else "-",
-                row["parent_id_tag"] or "-", self._balance(row), row["note"] or "",
+                row["parent_id_tag"] or "-", self._balance(row), refused, row["note"] or "",
             )
         table = self.query_one(SyncedTable)
         table.show(rows)
+
+    def _minimum(self) -> int | None:
+        """The wallet minimum in minor units, None when wallets are not checked (as the central
+        system decides at Authorize and StartTransaction)."""
+        settings = self.console.csms.settings
+        return to_minor(settings.min_balance, settings.currency) if settings.wallet else None
+
+    def _wallet_balance(self, row: dict) -> int:
+        """The balance of the wallet the tag spends: its fleet account's (the root of its parents)."""
+        seen = {row["id_tag"]}
+        while row["parent_id_tag"] and row["parent_id_tag"] in self._tags and row["parent_id_tag"] not in seen:
+            row = self._tags[row["parent_id_tag"]]
+            seen.add(row["id_tag"])
+        return int(row["balance"])
+
+    def _status(self, row: dict, minimum: int | None) -> Text:
+        text = Text(row["status"], style=TAG_STYLES.get(row["status"], ""))
+        if row["status"] == "Accepted" and minimum is not None and self._wallet_balance(row) < minimum:
+            text.append(" · wallet below minimum", style="bold red")  # answered Blocked until topped up
+        return text
 
     def _balance(self, row: dict) -> Text:
         if row["parent_id_tag"] and row["parent_id_tag"] in self._tags and not row["balance"]:
@@ -95,3 +118,14 @@ class IdTagsScreen(FilterMixin, LiveScreen):
             return
         status = "Accepted" if row["status"] == "Blocked" else "Blocked"
         await self.console.save_id_tag({**row, "status": status})
+
+
+def refusal_text(row: dict) -> Text | str:
+    """The tag's last refusal: what it was answered and why, where and when."""
+    if not row.get("refused_status"):
+        return "-"
+    why = f"{row['refused_status']}: {row['refused_reason']}" if row["refused_reason"] else row["refused_status"]
+    text = Text(why, style=TAG_STYLES.get(row["refused_status"], "yellow"))
+    text.append(f" at {row['refused_action']} on {row['refused_charger'] or '?'}, {seen_text(row['refused_at'])}",
+                style="dim")
+    return text

@@ -15,11 +15,15 @@ from textual.widgets.option_list import Option
 from ocpp_console.secret_keys import is_secret_key
 from ocpp_console.ui.actions import ACTIONS, ActionSpec, FieldError
 
+# A Select with nothing chosen: Select.NULL in current Textual, Select.BLANK in older ones (current
+# Textual's Select.BLANK is no sentinel: a form with an optional choice crashed on opening).
+NO_CHOICE = getattr(Select, "NULL", None) or Select.BLANK
+
 
 class FormScreen(ModalScreen[dict[str, Any] | None]):
     """A modal form: Enter in a field or the primary button submits, Escape or Cancel dismisses."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Send")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Submit")]
 
     def _submit(self) -> None:
         raise NotImplementedError
@@ -60,7 +64,7 @@ class ActionForm(FormScreen):
                     if field.kind == "choice":
                         yield Select(
                             [(c, c) for c in field.choices],
-                            value=default if default in field.choices else Select.BLANK,
+                            value=default if default in field.choices else NO_CHOICE,
                             allow_blank=not field.required or default not in field.choices,
                             id=f"f-{field.name}",
                         )
@@ -70,7 +74,7 @@ class ActionForm(FormScreen):
                                     password=field.kind == "password")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Send", variant="primary", id="send")
+                yield Button(self.spec.button_label, variant="primary", id="send")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -92,7 +96,7 @@ class ActionForm(FormScreen):
         for field in self.spec.fields:
             widget = self.query_one(f"#f-{field.name}")
             if isinstance(widget, Select):
-                raw = "" if widget.value is Select.BLANK else str(widget.value)
+                raw = "" if widget.value is NO_CHOICE else str(widget.value)
             else:
                 assert isinstance(widget, Input)
                 raw = widget.value
@@ -109,9 +113,12 @@ class ActionForm(FormScreen):
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "no", "Cancel"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
+    """A question before something that cannot be undone; its button says what it does ("Stop
+    transaction", "Reset charger"), `y` presses it, `n` or Escape cancel."""
 
-    def __init__(self, title: str, message: str, confirm_label: str = "Yes, do it") -> None:
+    BINDINGS = [Binding("escape", "no", "Cancel"), Binding("y", "yes", "Confirm"), Binding("n", "no", "Cancel")]
+
+    def __init__(self, title: str, message: str, confirm_label: str) -> None:
         super().__init__()
         self.title_text = title
         self.message = message
@@ -187,7 +194,7 @@ class IdTagForm(FormScreen):
             yield Input(value=row.get("note") or "", id="note")
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="save")
+                yield Button("Save id tag", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
