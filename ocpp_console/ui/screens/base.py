@@ -35,7 +35,9 @@ class LiveScreen(Screen[None]):
     ALWAYS_REFRESH_EVERY: ClassVar[float | None] = None  # e.g. for durations that tick
     # Keys that stay out of a narrow footer (they work, and `?` lists them): the least used.
     NARROW_FOOTER_HIDES: ClassVar[frozenset[str]] = frozenset()
-    NARROW_FOOTER_SCREENS: ClassVar[bool] = False  # a screen with few keys of its own keeps 1-5 there
+    # The 1-5 screen keys in the footer: "wide" (from WIDE_FOOTER columns), "always" (a screen with
+    # few keys of its own), "never" (a screen Esc leaves, with many keys of its own).
+    SCREENS_IN_FOOTER: ClassVar[str] = "wide"
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,12 +91,12 @@ class LiveScreen(Screen[None]):
         """What the footer shows: below WIDE_FOOTER columns, the screen's essential keys, `?` and
         `q` (the 1-5 screen keys and the least used ones step aside: they still work)."""
         bindings = super().active_bindings
-        if self.app.size.width >= WIDE_FOOTER:
-            return bindings
+        wide = self.app.size.width >= WIDE_FOOTER
+        hide_screens = self.SCREENS_IN_FOOTER == "never" or (self.SCREENS_IN_FOOTER == "wide" and not wide)
+        hidden = set() if wide else self.NARROW_FOOTER_HIDES
         return {
             key: active._replace(binding=replace(active.binding, show=False))
-            if (active.binding.group is SCREENS and not self.NARROW_FOOTER_SCREENS) or key in self.NARROW_FOOTER_HIDES
-            else active
+            if (hide_screens and active.binding.group is SCREENS) or key in hidden else active
             for key, active in bindings.items()
         }
 

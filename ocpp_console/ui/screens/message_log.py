@@ -22,7 +22,7 @@ SHOWN = 250  # the newest frames in the table; older ones: pause following and f
 
 class MessageLogScreen(FilterMixin, LiveScreen):
     TOPICS = ("log",)
-    NARROW_FOOTER_SCREENS = True
+    SCREENS_IN_FOOTER = "always"
     BINDINGS = [Binding("f", "toggle_follow", "Follow"), *FilterMixin.FILTER_BINDINGS]
 
     def __init__(self) -> None:

@@ -21,6 +21,7 @@ from ocpp_console.ui.widgets.chart import TimeChart
 class OrderDetailScreen(LiveScreen):
     TOPICS = ("transactions",)
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    SCREENS_IN_FOOTER = "always"
 
     def __init__(self, transaction_id: int) -> None:
         super().__init__()

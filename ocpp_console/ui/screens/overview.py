@@ -34,7 +34,7 @@ class Tile(Vertical):
 class OverviewScreen(LiveScreen):
     TOPICS = ("chargers", "transactions", "feed")
     ALWAYS_REFRESH_EVERY = POWER_SAMPLE_SECONDS
-    NARROW_FOOTER_SCREENS = True
+    SCREENS_IN_FOOTER = "always"
 
     def compose(self) -> ComposeResult:
         yield Header()
