@@ -259,6 +259,7 @@ async def test_help_lists_the_keys_of_the_current_screen(csms: CentralSystem) ->
         await until(pilot, lambda: cells(app, "#chargers").get("CP-HELP"))
         await pilot.press("question_mark")
         await until(pilot, lambda: "Approve" in help_text() and "Password" in help_text())
+        assert "Cursor up" not in help_text()  # the arrows work; the panel is for the screen's keys
         await pilot.press("3")
         await until(pilot, lambda: "Next tab" in help_text() and "Close" in help_text())
         assert "Approve" not in help_text()
@@ -293,7 +294,7 @@ async def test_the_detail_screen_opens_at_its_top(csms: CentralSystem) -> None:
         assert app.focused is detail.query_one("#connectors")
 
 
-FORMS = [pytest.param(lambda: ActionForm(spec, "CP-FORM", spec.defaults({})), id=spec.key) for spec in ACTIONS] + [
+FORMS = [pytest.param(lambda spec=spec: ActionForm(spec, "CP-FORM", spec.defaults({})), id=spec.key) for spec in ACTIONS] + [
     pytest.param(lambda: IdTagForm(None), id="id-tag-add"),
     pytest.param(lambda: IdTagForm({"id_tag": "T", "status": "Accepted", "note": "n"}), id="id-tag-edit"),
     pytest.param(lambda: ActionForm(PASSWORD_FORM, "CP-FORM"), id="password"),
@@ -303,11 +304,13 @@ FORMS = [pytest.param(lambda: ActionForm(spec, "CP-FORM", spec.defaults({})), id
 
 
 async def test_every_forms_buttons_are_on_screen_at_80x24(csms: CentralSystem) -> None:
-    """Every form's buttons are in view when it opens at 80x24: a tall form scrolls its fields
-    under buttons that stay put (the id tag form's once lay below the bottom edge)."""
+    """Every form's buttons are in view when it opens at 80x24, and its title: a tall form scrolls
+    its fields under buttons that stay put (the id tag form's once lay below the bottom edge, and
+    focusing its first field scrolled the title away)."""
     app = ConsoleApp(csms, manage_csms=False)
     screen_region = Region(0, 0, *NARROW)
     async with app.run_test(size=NARROW) as pilot:
+        await until(pilot, lambda: app.current_mode == "overview" and app.screen.is_current)
         for param in FORMS:
             form = param.values[0]()
             app.push_screen(form)
@@ -319,5 +322,9 @@ async def test_every_forms_buttons_are_on_screen_at_80x24(csms: CentralSystem) -
                 # and not under anything else: the button is what the screen shows at its centre
                 widget, _ = app.screen.get_widget_at(region.x + region.width // 2, region.y + region.height // 2)
                 assert widget is button, (param.id, button.id, widget)
+            # and it opens at its top: the title and the first field's label are not scrolled away
+            assert form.query_one(".dialog").scroll_y == 0, (param.id, form.query_one(".dialog").scroll_y)
+            title = form.query_one(".dialog-title").region
+            assert title.height > 0 and screen_region.contains_region(title), (param.id, title)
             form.dismiss(None)
             await until(pilot, lambda: app.screen is not form)

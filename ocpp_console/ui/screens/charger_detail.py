@@ -67,7 +67,7 @@ def short_serial(serial: str) -> str:
 class ChargerDetailScreen(LiveScreen):
     TOPICS = ("chargers", "transactions", "commands")
     ALWAYS_REFRESH_EVERY = 5.0
-    AUTO_FOCUS = None  # focused below, without the scroll to its centre that would hide the top
+    AUTO_FOCUS = ""  # focused in on_mount, without the scroll to its centre that would hide the top
     BINDINGS = [  # in the footer in this order: the most used first
         Binding("escape", "app.pop_screen", "Back"),
         Binding("o", "actions", "Actions"),

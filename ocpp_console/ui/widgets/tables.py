@@ -11,6 +11,7 @@ matters is never cut while the screen has room for it.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -50,8 +51,13 @@ class SyncedTable(DataTable[Any]):
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
+        # This instance's copy of the class bindings. The cursor keys go on working but leave the
+        # `?` panel to the screen's own keys (they listed a dozen arrows and pages above them).
+        table_keys = self._bindings.key_to_bindings
+        for key, bindings in table_keys.items():
+            table_keys[key] = [replace(b, system=True) for b in bindings]
         if open_label:
-            # This instance's copy of the class bindings: the same action, named and shown.
+            # Enter: the same action, named and shown (in the footer and the `?` panel).
             self._bindings.key_to_bindings["enter"] = [Binding("enter", "select_cursor", open_label)]
         self._column_spec = [(c[0], c[1]) for c in columns]
         self._widths = {c[0]: c[2] for c in columns if len(c) > 2}
