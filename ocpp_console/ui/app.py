@@ -11,7 +11,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import TabbedContent
+from textual.widgets import HelpPanel, TabbedContent
 
 from ocpp_console import __version__
 from ocpp_console.csms import CentralSystem, CommandError
@@ -31,6 +31,7 @@ from ocpp_console.ui.actions import (
     lockout_warning,
 )
 from ocpp_console.ui.live import LiveSite, fmt_kwh
+from ocpp_console.ui.screens.base import SCREENS
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
 from ocpp_console.ui.screens.id_tags import IdTagsScreen
@@ -63,14 +64,15 @@ class ConsoleApp(App[None]):
         "log": MessageLogScreen,
     }
     BINDINGS = [
-        Binding("1", "switch_mode('overview')", "Overview"),
-        Binding("2", "switch_mode('chargers')", "Chargers"),
-        Binding("3", "switch_mode('transactions')", "Transactions"),
-        Binding("4", "switch_mode('tags')", "Id tags"),
-        Binding("5", "switch_mode('log')", "Log"),
+        Binding("1", "switch_mode('overview')", "Overview", group=SCREENS),
+        Binding("2", "switch_mode('chargers')", "Chargers", group=SCREENS),
+        Binding("3", "switch_mode('transactions')", "Transactions", group=SCREENS),
+        Binding("4", "switch_mode('tags')", "Id tags", group=SCREENS),
+        Binding("5", "switch_mode('log')", "Message log", group=SCREENS),
         Binding("question_mark", "toggle_help", "Keys", key_display="?"),
         Binding("q", "quit_console", "Quit"),
     ]
+    show_keys = False  # `?` turned the keys panel on: every screen shown shows it, with its own keys
 
     def __init__(
         self,
@@ -153,10 +155,16 @@ class ConsoleApp(App[None]):
         self.push_screen(OrderDetailScreen(transaction_id))
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        self.show_keys = not self.screen.query(HelpPanel)
+        self.sync_help(self.screen)
+
+    def sync_help(self, screen: Screen[Any]) -> None:
+        """The keys panel on `screen` as `?` left it (a panel lists the keys of its own screen)."""
+        panels = screen.query(HelpPanel)
+        if self.show_keys and not panels:
+            screen.mount(HelpPanel())
+        elif not self.show_keys and panels:
+            panels.remove()
 
     async def action_quit(self) -> None:
         """ctrl+q (Textual's own quit key) asks as `q` does: it would disconnect the chargers too."""

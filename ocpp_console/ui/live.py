@@ -492,22 +492,41 @@ def local_time(value: str | None, with_date: bool = False) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
 
 
-def duration_minutes(start: str | None) -> str:
-    """H:MM since `start`: a running session's age that changes once a minute, not every second."""
-    a = parse_iso(start)
-    if a is None:
+def compact_time(value: str | None) -> str:
+    """A time in a narrow column: HH:MM today, MM-DD HH:MM this year, the date before."""
+    dt = parse_iso(value)
+    if dt is None:
         return "-"
-    minutes = max(0, int((utcnow() - a).total_seconds() // 60))
-    return f"{minutes // 60}:{minutes % 60:02d}"
+    local = dt.astimezone()
+    today = utcnow().astimezone().date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    return local.strftime("%m-%d %H:%M" if local.year == today.year else "%Y-%m-%d")
+
+
+def format_duration(seconds: float | None) -> str:
+    """The console's one way to write a duration: 45s, 12m, 1h 05m (26h 10m past a day).
+
+    To the minute past the first one: a running session's age changes once a minute, not on
+    every redraw, and an operator reads "1h 05m" at a glance where "1:05:13" needs a look."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
 def duration(start: str | None, end: str | None = None) -> str:
+    """From `start` to `end` (or now, for a running session), as format_duration writes it."""
     a = parse_iso(start)
     b = parse_iso(end) if end else utcnow()
     if a is None or b is None:
         return "-"
-    seconds = max(0, int((b - a).total_seconds()))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return format_duration((b - a).total_seconds())
 
 
 def fmt_kw(watts: float | None) -> str:

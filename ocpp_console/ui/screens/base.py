@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
-from textual.binding import Binding
+from textual import events
+from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent, TabPane
+
+from ocpp_console.ui.widgets.tables import SyncedTable
 
 if TYPE_CHECKING:
     from ocpp_console.ui.app import ConsoleApp
     from ocpp_console.ui.live import LiveSite
 
 REFRESH_SECONDS = 0.25  # at most 4 redraws a second per screen, however busy the site
+WIDE_FOOTER = 120  # columns from which the footer shows every key; below, the essential ones
+SCREENS = Binding.Group("Screens", compact=True)  # 1-5 in the footer: "12345 Screens"
+TABS = Binding.Group("Tab")  # [ and ] in the footer: "[ ] Tab"
+TAB_BINDINGS = [
+    Binding("left_square_bracket", "tab(-1)", "Previous tab", group=TABS),
+    Binding("right_square_bracket", "tab(1)", "Next tab", group=TABS),
+]
 
 
 class LiveScreen(Screen[None]):
@@ -22,6 +33,11 @@ class LiveScreen(Screen[None]):
     TOPICS: ClassVar[tuple[str, ...]] = ()
     AUTO_FOCUS = "SyncedTable"  # the list, never the (hidden) filter box
     ALWAYS_REFRESH_EVERY: ClassVar[float | None] = None  # e.g. for durations that tick
+    # Keys that stay out of a narrow footer (they work, and `?` lists them): the least used.
+    NARROW_FOOTER_HIDES: ClassVar[frozenset[str]] = frozenset()
+    # The 1-5 screen keys in the footer: "wide" (from WIDE_FOOTER columns), "always" (a screen with
+    # few keys of its own), "never" (a screen Esc leaves, with many keys of its own).
+    SCREENS_IN_FOOTER: ClassVar[str] = "wide"
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,6 +55,8 @@ class LiveScreen(Screen[None]):
         return self.console.live
 
     def on_mount(self) -> None:
+        # Textual calls every on_mount of the class's MRO itself: a subclass's on_mount runs first
+        # and must not call this one again (that once started two refresh timers per screen).
         self.set_interval(REFRESH_SECONDS, self._tick)
         self.call_after_refresh(self._tick, True)
 
@@ -63,7 +81,44 @@ class LiveScreen(Screen[None]):
         """Redraw from the live model (and the store, where needed)."""
 
     async def on_screen_resume(self) -> None:
+        self.console.sync_help(self)
         await self._tick(force=True)
+
+    # -- footer and tabs -------------------------------------------------------------------
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """What the footer shows: below WIDE_FOOTER columns, the screen's essential keys, `?` and
+        `q` (the 1-5 screen keys and the least used ones step aside: they still work)."""
+        bindings = super().active_bindings
+        wide = self.app.size.width >= WIDE_FOOTER
+        hide_screens = self.SCREENS_IN_FOOTER == "never" or (self.SCREENS_IN_FOOTER == "wide" and not wide)
+        hidden = set() if wide else self.NARROW_FOOTER_HIDES
+        return {
+            key: active._replace(binding=replace(active.binding, show=False))
+            if (hide_screens and active.binding.group is SCREENS) or key in hidden else active
+            for key, active in bindings.items()
+        }
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.refresh_bindings()  # the footer's choice of keys depends on the width
+
+    def action_tab(self, step: int) -> None:
+        """`[` and `]`: the previous or next tab, and the focus to its list (Enter acts on it)."""
+        tabbed = self.query(TabbedContent).first()
+        panes = [pane.id for pane in tabbed.query(TabPane) if pane.id]
+        if not panes:
+            return
+        index = panes.index(tabbed.active) if tabbed.active in panes else 0
+        tabbed.active = panes[(index + step) % len(panes)]
+        # In a scrolling screen (a charger's detail at 80x24) the tabs come into view, at the top.
+        self.call_after_refresh(tabbed.scroll_visible, animate=False, top=True)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """A tab shown (by key or mouse) gives its list the focus: Enter and the arrows act on it."""
+        tables = event.pane.query(SyncedTable)
+        if tables:
+            tables.first().focus(scroll_visible=False)
 
 
 class FilterMixin:

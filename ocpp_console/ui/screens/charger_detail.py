@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from ocpp_console.secret_keys import mask_value
 from ocpp_console.timeutil import iso, now_ts
 from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time, parse_iso
-from ocpp_console.ui.screens.base import LiveScreen
+from ocpp_console.ui.screens.base import TAB_BINDINGS, LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
 from ocpp_console.ui.widgets.status import (
     DIAGNOSTICS_STEPS,
@@ -67,15 +67,19 @@ def short_serial(serial: str) -> str:
 class ChargerDetailScreen(LiveScreen):
     TOPICS = ("chargers", "transactions", "commands")
     ALWAYS_REFRESH_EVERY = 5.0
-    BINDINGS = [
+    AUTO_FOCUS = ""  # focused in on_mount, without the scroll to its centre that would hide the top
+    BINDINGS = [  # in the footer in this order: the most used first
         Binding("escape", "app.pop_screen", "Back"),
         Binding("o", "actions", "Actions"),
         Binding("s", "action('remote_start')", "Start"),
         Binding("x", "remote_stop", "Stop"),
+        *TAB_BINDINGS,
         Binding("r", "action('reset')", "Reset"),
         Binding("g", "action('get_config')", "Get config"),
         Binding("e", "edit_key", "Edit key"),
     ]
+    NARROW_FOOTER_HIDES = frozenset({"r", "g", "e"})
+    SCREENS_IN_FOOTER = "never"  # Esc goes back; 1-5 still work
 
     def __init__(self, charger_id: str) -> None:
         super().__init__()
@@ -116,8 +120,8 @@ class ChargerDetailScreen(LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.sub_title = self.charger_id
+        self.query_one("#connectors", SyncedTable).focus(scroll_visible=False)
 
     async def refresh_data(self) -> None:
         store = self.console.csms.store

@@ -22,29 +22,31 @@ COLUMNS = [
     ("seen", "Last seen"),
     ("note", "Note"),
 ]
+# Below these table widths a column steps aside, so that id, state, connectors and power fit 80 columns.
+HIDE_BELOW = {"model": 110, "firmware": 140}
 
 
 class ChargersScreen(FilterMixin, LiveScreen):
     TOPICS = ("chargers",)
-    BINDINGS = [
-        Binding("enter", "open", "Details"),
+    BINDINGS = [  # in the footer in this order: the most used first
+        Binding("enter", "open", "Open", show=False),  # the table's own Enter shows; this one acts unfocused
         Binding("o", "actions", "Actions"),
-        Binding("s", "remote_start", "Start"),
         Binding("a", "approve", "Approve"),
+        *FilterMixin.FILTER_BINDINGS,
+        Binding("s", "remote_start", "Start"),
         Binding("x", "reject", "Reject"),
         Binding("p", "password", "Password"),
-        *FilterMixin.FILTER_BINDINGS,
     ]
+    NARROW_FOOTER_HIDES = frozenset({"s", "x", "p"})
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: id, vendor, status ...", id="filter", classes="filter")
-        yield SyncedTable(COLUMNS, id="chargers")
+        yield SyncedTable(COLUMNS, hide_below=HIDE_BELOW, id="chargers", open_label="Open")
         yield Footer()
 
     def on_mount(self) -> None:
         self._cache: dict[str, tuple[int, tuple[tuple[object, ...], tuple[str, ...]]]] = {}
-        super().on_mount()
         self.query_one(SyncedTable).focus()
 
     def rows(self) -> dict[str, tuple[object, ...]]:

@@ -17,14 +17,15 @@ TAG_STYLES = {"Accepted": "green", "Blocked": "bold red", "Expired": "yellow", "
 
 class IdTagsScreen(FilterMixin, LiveScreen):
     TOPICS = ("transactions", "tags")
-    BINDINGS = [
+    BINDINGS = [  # in the footer in this order: the most used first
+        Binding("enter", "edit", "Edit", show=False),  # the table's own Enter shows; this one acts unfocused
         Binding("n", "add", "Add"),
-        Binding("enter", "edit", "Edit"),
-        Binding("b", "toggle_block", "Block/unblock"),
-        Binding("t", "top_up", "Top-up/adjust"),
-        Binding("e", "export", "Export ledger"),
+        Binding("b", "toggle_block", "Block"),
+        Binding("t", "top_up", "Top-up"),
         *FilterMixin.FILTER_BINDINGS,
+        Binding("e", "export", "Export"),
     ]
+    NARROW_FOOTER_HIDES = frozenset({"e"})
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -32,12 +33,11 @@ class IdTagsScreen(FilterMixin, LiveScreen):
         yield SyncedTable(
             [("tag", "Id tag"), ("status", "Status"), ("expiry", "Expires"), ("parent", "Parent"),
              ("balance", "Balance"), ("refused", "Last refusal"), ("note", "Note")],
-            id="tags",
+            id="tags", open_label="Edit",
         )
         yield Footer()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one(SyncedTable).focus()
 
     async def refresh_data(self) -> None:

@@ -22,7 +22,8 @@ SHOWN = 250  # the newest frames in the table; older ones: pause following and f
 
 class MessageLogScreen(FilterMixin, LiveScreen):
     TOPICS = ("log",)
-    BINDINGS = [Binding("f", "toggle_follow", "Follow on/off"), *FilterMixin.FILTER_BINDINGS]
+    SCREENS_IN_FOOTER = "always"
+    BINDINGS = [Binding("f", "toggle_follow", "Follow"), *FilterMixin.FILTER_BINDINGS]
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,7 +43,6 @@ class MessageLogScreen(FilterMixin, LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one(SyncedTable).focus()
         self._update_title()
 

@@ -24,6 +24,9 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
     """A modal form: Enter in a field or the primary button submits, Escape or Cancel dismisses."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Submit")]
+    # Each form focuses its first field itself; Textual's auto focus would first focus the scrolling
+    # field list, centred, scrolling a tall form's title away at 80x24.
+    AUTO_FOCUS = ""
 
     def _submit(self) -> None:
         raise NotImplementedError
@@ -80,7 +83,8 @@ class ActionForm(FormScreen):
     def on_mount(self) -> None:
         # Text fields take the focus; a form of choices only (already filled) is one Enter from sent.
         inputs = self.query(Input)
-        (inputs.first() if inputs else self.query_one("#send")).focus()
+        # No scroll to centre it: a form taller than the screen would open with its title hidden.
+        (inputs.first() if inputs else self.query_one("#send")).focus(scroll_visible=False)
         self._mask_secret()
 
     @on(Input.Changed, "#f-key")
@@ -198,7 +202,7 @@ class IdTagForm(FormScreen):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#status" if self.row else "#tag").focus()
+        self.query_one("#status" if self.row else "#tag").focus(scroll_visible=False)
 
     def _submit(self) -> None:
         from datetime import datetime

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from ocpp_console.csms.billing import LINE_ITEMS, format_money
-from ocpp_console.ui.live import ENERGY, POWER, duration, fmt_kwh, local_time
+from ocpp_console.ui.live import ENERGY, POWER, duration, fmt_kwh, format_duration, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.screens.charger_detail import _kv
 from ocpp_console.ui.widgets.chart import TimeChart
@@ -21,6 +21,7 @@ from ocpp_console.ui.widgets.chart import TimeChart
 class OrderDetailScreen(LiveScreen):
     TOPICS = ("transactions",)
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    SCREENS_IN_FOOTER = "always"
 
     def __init__(self, transaction_id: int) -> None:
         super().__init__()
@@ -35,7 +36,6 @@ class OrderDetailScreen(LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.sub_title = f"transaction {self.transaction_id}"
 
     async def refresh_data(self) -> None:
@@ -69,7 +69,7 @@ class OrderDetailScreen(LiveScreen):
             ("Meter start / stop", f"{row['meter_start']} / {row['meter_stop'] if row['meter_stop'] is not None else '-'} Wh"),
             ("Energy", fmt_kwh(row["energy_wh"])),
             ("Stop reason", row["stop_reason"]),
-            ("Charging / idle", f"{_minutes(row['charging_seconds'])} / {_minutes(row['idle_seconds'])} min"),
+            ("Charging / idle", f"{format_duration(row['charging_seconds'])} / {format_duration(row['idle_seconds'])}"),
             ("Meter values", meter_check),
             ("Cost", Text(format_money(row["cost_total"], currency), style="bold") if items else "-"),
             *money,
@@ -92,10 +92,6 @@ class OrderDetailScreen(LiveScreen):
                 power_y.append(s["value_num"] / 1000)
         self.query_one("#order-energy", TimeChart).set_series([("kWh", energy_x, energy_y)])
         self.query_one("#order-power", TimeChart).set_series([("kW", power_x, power_y)])
-
-
-def _minutes(seconds: int | None) -> str:
-    return "-" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def _ts(value: str | None) -> float | None:

@@ -34,6 +34,7 @@ class Tile(Vertical):
 class OverviewScreen(LiveScreen):
     TOPICS = ("chargers", "transactions", "feed")
     ALWAYS_REFRESH_EVERY = POWER_SAMPLE_SECONDS
+    SCREENS_IN_FOOTER = "always"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,7 +54,6 @@ class OverviewScreen(LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self._feed_version = -1
         self.live.sample_site_power()
         self.set_interval(POWER_SAMPLE_SECONDS, self.live.sample_site_power)

@@ -8,8 +8,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
 
 from ocpp_console.csms.billing import format_money
-from ocpp_console.ui.live import RunningTx, duration, duration_minutes, fmt_kw, fmt_kwh, local_time
-from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
+from ocpp_console.ui.live import RunningTx, compact_time, duration, fmt_kw, fmt_kwh, local_time
+from ocpp_console.ui.screens.base import TAB_BINDINGS, FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 
 RUNNING = [
@@ -17,39 +17,42 @@ RUNNING = [
     ("duration", "Duration"), ("energy", "Energy"), ("power", "Power"), ("soc", "SoC"), ("cost", "Cost"),
     ("state", "State"),
 ]
+RUNNING_HIDE_BELOW = {"start": 100, "soc": 100}  # at 80 columns the cost and state must fit
 STALE = Text("stale", style="bold yellow")  # charger offline or rebooted since: `c` closes it
 ORDERS = [
     ("id", "Tx"), ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("start", "Start"), ("stop", "Stop"),
     ("meter", "Meter start→stop"), ("energy", "Energy"), ("duration", "Duration"), ("reason", "Reason"), ("cost", "Cost"),
 ]
+ORDERS_HIDE_BELOW = {"meter": 140, "start": 100, "reason": 100}
 
 
 class TransactionsScreen(FilterMixin, LiveScreen):
     TOPICS = ("transactions", "orders")
-    ALWAYS_REFRESH_EVERY = 15.0  # running durations are shown to the minute
-    BINDINGS = [
-        Binding("enter", "open", "Order detail"),
+    ALWAYS_REFRESH_EVERY = 5.0  # running durations: seconds in the first minute, then minutes
+    BINDINGS = [  # in the footer in this order: the most used first
+        Binding("enter", "open", "Open", show=False),  # the table's own Enter shows; this one acts unfocused
         Binding("x", "stop", "Stop"),
         Binding("c", "close", "Close"),
-        Binding("e", "export", "Export CSV"),
+        *TAB_BINDINGS,
         *FilterMixin.FILTER_BINDINGS,
+        Binding("e", "export", "Export"),
     ]
+    NARROW_FOOTER_HIDES = frozenset({"e"})
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter: charger, id tag, reason, stale ...", id="filter", classes="filter")
         with TabbedContent(id="tx-tabs"):
             with TabPane("Running", id="tab-running"):
-                yield SyncedTable(RUNNING, id="running")
+                yield SyncedTable(RUNNING, hide_below=RUNNING_HIDE_BELOW, id="running", open_label="Open")
             with TabPane("Orders", id="tab-orders"):
-                yield SyncedTable(ORDERS, id="orders")
+                yield SyncedTable(ORDERS, hide_below=ORDERS_HIDE_BELOW, id="orders", open_label="Open")
         yield Footer()
 
     def on_mount(self) -> None:
         self._orders_version = -1
         self._refilter = False
         self._running_cache: dict[int, tuple[tuple[object, ...], tuple[str, ...]]] = {}
-        super().on_mount()
 
     async def refresh_data(self) -> None:
         running = {}
@@ -57,7 +60,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
             stale = self.live.is_stale(tx)
             if not self.matches(tx.id, tx.charger_id, tx.id_tag, "stale" if stale else ""):
                 continue
-            age = duration_minutes(tx.started)
+            age = duration(tx.started)
             key = (tx.energy_wh, tx.power_w, tx.soc, age, tx.tariff is not None, stale)
             cached = self._running_cache.get(tx.id)
             if cached is None or cached[0] != key:  # pricing 500 sessions 4 times a second is not free
@@ -82,7 +85,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
                 continue
             orders[row["id"]] = (
                 str(row["id"]), row["charger_id"], str(row["connector_id"]), row["id_tag"],
-                local_time(row["start_timestamp"], True), local_time(row["stop_timestamp"], True),
+                compact_time(row["start_timestamp"]), compact_time(row["stop_timestamp"]),
                 f"{row['meter_start']}→{row['meter_stop']} Wh", fmt_kwh(row["energy_wh"]),
                 duration(row["start_timestamp"], row["stop_timestamp"]), row["stop_reason"] or "-",
                 format_money(row["cost_total"], row["currency"] or self.console.csms.settings.currency),
