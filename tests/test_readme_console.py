@@ -269,7 +269,7 @@ async def test_id_tags_keys(csms: CentralSystem, tmp_path: Path) -> None:
         edit = await until(pilot, lambda: form(app, IdTagForm))
         await type_into(pilot, edit.query_one("#note", Input), "fleet van 7")
         await pilot.press("enter")
-        await until(pilot, lambda: cells(app, "#tags")["NEWTAG"][5] == "fleet van 7")
+        await until(pilot, lambda: cells(app, "#tags")["NEWTAG"][-1] == "fleet van 7")
         assert (await csms.store.id_tag("NEWTAG"))["note"] == "fleet van 7"
 
         await pilot.press("b")
