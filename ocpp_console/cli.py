@@ -345,10 +345,17 @@ async def _import(store: Any, settings: Settings, args: argparse.Namespace) -> i
 async def _tariffs_list(store: Any, settings: Settings, args: argparse.Namespace) -> int:
     from ocpp_console import provision
 
-    tariffs = [t.to_json() for t in await provision.list_tariffs(store, settings)]
+    tariffs = await provision.billing_view(store, settings)
     if args.json:
         print(json.dumps(tariffs, indent=2))
         return 0
+    site = tariffs[0]
+    instance = site["instance"]
+    whose = (f"the running instance (pid {instance['pid']} on {instance['host']}, started {instance['started_at']})"
+             if instance else f"this shell's settings (no instance is running on {settings.db})")
+    print(f"billing of {whose}; min balance {site['min_balance']} {site['currency']}, wallets "
+          f"{'checked' if site['wallet'] else 'not checked'}, stop on empty wallet "
+          f"{'on' if site['stop_on_empty_wallet'] else 'off'}", file=sys.stderr)
     rows = [
         ("site" if t["scope"] == "*" else t["scope"], t["currency"], t["price_per_kwh"], t["price_per_minute"],
          t["idle_price_per_minute"], t["idle_grace_minutes"], t["session_fee"], t["tou_windows"] or "-",

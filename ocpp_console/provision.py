@@ -342,6 +342,24 @@ async def list_tariffs(store: Store, settings: Any) -> list[TariffInfo]:
     ]
 
 
+async def billing_view(store: Store, settings: Any, own: Any = None) -> list[dict[str, Any]]:
+    """`tariffs list` and `GET /api/tariffs`: the tariffs as the running instance bills them (its
+    recorded settings; `own`: the instance asking, the API's), else as this shell's settings would,
+    each saying which, with the site's wallet rules."""
+    from ocpp_console.csms.instance import billing_settings, running_instance
+
+    instance = own if own is not None else await running_instance(store)
+    billing = billing_settings(settings, instance) if own is None else settings
+    extra = {
+        "settings_from": "running instance" if instance is not None else "this shell",
+        "instance": instance.to_json() if instance is not None else None,
+        "min_balance": str(billing.min_balance),
+        "wallet": billing.wallet,
+        "stop_on_empty_wallet": billing.stop_on_empty_wallet,
+    }
+    return [{**t.to_json(), **extra} for t in await list_tariffs(store, billing)]
+
+
 # -- id tags -----------------------------------------------------------------------------------
 
 

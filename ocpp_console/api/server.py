@@ -308,7 +308,7 @@ async def get_charger(request: web.Request) -> web.Response:
 async def list_transactions(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 500, 1, 10_000)
     rows = await _csms(request).store.transactions(request.query.get("charger_id"), _bool(request, "running"), limit)
-    return reply([resources.transaction(_csms(request), row) for row in rows])
+    return reply(await resources.transactions(_csms(request), rows))
 
 
 def _transaction_id(request: web.Request) -> int:
@@ -327,7 +327,7 @@ async def get_transaction(request: web.Request) -> web.Response:
     row = await _csms(request).store.transaction(transaction_id)
     if row is None:
         raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
-    return reply(resources.transaction(_csms(request), row))
+    return reply((await resources.transactions(_csms(request), [row]))[0])
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -353,7 +353,7 @@ async def get_id_tag(request: web.Request) -> web.Response:
 
 async def list_tariffs(request: web.Request) -> web.Response:
     csms = _csms(request)
-    return reply([t.to_json() for t in await provision.list_tariffs(csms.store, csms.settings)])
+    return reply(await provision.billing_view(csms.store, csms.settings, own=csms.instance))
 
 
 async def list_messages(request: web.Request) -> web.Response:
