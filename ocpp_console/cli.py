@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -20,6 +20,14 @@ from ocpp_console.runtime import settle_heap
 from ocpp_console.settings import Settings, default_config_path, default_db_path, load_settings
 
 log = logging.getLogger("ocpp_console")
+
+
+class Parser(argparse.ArgumentParser):
+    """A malformed command line is one line on stderr and exit code 2 (argparse's code), naming
+    the command and where its help is, rather than the usage block and then the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _flag(name: str) -> str:
@@ -165,7 +173,7 @@ def add_provision_parsers(sub: Any) -> None:
                      "zone is given); \"\" clears it")
     add.add_argument("--parent", default=None, metavar="TAG",
                      help="the parent (fleet) tag, which must exist; the tag then spends its wallet; \"\" clears it")
-    add.add_argument("--balance", default=None, metavar="AMOUNT",
+    add.add_argument("--balance", type=_provision_arg("check_amount"), default=None, metavar="AMOUNT",
                      help="set the wallet to this amount in the site currency, e.g. 25.00 (a ledger movement "
                      "of the difference)")
     add.add_argument("--note", default=None, help="a note for the operator (\"\" clears it)")
@@ -213,7 +221,7 @@ async def run_provision(settings: Settings, args: argparse.Namespace, password: 
     `password`: for set-password, asked before the event loop runs (see main)."""
     import sqlite3
 
-    from ocpp_console.provision import ProvisionError
+    from ocpp_console.provision import ProvisionError, parse_amount
     from ocpp_console.store import Store, StoreError
 
     action = _provision_action(args)
@@ -222,6 +230,12 @@ async def run_provision(settings: Settings, args: argparse.Namespace, password: 
         return 1
     if action == "chargers set-password" and password is None:
         return 2
+    if action == "tags add" and args.balance is not None:
+        try:  # the currency's decimals: known only now, still a malformed command line
+            parse_amount(args.balance, settings.currency)
+        except ProvisionError as exc:
+            print(f"ocpp-console tags add: error: argument --balance: {exc}", file=sys.stderr)
+            return 2
     try:
         store = await Store(settings.db).open()
     except (StoreError, sqlite3.Error) as exc:
@@ -550,7 +564,7 @@ def run_ca(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocpp-console",
         description="An OCPP 1.6J central system with a terminal console. Chargers connect to "
         "ws://HOST:PORT/<chargePointId> with the subprotocol ocpp1.6.",

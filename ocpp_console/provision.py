@@ -217,6 +217,12 @@ def _decimal(value: Any, what: str) -> Decimal:
     return number
 
 
+def check_amount(value: Any) -> str:
+    """An amount as typed (`--balance 25.00`): a number, kept as text until the currency is known."""
+    _decimal(value, "amount")
+    return str(value)
+
+
 def parse_amount(value: Any, currency: str) -> int:
     """An amount like "25.00" in the site currency -> integer minor units."""
     amount = _decimal(value, "amount")

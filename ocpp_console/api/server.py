@@ -251,10 +251,8 @@ async def run_operation(request: web.Request) -> web.Response:
         answer = await operations.execute(csms.commands, charger_id, operation, payload)
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    except ChargerOffline as exc:
-        known = await csms.store.charger(charger_id) is not None
-        raise ApiError(404, "offline" if known else "unknown_charger",
-                       str(exc) if known else f"no charger {charger_id!r}") from None
+    except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has
+        raise ApiError(404, exc.outcome, str(exc)) from None
     except CommandTimeout as exc:
         raise ApiError(504, "timeout", str(exc)) from None
     except CallErrorReceived as exc:
