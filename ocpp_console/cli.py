@@ -66,7 +66,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("demo")
     group.add_argument(
         "--demo", action="store_true", default=argparse.SUPPRESS,
-        help="also run simulated chargers in this process (own database demo.sqlite unless --db is given)",
+        help="also run simulated chargers in this process, with a sample tariff and funded wallets (own "
+        "database demo.sqlite, made afresh on every run, unless --db is given)",
     )
     group.add_argument(
         "--demo-chargers", type=int, default=argparse.SUPPRESS, metavar="N",
@@ -604,11 +605,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
-    if getattr(args, "demo", False) and "db" not in overrides:
+    demo = getattr(args, "demo", False)
+    if demo and "db" not in overrides:
         from ocpp_console.demo import demo_db_path
 
         overrides["db"] = demo_db_path()  # never mix simulated chargers into a real site's data
-    return load_settings(getattr(args, "config", None), **overrides)
+    settings = load_settings(getattr(args, "config", None), **overrides)
+    if demo:
+        from ocpp_console.demo import with_demo_tariff
+
+        settings = with_demo_tariff(settings)
+    return settings
+
+
+def fresh_demo_database(settings: Settings, args: argparse.Namespace) -> str | None:
+    """The demo's own database starts empty on every run (an explicit --db is kept as it is);
+    a problem (another demo runs on it) as one line, else None."""
+    if not getattr(args, "demo", False) or hasattr(args, "db"):
+        return None
+    from ocpp_console.demo import fresh_database
+
+    other = asyncio.run(fresh_database(settings.db))
+    if other is None:
+        return None
+    return (f"another demo runs on {settings.db} ({other.describe()}): stop it, or give this one its own "
+            f"database with --db PATH")
 
 
 def _missing_db_folder(settings: Settings, args: argparse.Namespace) -> str | None:
@@ -676,6 +697,13 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
 
 
 def run_console(settings: Settings, demo_chargers: int = 0) -> int:
+    app = console_app(settings, demo_chargers)
+    app.run()
+    return app.return_code or 0
+
+
+def console_app(settings: Settings, demo_chargers: int = 0) -> Any:
+    """The console as `ocpp-console [--demo]` runs it (a ConsoleApp)."""
     from ocpp_console.csms import CentralSystem
     from ocpp_console.ui.app import ConsoleApp
 
@@ -691,8 +719,11 @@ def run_console(settings: Settings, demo_chargers: int = 0) -> int:
 
         services.append(ApiServer(csms))
     app = ConsoleApp(csms, background=background, services=services)
-    app.run()
-    return app.return_code or 0
+    if demo_chargers:
+        from ocpp_console.demo import title
+
+        app.title = title()  # the simulated speed, in the header
+    return app
 
 
 def log_to_file(level: str) -> Path:
@@ -744,6 +775,9 @@ def _main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
         return asyncio.run(run_simulate(args))
     demo_chargers = getattr(args, "demo_chargers", 4) if getattr(args, "demo", False) else 0
+    if command in ("console", "serve") and (problem := fresh_demo_database(settings, args)):
+        print(f"ocpp-console: {problem}", file=sys.stderr)
+        return 1
     try:
         if command == "console":
             log_to_file(settings.log_level)

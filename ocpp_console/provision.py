@@ -359,7 +359,7 @@ async def billing_view(store: Store, settings: Any, own: Any = None) -> list[dic
     extra = {
         "settings_from": "running instance" if instance is not None else "this shell",
         "instance": instance.to_json() if instance is not None else None,
-        "min_balance": str(billing.min_balance),
+        "min_balance": str(from_minor(to_minor(billing.min_balance, billing.currency), billing.currency)),
         "wallet": billing.wallet,
         "stop_on_empty_wallet": billing.stop_on_empty_wallet,
     }
