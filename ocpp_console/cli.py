@@ -205,7 +205,9 @@ def add_provision_parsers(sub: Any) -> None:
     listing = actions.add_parser(
         "list", help="the site's tariff and every charger's own, with where the values come from",
         description="The tariff of the site and of every charger that has its own, as billing applies them: "
-        "stored (imported) values over settings (flags, environment, TOML), a charger's over the site's.",
+        "stored (imported) values over settings (flags, environment, TOML), a charger's over the site's. While "
+        "the console or serve runs on the database, the settings are that instance's (recorded at its start), "
+        "not this shell's; stderr says whose.",
     )
     listing.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
     _add_db_arguments(listing)
