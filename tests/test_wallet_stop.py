@@ -17,8 +17,10 @@ from ocpp.v16.enums import Action, Reason, RemoteStartStopStatus
 
 from ocpp_console import provision
 from ocpp_console.csms import CentralSystem
+from ocpp_console.csms.billing import from_minor
 from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso, utcnow
+from ocpp_console.ui.live import LiveSite
 from tests.clients import TestCharger
 from tests.conftest import charger, eventually
 from tests.test_api import api_for, get
@@ -60,6 +62,14 @@ async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_ord
             assert await system.wallet_guard.check(tx) is False
             status, live = await get(http, f"/api/transactions/{tx}")
             assert status == 200 and live["running"] and (live["energy_wh"], live["cost"]) == (1500, "1.50")
+            assert live["power_w"] == 11000
+            console = LiveSite(system)  # the console's Transactions screen reads this model
+            await console.load()
+            shown = console.running[tx]
+            console.close()
+            status, listed = await get(http, "/api/transactions", running="true")
+            assert [(t["id"], t["energy_wh"], t["cost"], t["power_w"]) for t in listed] == [
+                (tx, int(shown.energy_wh), str(from_minor(shown.cost_so_far() or 0, "EUR")), shown.power_w)]
             await meter(cp, tx, 2100)  # 2.10 EUR: the wallet is spent
             await eventually(lambda: stops(cp), timeout=5)
             assert stops(cp) == [{"transaction_id": tx}]
