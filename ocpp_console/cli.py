@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NoReturn, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -20,6 +20,14 @@ from ocpp_console.runtime import settle_heap
 from ocpp_console.settings import Settings, default_config_path, default_db_path, load_settings
 
 log = logging.getLogger("ocpp_console")
+
+
+class Parser(argparse.ArgumentParser):
+    """A malformed command line is one line on stderr and exit code 2 (argparse's code), naming
+    the command and where its help is, rather than the usage block and then the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _flag(name: str) -> str:
@@ -58,7 +66,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("demo")
     group.add_argument(
         "--demo", action="store_true", default=argparse.SUPPRESS,
-        help="also run simulated chargers in this process (own database demo.sqlite unless --db is given)",
+        help="also run simulated chargers in this process, with a sample tariff and funded wallets (own "
+        "database demo.sqlite, made afresh on every run, unless --db is given)",
     )
     group.add_argument(
         "--demo-chargers", type=int, default=argparse.SUPPRESS, metavar="N",
@@ -165,7 +174,7 @@ def add_provision_parsers(sub: Any) -> None:
                      "zone is given); \"\" clears it")
     add.add_argument("--parent", default=None, metavar="TAG",
                      help="the parent (fleet) tag, which must exist; the tag then spends its wallet; \"\" clears it")
-    add.add_argument("--balance", default=None, metavar="AMOUNT",
+    add.add_argument("--balance", type=_provision_arg("check_amount"), default=None, metavar="AMOUNT",
                      help="set the wallet to this amount in the site currency, e.g. 25.00 (a ledger movement "
                      "of the difference)")
     add.add_argument("--note", default=None, help="a note for the operator (\"\" clears it)")
@@ -196,7 +205,9 @@ def add_provision_parsers(sub: Any) -> None:
     listing = actions.add_parser(
         "list", help="the site's tariff and every charger's own, with where the values come from",
         description="The tariff of the site and of every charger that has its own, as billing applies them: "
-        "stored (imported) values over settings (flags, environment, TOML), a charger's over the site's.",
+        "stored (imported) values over settings (flags, environment, TOML), a charger's over the site's. While "
+        "the console or serve runs on the database, the settings are that instance's (recorded at its start), "
+        "not this shell's; stderr says whose.",
     )
     listing.add_argument("--json", action="store_true", help="a JSON list of objects instead of a table")
     _add_db_arguments(listing)
@@ -213,7 +224,7 @@ async def run_provision(settings: Settings, args: argparse.Namespace, password: 
     `password`: for set-password, asked before the event loop runs (see main)."""
     import sqlite3
 
-    from ocpp_console.provision import ProvisionError
+    from ocpp_console.provision import ProvisionError, parse_amount
     from ocpp_console.store import Store, StoreError
 
     action = _provision_action(args)
@@ -222,6 +233,12 @@ async def run_provision(settings: Settings, args: argparse.Namespace, password: 
         return 1
     if action == "chargers set-password" and password is None:
         return 2
+    if action == "tags add" and args.balance is not None:
+        try:  # the currency's decimals: known only now, still a malformed command line
+            parse_amount(args.balance, settings.currency)
+        except ProvisionError as exc:
+            print(f"ocpp-console tags add: error: argument --balance: {exc}", file=sys.stderr)
+            return 2
     try:
         store = await Store(settings.db).open()
     except (StoreError, sqlite3.Error) as exc:
@@ -345,10 +362,17 @@ async def _import(store: Any, settings: Settings, args: argparse.Namespace) -> i
 async def _tariffs_list(store: Any, settings: Settings, args: argparse.Namespace) -> int:
     from ocpp_console import provision
 
-    tariffs = [t.to_json() for t in await provision.list_tariffs(store, settings)]
+    tariffs = await provision.billing_view(store, settings)
     if args.json:
         print(json.dumps(tariffs, indent=2))
         return 0
+    site = tariffs[0]
+    instance = site["instance"]
+    whose = (f"the running instance (pid {instance['pid']} on {instance['host']}, started {instance['started_at']})"
+             if instance else f"this shell's settings (no instance is running on {settings.db})")
+    print(f"billing of {whose}; min balance {site['min_balance']} {site['currency']}, wallets "
+          f"{'checked' if site['wallet'] else 'not checked'}, stop on empty wallet "
+          f"{'on' if site['stop_on_empty_wallet'] else 'off'}", file=sys.stderr)
     rows = [
         ("site" if t["scope"] == "*" else t["scope"], t["currency"], t["price_per_kwh"], t["price_per_minute"],
          t["idle_price_per_minute"], t["idle_grace_minutes"], t["session_fee"], t["tou_windows"] or "-",
@@ -543,7 +567,7 @@ def run_ca(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocpp-console",
         description="An OCPP 1.6J central system with a terminal console. Chargers connect to "
         "ws://HOST:PORT/<chargePointId> with the subprotocol ocpp1.6.",
@@ -583,11 +607,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
-    if getattr(args, "demo", False) and "db" not in overrides:
+    demo = getattr(args, "demo", False)
+    if demo and "db" not in overrides:
         from ocpp_console.demo import demo_db_path
 
         overrides["db"] = demo_db_path()  # never mix simulated chargers into a real site's data
-    return load_settings(getattr(args, "config", None), **overrides)
+    settings = load_settings(getattr(args, "config", None), **overrides)
+    if demo:
+        from ocpp_console.demo import with_demo_tariff
+
+        settings = with_demo_tariff(settings)
+    return settings
+
+
+def fresh_demo_database(settings: Settings, args: argparse.Namespace) -> str | None:
+    """The demo's own database starts empty on every run (an explicit --db is kept as it is);
+    a problem (another demo runs on it) as one line, else None."""
+    if not getattr(args, "demo", False) or hasattr(args, "db"):
+        return None
+    from ocpp_console.demo import fresh_database
+
+    other = asyncio.run(fresh_database(settings.db))
+    if other is None:
+        return None
+    return (f"another demo runs on {settings.db} ({other.describe()}): stop it, or give this one its own "
+            f"database with --db PATH")
 
 
 def _missing_db_folder(settings: Settings, args: argparse.Namespace) -> str | None:
@@ -655,6 +699,13 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
 
 
 def run_console(settings: Settings, demo_chargers: int = 0) -> int:
+    app = console_app(settings, demo_chargers)
+    app.run()
+    return app.return_code or 0
+
+
+def console_app(settings: Settings, demo_chargers: int = 0) -> Any:
+    """The console as `ocpp-console [--demo]` runs it (a ConsoleApp)."""
     from ocpp_console.csms import CentralSystem
     from ocpp_console.ui.app import ConsoleApp
 
@@ -670,8 +721,11 @@ def run_console(settings: Settings, demo_chargers: int = 0) -> int:
 
         services.append(ApiServer(csms))
     app = ConsoleApp(csms, background=background, services=services)
-    app.run()
-    return app.return_code or 0
+    if demo_chargers:
+        from ocpp_console.demo import title
+
+        app.title = title()  # the simulated speed, in the header
+    return app
 
 
 def log_to_file(level: str) -> Path:
@@ -723,6 +777,9 @@ def _main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
         return asyncio.run(run_simulate(args))
     demo_chargers = getattr(args, "demo_chargers", 4) if getattr(args, "demo", False) else 0
+    if command in ("console", "serve") and (problem := fresh_demo_database(settings, args)):
+        print(f"ocpp-console: {problem}", file=sys.stderr)
+        return 1
     try:
         if command == "console":
             log_to_file(settings.log_level)

@@ -15,7 +15,7 @@ from ocpp_console.timeutil import iso
 ORDER_COLUMNS = [
     "transaction_id", "charger", "connector", "id_tag", "start", "stop", "meter_start_wh", "meter_stop_wh",
     "energy_kwh", "charging_minutes", "idle_minutes", *(f"{item}_cost" for item in LINE_ITEMS), "total",
-    "currency", "stop_reason", "wallet", "flags",
+    "currency", "stop_reason", "wallet", "flags", "stop_note",
 ]
 LEDGER_COLUMNS = ["id", "time", "wallet", "kind", "amount", "balance_after", "currency", "transaction_id", "reason"]
 
@@ -52,6 +52,7 @@ def order_row(tx: dict[str, Any], default_currency: str) -> dict[str, Any]:
         "stop_reason": tx["stop_reason"] or "",
         "wallet": tx["wallet_id_tag"] or "",
         "flags": tx["flags"],
+        "stop_note": tx["stop_note"] or "",
     }
 
 

@@ -217,6 +217,12 @@ def _decimal(value: Any, what: str) -> Decimal:
     return number
 
 
+def check_amount(value: Any) -> str:
+    """An amount as typed (`--balance 25.00`): a number, kept as text until the currency is known."""
+    _decimal(value, "amount")
+    return str(value)
+
+
 def parse_amount(value: Any, currency: str) -> int:
     """An amount like "25.00" in the site currency -> integer minor units."""
     amount = _decimal(value, "amount")
@@ -340,6 +346,24 @@ async def list_tariffs(store: Store, settings: Any) -> list[TariffInfo]:
                    source(scope in settings.charger_tariffs, scope in stored))
         for scope in scopes
     ]
+
+
+async def billing_view(store: Store, settings: Any, own: Any = None) -> list[dict[str, Any]]:
+    """`tariffs list` and `GET /api/tariffs`: the tariffs as the running instance bills them (its
+    recorded settings; `own`: the instance asking, the API's), else as this shell's settings would,
+    each saying which, with the site's wallet rules."""
+    from ocpp_console.csms.instance import billing_settings, running_instance
+
+    instance = own if own is not None else await running_instance(store)
+    billing = billing_settings(settings, instance) if own is None else settings
+    extra = {
+        "settings_from": "running instance" if instance is not None else "this shell",
+        "instance": instance.to_json() if instance is not None else None,
+        "min_balance": str(from_minor(to_minor(billing.min_balance, billing.currency), billing.currency)),
+        "wallet": billing.wallet,
+        "stop_on_empty_wallet": billing.stop_on_empty_wallet,
+    }
+    return [{**t.to_json(), **extra} for t in await list_tariffs(store, billing)]
 
 
 # -- id tags -----------------------------------------------------------------------------------

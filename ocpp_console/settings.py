@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         Decimal(0), description="Authorize/StartTransaction answer Blocked below this wallet balance."
     )
     wallet: bool = Field(True, description="Check wallet balances (--no-wallet: never block on balance).")
+    stop_on_empty_wallet: bool = Field(
+        False,
+        description="Stop a running session with RemoteStopTransaction when its cost so far reaches the "
+        "spendable balance of its wallet (the balance above --min-balance); the order says why.",
+    )
     stale_transaction_grace: float = Field(
         300.0, gt=0,
         description="Seconds a rebooted charger has to send the StopTransaction of a session that started "

@@ -25,6 +25,7 @@ from ocpp_console.csms import (
     CommandTimeout,
     InvalidAnswer,
     InvalidCommand,
+    UnknownCharger,
 )
 from ocpp_console.csms import events as ev
 from tests.clients import TestCharger
@@ -137,11 +138,18 @@ async def test_reservation_cancelled_when_connector_faults(csms: CentralSystem) 
 
 
 async def test_offline_charger(csms: CentralSystem, waiter: EventWaiter) -> None:
-    with pytest.raises(ChargerOffline):
+    """A known charger not connected is offline; one never seen is unknown (the same words in the
+    log, the API's answer and `ocpp-console call`: tests/test_readme_commands.py)."""
+    await csms.store.add_charger("GONE")
+    with pytest.raises(ChargerOffline, match="GONE is offline"):
         await csms.commands.reset("GONE")
     event = await waiter.wait_for(lambda e: isinstance(e, ev.CommandFinished))
     assert event.outcome == "offline"
     assert [c["outcome"] for c in await csms.store.commands("GONE")] == ["offline"]
+    with pytest.raises(UnknownCharger, match="NEVER is an unknown charger"):
+        await csms.commands.reset("NEVER")
+    event = await waiter.wait_for(lambda e: isinstance(e, ev.CommandFinished) and e.charger_id == "NEVER")
+    assert event.outcome == "unknown_charger"
 
 
 class SilentCharger(TestCharger):

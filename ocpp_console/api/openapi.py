@@ -127,20 +127,29 @@ RESOURCES: dict[str, Any] = {
         "running": {"type": "boolean"},
         "meter_start": {"type": "integer"},
         "meter_stop": _NULLABLE_INT,
-        "energy_wh": _NULLABLE_INT,
+        "energy_wh": {**_NULLABLE_INT, "description": "Wh delivered; while running, so far (its latest energy "
+                      "register less meterStart, as the console shows it)"},
         "start_timestamp": {"type": "string"},
         "stop_timestamp": _TIME,
         "stop_reason": _NULLABLE_STRING,
         "charging_seconds": _NULLABLE_INT,
         "idle_seconds": _NULLABLE_INT,
-        "cost": _MONEY,
+        "cost": {**_MONEY, "description": "the settled cost; while running, the cost so far (priced by "
+                 "settlement's own code as if it stopped now, as the console shows it)"},
         "currency": _NULLABLE_STRING,
+        "power_w": {"type": "number", "nullable": True,
+                    "description": "while running: the latest power reported (W); null once stopped"},
+        "soc": {"type": "number", "nullable": True,
+                "description": "while running: the latest state of charge reported (%); null once stopped"},
         "wallet_id_tag": _NULLABLE_STRING,
         "closed_by": {"type": "string", "nullable": True,
                       "description": "we closed it, no StopTransaction having come: superseded (a new "
                       "StartTransaction on its connector), closed-after-reboot or closed-by-operator"},
+        "stop_note": {"type": "string", "nullable": True,
+                      "description": "why we asked the charger to stop it, e.g. 'wallet empty: ...' "
+                      "(stop_on_empty_wallet)"},
         "flags": {"type": "array", "items": {"type": "string"},
-                  "description": "what was noticed: superseded, late_stop, meter_discrepancy, ..."},
+                  "description": "what was noticed: superseded, late_stop, meter_discrepancy, wallet_empty, ..."},
     }),
     "TransactionClose": {"type": "object", "additionalProperties": False, "properties": {}},
     "IdTag": _object({
@@ -196,6 +205,17 @@ RESOURCES: dict[str, Any] = {
         "session_fee": {"type": "string"},
         "tou_windows": {"type": "string", "description": "e.g. 22:00-06:00=0.20,12:00-14:00=0.25"},
         "timezone": _NULLABLE_STRING,
+        "settings_from": {"type": "string", "enum": ["running instance", "this shell"],
+                          "description": "whose settings: the running instance's (recorded in the database "
+                          "at its start), or, with none running, the asking shell's"},
+        "instance": {"type": "object", "nullable": True, "description": "the running instance",
+                     "properties": {"pid": {"type": "integer"}, "host": {"type": "string"},
+                                    "started_at": {"type": "string"}},
+                     "required": ["pid", "host", "started_at"]},
+        "min_balance": {"type": "string", "description": "below this wallet balance a tag is Blocked"},
+        "wallet": {"type": "boolean", "description": "wallet balances are checked"},
+        "stop_on_empty_wallet": {"type": "boolean",
+                                 "description": "a session is stopped when its cost reaches the spendable balance"},
     }),
     "Message": _object({
         "id": {"type": "integer"},
@@ -316,7 +336,8 @@ def document() -> dict[str, Any]:
             "responses": {"200": _json(_ref("Charger"), "the charger, provisioned if it was new"),
                           "400": _error("the password is not acceptable"), **_NOT_JSON, **_UNAUTHORIZED},
         }},
-        "/api/transactions": _list("list_transactions", "Transaction", "transactions, newest first", [
+        "/api/transactions": _list("list_transactions", "Transaction", "transactions, newest first; running ones "
+                                   "with their energy and cost so far, power and SoC, as the console shows them", [
             {"name": "running", "in": "query", "required": False, "schema": {"type": "boolean"}},
             {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}},
             _LIMIT,

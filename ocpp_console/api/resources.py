@@ -9,6 +9,7 @@ from ocpp.v16.enums import RegistrationStatus
 
 from ocpp_console import provision
 from ocpp_console.csms.billing import from_minor
+from ocpp_console.csms.running import RunningTx, load_running
 from ocpp_console.store.models import Row
 from ocpp_console.timeutil import iso
 
@@ -61,8 +62,16 @@ async def charger(csms: CentralSystem, charger_id: str) -> dict[str, Any] | None
     return _charger(csms, row, await csms.store.connectors(charger_id))
 
 
-def transaction(csms: CentralSystem, row: Row) -> dict[str, Any]:
+def transaction(csms: CentralSystem, row: Row, live: RunningTx | None = None) -> dict[str, Any]:
+    """A stored transaction; a running one (`live`, csms/running.py: the console's own read model)
+    with its energy and cost so far and its latest power and SoC."""
     currency = row["currency"]
+    energy_wh, cost = row["energy_wh"], _money(row["cost_total"], currency)
+    if live is not None:
+        energy_wh = int(live.energy_wh)
+        if live.tariff is not None:
+            currency = live.tariff.currency
+            cost = _money(live.cost_so_far(), currency)
     return {
         "id": row["id"],
         "charger_id": row["charger_id"],
@@ -71,18 +80,27 @@ def transaction(csms: CentralSystem, row: Row) -> dict[str, Any]:
         "running": row["stopped_at"] is None,
         "meter_start": row["meter_start"],
         "meter_stop": row["meter_stop"],
-        "energy_wh": row["energy_wh"],
+        "energy_wh": energy_wh,
         "start_timestamp": row["start_timestamp"],
         "stop_timestamp": row["stop_timestamp"],
         "stop_reason": row["stop_reason"],
         "charging_seconds": row["charging_seconds"],
         "idle_seconds": row["idle_seconds"],
-        "cost": _money(row["cost_total"], currency),
+        "cost": cost,
         "currency": currency,
+        "power_w": live.power_w if live is not None else None,
+        "soc": live.soc if live is not None else None,
         "wallet_id_tag": row["wallet_id_tag"],
         "closed_by": row["closed_by"],
+        "stop_note": row["stop_note"],
         "flags": [f for f in (row["flags"] or "").split(",") if f],
     }
+
+
+async def transactions(csms: CentralSystem, rows: list[Row]) -> list[dict[str, Any]]:
+    """Transactions as the API returns them: the running ones with their live figures."""
+    live = await load_running(csms.store, rows)
+    return [transaction(csms, row, live.get(row["id"])) for row in rows]
 
 
 def id_tag(csms: CentralSystem, row: Row) -> dict[str, Any]:

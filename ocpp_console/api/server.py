@@ -251,10 +251,8 @@ async def run_operation(request: web.Request) -> web.Response:
         answer = await operations.execute(csms.commands, charger_id, operation, payload)
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    except ChargerOffline as exc:
-        known = await csms.store.charger(charger_id) is not None
-        raise ApiError(404, "offline" if known else "unknown_charger",
-                       str(exc) if known else f"no charger {charger_id!r}") from None
+    except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has
+        raise ApiError(404, exc.outcome, str(exc)) from None
     except CommandTimeout as exc:
         raise ApiError(504, "timeout", str(exc)) from None
     except CallErrorReceived as exc:
@@ -308,7 +306,7 @@ async def get_charger(request: web.Request) -> web.Response:
 async def list_transactions(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 500, 1, 10_000)
     rows = await _csms(request).store.transactions(request.query.get("charger_id"), _bool(request, "running"), limit)
-    return reply([resources.transaction(_csms(request), row) for row in rows])
+    return reply(await resources.transactions(_csms(request), rows))
 
 
 def _transaction_id(request: web.Request) -> int:
@@ -327,7 +325,7 @@ async def get_transaction(request: web.Request) -> web.Response:
     row = await _csms(request).store.transaction(transaction_id)
     if row is None:
         raise ApiError(404, "unknown_transaction", f"no transaction {transaction_id}")
-    return reply(resources.transaction(_csms(request), row))
+    return reply((await resources.transactions(_csms(request), [row]))[0])
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -353,7 +351,7 @@ async def get_id_tag(request: web.Request) -> web.Response:
 
 async def list_tariffs(request: web.Request) -> web.Response:
     csms = _csms(request)
-    return reply([t.to_json() for t in await provision.list_tariffs(csms.store, csms.settings)])
+    return reply(await provision.billing_view(csms.store, csms.settings, own=csms.instance))
 
 
 async def list_messages(request: web.Request) -> web.Response:

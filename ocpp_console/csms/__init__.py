@@ -7,6 +7,7 @@ from ocpp_console.csms.errors import (
     CommandTimeout,
     InvalidAnswer,
     InvalidCommand,
+    UnknownCharger,
 )
 from ocpp_console.csms.server import CentralSystem
 
@@ -18,4 +19,5 @@ __all__ = [
     "CommandTimeout",
     "InvalidAnswer",
     "InvalidCommand",
+    "UnknownCharger",
 ]

@@ -324,3 +324,25 @@ def settle_transaction(tx: dict[str, Any], samples: Sequence[tuple[str, str, flo
     tariff = Tariff.from_json(tx.get("tariff")) if tx.get("tariff") else fallback
     points = timeline(tx["start_timestamp"], tx["stop_timestamp"], tx["meter_start"], tx["meter_stop"], samples)
     return settle(tariff, points, tx["meter_start"], tx["meter_stop"])
+
+
+def running_settlement(
+    tariff: Tariff,
+    start: str,
+    meter_start: int,
+    samples: Sequence[tuple[str, str, float | None]],
+    now: str,
+    register_wh: int | None = None,
+) -> Settlement:
+    """A running session priced as settlement would price it if it stopped now: meterStop is the
+    last energy register (`register_wh`, else the highest in `samples`, else meterStart), the stop
+    is now, or the last sample if the charger's clock runs ahead of ours."""
+    if register_wh is None:
+        readings = [v for _, m, v in samples if m == ENERGY and v is not None and math.isfinite(v)]
+        register_wh = int(max(readings)) if readings else meter_start
+    register_wh = max(meter_start, register_wh)
+    latest = max((t for t in (_parse(ts) for ts, _, _ in samples) if t is not None), default=None)
+    moment = _parse(now)
+    stop = latest.isoformat() if latest is not None and moment is not None and latest > moment else now
+    points = timeline(start, stop, meter_start, register_wh, samples)
+    return settle(tariff, points, meter_start, register_wh)

@@ -35,7 +35,14 @@ from ocpp.v16.enums import (
 
 from ocpp_console.csms import events as ev
 from ocpp_console.csms.ca import CAError, certificate_summary
-from ocpp_console.csms.errors import ChargerOffline, CommandError, InvalidCommand
+from ocpp_console.csms.errors import (
+    ChargerOffline,
+    CommandError,
+    InvalidCommand,
+    UnknownCharger,
+    offline_message,
+    unknown_message,
+)
 from ocpp_console.csms.protocol import to_camel
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.secret_keys import is_secret_key, mask_keys, mask_payload, mask_value
@@ -78,10 +85,15 @@ class Commands:
         session = self.csms.sessions.get(charger_id)
         try:
             if session is None:
-                raise ChargerOffline(f"{charger_id} is not connected")
+                if await self.store.charger(charger_id) is None:
+                    raise UnknownCharger(unknown_message(charger_id))
+                raise ChargerOffline(offline_message(charger_id))
             result = await session.send_command(payload)
         except CommandError as exc:
-            log.warning("%s: %s %s: %s", charger_id, action, exc.outcome, exc)
+            if isinstance(exc, ChargerOffline):  # the same words as the API's answer and `call`'s line
+                log.warning("%s not sent: %s", action, exc)
+            else:
+                log.warning("%s: %s %s: %s", charger_id, action, exc.outcome, exc)
             await self.store.record_command(charger_id, action, request, exc.outcome, None, str(exc), created)
             self.csms.events.publish(ev.CommandFinished(charger_id, action, exc.outcome, None, str(exc)))
             raise

@@ -8,7 +8,24 @@ class CommandError(Exception):
 
 
 class ChargerOffline(CommandError):
+    """A charger we know (it is in the database) that is not connected now."""
+
     outcome = "offline"
+
+
+class UnknownCharger(ChargerOffline):
+    """No such charger in the database: never connected, not provisioned (a typo, most likely)."""
+
+    outcome = "unknown_charger"
+
+
+def offline_message(charger_id: str) -> str:
+    """The one wording of the central system's log, the console, the API and `ocpp-console call`."""
+    return f"{charger_id} is offline (known but not connected)"
+
+
+def unknown_message(charger_id: str) -> str:
+    return f"{charger_id} is an unknown charger (not in the database: never connected, not provisioned)"
 
 
 class CommandTimeout(CommandError):

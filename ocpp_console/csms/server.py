@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import ssl
@@ -18,16 +19,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ocpp_console.csms import events as ev
-from ocpp_console.csms import security
+from ocpp_console.csms import instance, security
 from ocpp_console.csms.ca import OperatorCA
 from ocpp_console.csms.commands import Commands
 from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
+from ocpp_console.csms.wallet_guard import WalletGuard
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
+from ocpp_console.timeutil import now_iso
 
 log = logging.getLogger("ocpp_console.server")
 # websockets logs handshake headers and frames here at DEBUG: the Basic header is masked first.
@@ -80,8 +83,10 @@ class CentralSystem:
         self.tariffs: dict[str, dict[str, str]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.sweeper = StaleSweeper(self)  # closes transactions rebooted chargers never stopped
+        self.wallet_guard = WalletGuard(self)  # stop_on_empty_wallet
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
+        self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -95,11 +100,17 @@ class CentralSystem:
             if self.settings.tls_cert and not self.settings.tls_ca:
                 await self.operator_ca()  # the CA the TLS port trusts for profile 3 by default
             await self._listen()
+            # What the shell's `tariffs list` shows: the settings this instance bills with.
+            record = instance.Instance(os.getpid(), instance.host_name(), now_iso(),
+                                       json.loads(instance.settings_json(self.settings)))
+            await self.store.record_instance(record.pid, record.host, record.started_at, json.dumps(record.settings))
+            self.instance = record
         except BaseException:
             await self.store.close()
             raise
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
         self.sweeper.start()
+        self.wallet_guard.start()
 
     def _client_ca(self) -> Path | None:
         """The CA whose charger certificates the TLS port accepts (profile 3); None: no client
@@ -171,6 +182,7 @@ class CentralSystem:
             self._watcher = None
         await self.sweeper.stop()
         self.remote_starts.close()
+        await self.wallet_guard.stop()
         for task in list(self._followups):
             task.cancel()
         if self._servers:
@@ -191,6 +203,9 @@ class CentralSystem:
             self._servers = []
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self.instance is not None and self.store.writer is not None:
+            await self.store.end_instance(self.instance.pid, self.instance.host)
+            self.instance = None
         await self.store.close()
         log.info("central system stopped")
 

@@ -45,6 +45,7 @@ from ocpp_console.csms.errors import (
     CommandTimeout,
     InvalidAnswer,
     InvalidCommand,
+    offline_message,
 )
 from ocpp_console.csms.metering import normalise
 from ocpp_console.secret_keys import mask_frame
@@ -347,7 +348,7 @@ class ChargerSession(ChargePoint):
         """Send one central-system call and return the charger's answer (a call_result dataclass)."""
         async with self._command_lock:  # one outstanding call per charger (OCPP-J)
             if self._gone.is_set():
-                raise ChargerOffline(f"{self.id} is not connected")
+                raise ChargerOffline(offline_message(self.id))
             uid = str(uuid.uuid4())
             action = type(payload).__name__
             self._awaiting = (uid, action)

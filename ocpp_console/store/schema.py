@@ -283,9 +283,22 @@ MIGRATIONS: list[str] = [
     -- what was odd about a stop for a transaction we never started (e.g. an id beyond 32 bits)
     ALTER TABLE unknown_stops ADD COLUMN flags TEXT NOT NULL DEFAULT '';
     """,
+    # 9: why the central system asked a charger to stop a session (stop_on_empty_wallet), kept with
+    # the order whatever reason the charger's StopTransaction gives; and the running instance's
+    # effective settings, so that the shell (`tariffs list`) shows what it bills, not its own guess
+    """
+    ALTER TABLE transactions ADD COLUMN stop_note TEXT;    -- e.g. 'wallet empty: cost 4.10 EUR reached ...'
+    CREATE TABLE instance (
+        id INTEGER PRIMARY KEY CHECK (id = 1),            -- the last instance started on this database
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,                                -- the machine's name: a pid means nothing elsewhere
+        started_at TEXT NOT NULL,
+        stopped_at TEXT,                                   -- NULL while it runs (or if it crashed: check the pid)
+        settings TEXT NOT NULL                             -- JSON, secrets left out
+    );
+    """,
     # 10: the last time a tag was refused (Authorize or StartTransaction answered other than
     # Accepted), shown on the tag: a driver who "cannot charge" is explained without the message log.
-    # (Numbered 10 for issue 13: 9 may be taken by another branch; the lead renumbers at merge.)
     """
     ALTER TABLE id_tags ADD COLUMN refused_status TEXT;    -- Invalid | Blocked | Expired | ConcurrentTx
     ALTER TABLE id_tags ADD COLUMN refused_reason TEXT;    -- e.g. wallet below minimum

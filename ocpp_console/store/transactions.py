@@ -103,6 +103,17 @@ def _end_tx_profiles(conn: sqlite3.Connection, charger_id: str, connector_id: in
     )
 
 
+def settlement_samples(conn: sqlite3.Connection, transaction_id: int) -> list[tuple[str, str, float]]:
+    """(timestamp, measurand, value) of the samples settlement prices a transaction by: the whole
+    connector's energy register and power. The wallet guard reads the same ones for a running one."""
+    return conn.execute(
+        "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
+        f" AND measurand IN ('{ENERGY}', 'Power.Active.Import') AND value_num IS NOT NULL"
+        " ORDER BY timestamp, id",
+        (transaction_id,),
+    ).fetchall()
+
+
 def _flags(flags: str) -> tuple[str, ...]:
     return tuple(f for f in flags.split(",") if f)
 
@@ -462,12 +473,7 @@ class TransactionsMixin:
         the difference from what was charged: one adjustment row, never a second charge."""
         cursor = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
         tx = _dicts(cursor)[0]
-        samples = conn.execute(
-            "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
-            f" AND measurand IN ('{ENERGY}', 'Power.Active.Import') AND value_num IS NOT NULL"
-            " ORDER BY timestamp, id",
-            (transaction_id,),
-        ).fetchall()
+        samples = settlement_samples(conn, transaction_id)
         try:
             result = settle(tx, samples)
         except Exception:

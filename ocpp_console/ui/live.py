@@ -16,7 +16,8 @@ from typing import Any
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
-from ocpp_console.csms.billing import Tariff, settle, timeline
+from ocpp_console.csms.billing import Tariff
+from ocpp_console.csms.running import RunningTx, load_running
 from ocpp_console.csms.transactions import is_stale
 from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
@@ -69,29 +70,6 @@ class ChargerView:
     @property
     def charging(self) -> bool:
         return any(c.status == "Charging" for c in self.connectors.values() if c.connector_id > 0)
-
-
-@dataclass
-class RunningTx:
-    id: int
-    charger_id: str
-    connector_id: int
-    id_tag: str
-    meter_start: int
-    started: str
-    energy_wh: float = 0.0
-    power_w: float | None = None
-    soc: float | None = None
-    tariff: Tariff | None = None
-    received: str = ""  # our time of its StartTransaction (the charger's clock is `started`)
-
-    def cost_so_far(self) -> int | None:
-        """The session priced as if it stopped now (minor units), from its tariff snapshot."""
-        if self.tariff is None:
-            return None
-        register = self.meter_start + int(self.energy_wh)
-        points = timeline(self.started, now_iso(), self.meter_start, register, [])
-        return settle(self.tariff, points, self.meter_start, register).total
 
 
 @dataclass
@@ -154,15 +132,12 @@ class LiveSite:
             view = self.charger(row["charger_id"]).connector(row["connector_id"])
             view.status, view.error_code, view.info = row["status"], row["error_code"], row["info"]
             view.updated_at = row["updated_at"]
-        for row in await store.transactions(running=True):
-            self.running[row["id"]] = RunningTx(
-                row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["meter_start"], row["start_timestamp"],
-                tariff=Tariff.from_json(row["tariff"]) if row["tariff"] else None, received=row["started_at"],
-            )
-            self.charger(row["charger_id"]).connector(row["connector_id"]).transaction_id = row["id"]
-        for sample in await store.latest_samples(list(self.running)):
-            tx = self.running[sample["transaction_id"]]
-            self._apply(tx, {sample["measurand"]: sample["value_num"]})
+        self.running.update(await load_running(store))  # the same read model as the HTTP API's
+        for tx in self.running.values():
+            connector = self.charger(tx.charger_id).connector(tx.connector_id)
+            connector.transaction_id = tx.id
+            if tx.power_w is not None:
+                connector.power_w = tx.power_w
         self.finished_today_wh = await store.energy_stopped_since(_today_start())
         self.revenue_today = await store.revenue_since(_today_start())
         self.site_power.extend(await self._power_history(store))
@@ -291,12 +266,9 @@ class LiveSite:
         self._bump("chargers")
 
     def _apply(self, tx: RunningTx, values: dict[str, float]) -> None:
-        if ENERGY in values:
-            tx.energy_wh = max(0.0, values[ENERGY] - tx.meter_start)
+        tx.apply(values)
         if POWER in values:
-            tx.power_w = values[POWER]
             self.charger(tx.charger_id).connector(tx.connector_id).power_w = values[POWER]
-        tx.soc = values.get(SOC, tx.soc)
 
     def _on_TransactionStarted(self, e: ev.TransactionStarted) -> None:
         self.running[e.transaction_id] = RunningTx(
