@@ -51,7 +51,7 @@ async def test_offline_callerror_and_timeout_are_sentences(settings_factory: Any
         async with app.run_test(size=SIZE) as pilot:
             note = await _reset_from_the_list(app, pilot, "GHOST")
             assert (note.title, str(note.message), note.severity) == (
-                "Reset: offline", "Reset was not sent: GHOST is not connected.", "error")
+                "Reset: offline", "Reset was not sent: GHOST is offline (known but not connected).", "error")
             app.clear_notifications()
             await pilot.press("escape")
             async with charger(system, "CP-ERR", RefusesReset) as cp:

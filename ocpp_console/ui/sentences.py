@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ocpp_console.csms.errors import CommandError
+from ocpp_console.csms.errors import CommandError, offline_message, unknown_message
 from ocpp_console.secret_keys import is_secret_key
 from ocpp_console.ui.live import RunningTx, fmt_kwh, local_time
 
@@ -429,7 +429,8 @@ def answer(key: str, title: str, charger_id: str, values: Values, result: Any) -
 def failure(title: str, charger_id: str, error: CommandError) -> str:
     """No answer, or an error instead of one, as a sentence."""
     text = str(error).rstrip(".")
-    if error.outcome == "invalid" or (error.outcome == "offline" and text.endswith("is not connected")):
+    not_sent = text in (offline_message(charger_id), unknown_message(charger_id))
+    if error.outcome == "invalid" or not_sent:
         return f"{title}: {text}." if "nothing was sent" in text else f"{title} was not sent: {text}."
     if error.outcome == "timeout":
         return f"{text}; it may still act on it (see the message log)."
