@@ -20,12 +20,15 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.billing import from_minor
 from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso, utcnow
+from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.live import LiveSite
+from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from tests.clients import TestCharger
 from tests.conftest import charger, eventually
 from tests.test_api import api_for, get
 from tests.test_billing import mv
 from tests.test_provision import run_cli
+from tests.test_ui import cells, text_of, until
 
 ONE_EURO_PER_KWH = dict(price_per_kwh="1.00", currency="EUR", timezone="UTC", idle_grace_minutes="0")
 
@@ -90,6 +93,15 @@ async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_ord
     (line,) = list(csv.DictReader(io.StringIO(exported.out)))
     assert line["stop_reason"] == "Remote" and line["stop_note"] == row["stop_note"]
     assert "wallet_empty" in line["flags"]
+    # The console says why too: in the Orders tab, and on the order itself.
+    async with CentralSystem(settings) as system:
+        app = ConsoleApp(system, manage_csms=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("3", "]")
+            await until(pilot, lambda: cells(app, "#orders").get(str(tx), [""])[-2] == "Remote, wallet empty")
+            await pilot.press("enter")
+            detail = await until(pilot, lambda: isinstance(app.screen, OrderDetailScreen) and app.screen)
+            await until(pilot, lambda: "Remote (wallet empty: cost so far 2.10 EUR" in text_of(detail.query_one("#order")))
 
 
 class RefusingCharger(TestCharger):

@@ -68,7 +68,7 @@ class OrderDetailScreen(LiveScreen):
             ("Duration", duration(row["start_timestamp"], row["stop_timestamp"])),
             ("Meter start / stop", f"{row['meter_start']} / {row['meter_stop'] if row['meter_stop'] is not None else '-'} Wh"),
             ("Energy", fmt_kwh(row["energy_wh"])),
-            ("Stop reason", row["stop_reason"]),
+            ("Stop reason", row["stop_reason"] if not row["stop_note"] else f"{row['stop_reason']} ({row['stop_note']})"),
             ("Charging / idle", f"{format_duration(row['charging_seconds'])} / {format_duration(row['idle_seconds'])}"),
             ("Meter values", meter_check),
             ("Cost", Text(format_money(row["cost_total"], currency), style="bold") if items else "-"),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
 
 from ocpp_console.csms.billing import format_money
+from ocpp_console.csms.wallet_guard import WALLET_EMPTY
 from ocpp_console.ui.live import RunningTx, compact_time, duration, fmt_kw, fmt_kwh, local_time
 from ocpp_console.ui.screens.base import TAB_BINDINGS, FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
@@ -81,13 +84,14 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         self._refilter = False
         orders = {}
         for row in await self.console.csms.store.transactions(running=False, limit=500):
-            if not self.matches(row["id"], row["charger_id"], row["id_tag"], row["stop_reason"]):
+            reason = stop_reason(row)
+            if not self.matches(row["id"], row["charger_id"], row["id_tag"], reason):
                 continue
             orders[row["id"]] = (
                 str(row["id"]), row["charger_id"], str(row["connector_id"]), row["id_tag"],
                 compact_time(row["start_timestamp"]), compact_time(row["stop_timestamp"]),
                 f"{row['meter_start']}→{row['meter_stop']} Wh", fmt_kwh(row["energy_wh"]),
-                duration(row["start_timestamp"], row["stop_timestamp"]), row["stop_reason"] or "-",
+                duration(row["start_timestamp"], row["stop_timestamp"]), reason,
                 format_money(row["cost_total"], row["currency"] or self.console.csms.settings.currency),
             )
         table = self.query_one("#orders", SyncedTable)
@@ -136,3 +140,9 @@ class TransactionsScreen(FilterMixin, LiveScreen):
             self.notify("Select a running transaction to close", severity="warning")
             return
         self.console.close_transaction(tx.id)
+
+
+def stop_reason(row: Any) -> str:
+    """The charger's stop reason, and ours when we asked it to stop (a spent wallet)."""
+    reason = row["stop_reason"] or "-"
+    return f"{reason}, wallet empty" if WALLET_EMPTY in (row["flags"] or "").split(",") else reason
