@@ -38,12 +38,12 @@ def scenario_app(db: Path) -> ConsoleApp:
     return ConsoleApp(CentralSystem(settings), prepare=play_scenario)
 
 
-async def shoot(out: Path) -> list[Path]:
+async def shoot(out: Path, size: tuple[int, int] = SIZE) -> list[Path]:
     out.mkdir(exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         app = scenario_app(Path(tmp) / "demo.sqlite")
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             app.sub_title = SUBTITLE
 
             async def snap(name: str) -> None:
@@ -85,8 +85,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--png", action="store_true", help="also convert to PNG with rsvg-convert")
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}",
+                        help="terminal COLUMNSxROWS, e.g. 80x24 (with --out elsewhere: the README's are 120x36)")
     args = parser.parse_args()
-    written = asyncio.run(shoot(args.out))
+    columns, rows = (int(n) for n in args.size.lower().split("x"))
+    written = asyncio.run(shoot(args.out, (columns, rows)))
     for path in written:
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         if args.png and shutil.which("rsvg-convert"):
