@@ -707,20 +707,21 @@ def run_console(settings: Settings, demo_chargers: int = 0) -> int:
 def console_app(settings: Settings, demo_chargers: int = 0) -> Any:
     """The console as `ocpp-console [--demo]` runs it (a ConsoleApp)."""
     from ocpp_console.csms import CentralSystem
+    from ocpp_console.site.local import LocalSite
     from ocpp_console.ui.app import ConsoleApp
 
+    csms = CentralSystem(settings)
     background = []
     if demo_chargers:
         from ocpp_console.demo import run_demo_chargers
 
-        background.append(lambda csms, stop: run_demo_chargers(csms, stop, demo_chargers))
-    csms = CentralSystem(settings)
+        background.append(lambda _site, stop: run_demo_chargers(csms, stop, demo_chargers))
     services = []
     if settings.api_port is not None:
         from ocpp_console.api import ApiServer
 
         services.append(ApiServer(csms))
-    app = ConsoleApp(csms, background=background, services=services)
+    app = ConsoleApp(LocalSite(csms), background=background, services=services)
     if demo_chargers:
         from ocpp_console.demo import title
 

@@ -219,12 +219,13 @@ async def test_the_console_and_the_demo_console(tmp_path: Path) -> None:
     base = ["--host", "127.0.0.1", "--port", "0", "--config", str(tmp_path / "none.toml")]
     settings = settings_from_args(build_parser().parse_args([*base, "--db", str(tmp_path / "site.sqlite")]))
     app = console_app(settings)
+    system = app.site.csms  # the central system in this process, behind the console's LocalSite
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        while app.csms.port is None:
+        while system.port is None:
             await pilot.pause(0.05)
-        assert f"ws://127.0.0.1:{app.csms.port}/<chargePointId>" in app.sub_title
-        assert app.csms.settings.price_per_kwh == 0  # not a demo: no sample tariff
+        assert f"ws://127.0.0.1:{system.port}/<chargePointId>" in app.sub_title
+        assert system.settings.price_per_kwh == 0  # not a demo: no sample tariff
     args = build_parser().parse_args([*base, "--demo", "--demo-chargers", "2", "--db", str(tmp_path / "demo.sqlite")])
     settings = settings_from_args(args)
     assert (str(settings.price_per_kwh), str(settings.price_per_minute)) == ("0.39", "0.02")

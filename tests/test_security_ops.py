@@ -25,6 +25,8 @@ from textual.widgets import Input
 
 from ocpp_console.csms import CentralSystem, InvalidCommand
 from ocpp_console.csms import events as evs
+from ocpp_console.csms.protocol import to_camel
+from ocpp_console.site.local import LocalSite
 from ocpp_console.sim.security import certificate_hash_data, pem_certificates
 from ocpp_console.timeutil import iso, utcnow
 from ocpp_console.ui.actions import ACTIONS_BY_KEY, Field, FieldError
@@ -400,7 +402,7 @@ async def test_console_forms_send_the_security_operations(csms: CentralSystem, w
         return {f.name: f.parse(filled.get(f.name, "")) for f in spec.fields}
 
     async def run(key: str, raw: dict[str, str]) -> Any:
-        return await ACTIONS_BY_KEY[key].run(csms.commands, "SIM-UI", form(key, raw))
+        return await ACTIONS_BY_KEY[key].run(LocalSite(csms), "SIM-UI", form(key, raw))  # OCPP JSON answers
 
     one_line = CENTRAL_ROOT.replace("\n", "\\n")
     async with running(base_url(csms), "SIM-UI") as charger:
@@ -408,29 +410,29 @@ async def test_console_forms_send_the_security_operations(csms: CentralSystem, w
         own = ca.sign_csr(charger.certificates.csr("SIM-UI", "ocpp-console"), "SIM-UI").chain_pem
         own = own[: own.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
         body_only = "".join(own.splitlines()[1:-1])
-        assert (await run("install_certificate", {"certificate": one_line})).status == CertificateStatus.accepted
+        assert (await run("install_certificate", {"certificate": one_line}))["status"] == CertificateStatus.accepted
         listed = await run("installed_certificates", {})
-        assert listed.certificate_hash_data == [CENTRAL_ROOT_IDS]
+        assert listed["certificateHashData"] == [to_camel(CENTRAL_ROOT_IDS)]
         ids = CENTRAL_ROOT_IDS
         deleted = await run("delete_certificate", {
             "issuer_name_hash": ids["issuer_name_hash"], "issuer_key_hash": ids["issuer_key_hash"],
             "serial_number": ids["serial_number"],
         })
-        assert deleted.status == DeleteCertificateStatus.accepted
-        assert (await run("certificate_signed", {"certificate_chain": body_only})).status == CertificateSignedStatus.accepted
+        assert deleted["status"] == DeleteCertificateStatus.accepted
+        assert (await run("certificate_signed", {"certificate_chain": body_only}))["status"] == CertificateSignedStatus.accepted
         assert charger.certificates.charge_point_chain == own
         note = fresh(waiter)
-        assert (await run("extended_trigger", {})).status == TriggerMessageStatus.accepted
+        assert (await run("extended_trigger", {}))["status"] == TriggerMessageStatus.accepted
         await note(notification("LogStatusNotification", "Idle"))
         uploaded = fresh(waiter)
         log = await run("get_log", {"location": "ftp://logs.invalid/", "oldest": "2026-01-01T00:00"})
-        assert log.status == LogStatus.accepted
+        assert log["status"] == LogStatus.accepted
         await uploaded(notification("LogStatusNotification", "Uploaded"))
         installed = fresh(waiter)
         firmware = await run("signed_update_firmware", {
             "location": "https://firmware.invalid/sim-6.0.0.bin", "signing_certificate": one_line, "signature": "c2ln",
         })
-        assert firmware.status == UpdateFirmwareStatus.accepted
+        assert firmware["status"] == UpdateFirmwareStatus.accepted
         await installed(notification("SignedFirmwareStatusNotification", "Installed"))
     assert assert_frames_valid(waiter, "SIM-UI") > 0
 

@@ -44,10 +44,11 @@ async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any
     chargers; cancelled, everything runs on; confirmed, the console exits."""
     from ocpp_console.ui.screens.modals import ConfirmScreen
 
-    app = ConsoleApp(CentralSystem(settings_factory()))
+    system = CentralSystem(settings_factory())
+    app = ConsoleApp(system)  # the app starts and stops it
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.csms.port)
-        async with charger(app.csms, "CP-QUIT") as cp:
+        await until(pilot, lambda: system.port)
+        async with charger(system, "CP-QUIT") as cp:
             await cp.boot()
             await until(pilot, lambda: app.live.chargers.get("CP-QUIT") and app.live.chargers["CP-QUIT"].connected)
             await pilot.press(key)
@@ -55,7 +56,7 @@ async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any
             assert "1 charger(s) are connected" in dialog.message
             await pilot.press("n")
             await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-            assert app.is_running and "CP-QUIT" in app.csms.sessions
+            assert app.is_running and "CP-QUIT" in system.sessions
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")

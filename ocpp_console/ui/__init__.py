@@ -1,1 +1,1 @@
-"""The Textual console; depends on csms, never the other way round."""
+"""The Textual console; it sees the site only through ocpp_console.site (csms never imports it)."""

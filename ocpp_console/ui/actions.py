@@ -1,4 +1,5 @@
-"""Remote actions on a charger: what each asks for, how it is checked, and what it sends."""
+"""Remote actions on a charger: what each asks for, how it is checked, and what it sends (an OCPP
+JSON payload through the Site, the same as the HTTP API takes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ocpp.v16.enums import (
     UpdateType,
 )
 
-from ocpp_console.csms.commands import Commands
+from ocpp_console.site import Site
 from ocpp_console.timeutil import iso, utcnow
 
 
@@ -161,7 +162,16 @@ def _firmware(values: dict[str, Any]) -> dict[str, str]:
     return firmware
 
 
-Runner = Callable[[Commands, str, dict[str, Any]], Awaitable[Any]]
+Runner = Callable[[Site, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _operation(action: str, payload: Callable[[dict[str, Any]], dict[str, Any]]) -> Runner:
+    """Send OCPP `action` with the payload made from the form's values (fields left empty: absent)."""
+
+    async def run(site: Site, charger_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        return await site.operate(charger_id, action, {k: v for k, v in payload(values).items() if v is not None})
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -273,27 +283,27 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "remote_start", "Remote Start", "Ask the charger to start a transaction for an id tag.",
         (ID_TAG, Field("connector_id", "Connector", "int", minimum=1)),
-        lambda c, cp, v: c.remote_start_transaction(cp, v["id_tag"], v["connector_id"]),
+        _operation("RemoteStartTransaction", lambda v: {"idTag": v["id_tag"], "connectorId": v["connector_id"]}),
         defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1)},  # not the busy one
     ),
     ActionSpec(
         "remote_stop", "Remote Stop", "Stop a running transaction.",
         (Field("transaction_id", "Transaction", "int", required=True, minimum=1),),
-        lambda c, cp, v: c.remote_stop_transaction(cp, v["transaction_id"]),
+        _operation("RemoteStopTransaction", lambda v: {"transactionId": v["transaction_id"]}),
         disturbs="always",
         defaults=lambda ctx: {"transaction_id": str(ctx.get("transaction_id") or "")},
     ),
     ActionSpec(
         "reset", "Reset", "Reboot the charger; running transactions are stopped.",
         (Field("type", "Type", "choice", required=True, choices=(ResetType.soft.value, ResetType.hard.value)),),
-        lambda c, cp, v: c.reset(cp, ResetType(v["type"])),
+        _operation("Reset", lambda v: {"type": v["type"]}),
         disturbs=True,
         defaults=lambda ctx: {"type": ResetType.soft.value},
     ),
     ActionSpec(
         "unlock", "Unlock Connector", "Release the cable lock of a connector (stops its transaction).",
         (Field("connector_id", "Connector", "int", required=True, minimum=1),),
-        lambda c, cp, v: c.unlock_connector(cp, v["connector_id"]),
+        _operation("UnlockConnector", lambda v: {"connectorId": v["connector_id"]}),
         disturbs=True,
         defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1)},  # not the busy one
     ),
@@ -304,13 +314,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("type", "Availability", "choice", required=True,
                   choices=(AvailabilityType.operative.value, AvailabilityType.inoperative.value)),
         ),
-        lambda c, cp, v: c.change_availability(cp, v["connector_id"], AvailabilityType(v["type"])),
+        _operation("ChangeAvailability", lambda v: {"connectorId": v["connector_id"], "type": v["type"]}),
         disturbs=True,
         defaults=lambda ctx: {"connector_id": "0", "type": AvailabilityType.inoperative.value},
     ),
     ActionSpec(
         "clear_cache", "Clear Cache", "Empty the charger's authorization cache.", (),
-        lambda c, cp, v: c.clear_cache(cp),
+        _operation("ClearCache", lambda v: {}),
     ),
     ActionSpec(
         "trigger", "Trigger Message", "Ask the charger to send a message now.",
@@ -318,18 +328,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("requested_message", "Message", "choice", required=True, choices=tuple(m.value for m in MessageTrigger)),
             Field("connector_id", "Connector (optional)", "int", minimum=0),
         ),
-        lambda c, cp, v: c.trigger_message(cp, MessageTrigger(v["requested_message"]), v["connector_id"]),
+        _operation("TriggerMessage", lambda v: {"requestedMessage": v["requested_message"], "connectorId": v["connector_id"]}),
         defaults=lambda ctx: {"requested_message": MessageTrigger.status_notification.value},
     ),
     ActionSpec(
         "get_config", "Get Configuration", "Fetch configuration keys (empty: all of them).",
         (Field("keys", "Keys (comma-separated, optional)"),),
-        lambda c, cp, v: c.get_configuration(cp, _keys(v["keys"])),
+        _operation("GetConfiguration", lambda v: {"key": _keys(v["keys"])}),
     ),
     ActionSpec(
         "change_config", "Change Configuration", "Set one configuration key.",
         (Field("key", "Key", required=True, max_length=50), Field("value", "Value", required=True, max_length=500)),
-        lambda c, cp, v: c.change_configuration(cp, v["key"], v["value"]),
+        _operation("ChangeConfiguration", lambda v: {"key": v["key"], "value": v["value"]}),
         defaults=lambda ctx: {k: str(ctx[k]) for k in ("key", "value") if ctx.get(k) is not None},
     ),
     ActionSpec(
@@ -340,7 +350,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("retries", "Retries", "int", minimum=0),
             Field("retry_interval", "Retry interval (s)", "int", minimum=0),
         ),
-        lambda c, cp, v: c.update_firmware(cp, v["location"], v["retrieve_date"], v["retries"], v["retry_interval"]),
+        _operation("UpdateFirmware", lambda v: {"location": v["location"], "retrieveDate": v["retrieve_date"],
+                                                "retries": v["retries"], "retryInterval": v["retry_interval"]}),
         defaults=lambda ctx: {"retrieve_date": _now_plus(0)},
     ),
     ActionSpec(
@@ -350,19 +361,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("start_time", "From (optional)", "datetime"),
             Field("stop_time", "To (optional)", "datetime"),
         ),
-        lambda c, cp, v: c.get_diagnostics(cp, v["location"], start_time=v["start_time"], stop_time=v["stop_time"]),
+        _operation("GetDiagnostics", lambda v: {"location": v["location"], "startTime": v["start_time"],
+                                                "stopTime": v["stop_time"]}),
     ),
     ActionSpec(
         "reserve", "Reserve Now", "Reserve a connector for an id tag until the expiry time.",
         (Field("connector_id", "Connector", "int", required=True, minimum=0), ID_TAG,
          Field("expiry_date", "Expires at", "datetime", required=True)),
-        lambda c, cp, v: c.reserve_now(cp, v["connector_id"], v["id_tag"], v["expiry_date"]),
+        # no reservationId: the site takes the next free one, and its answer carries it
+        _operation("ReserveNow", lambda v: {"connectorId": v["connector_id"], "idTag": v["id_tag"],
+                                            "expiryDate": v["expiry_date"]}),
         defaults=lambda ctx: {"connector_id": str(ctx.get("free_connector") or 1), "expiry_date": _now_plus(30)},
     ),
     ActionSpec(
         "cancel_reservation", "Cancel Reservation", "Cancel a reservation by its id.",
         (Field("reservation_id", "Reservation", "int", required=True, minimum=0),),
-        lambda c, cp, v: c.cancel_reservation(cp, v["reservation_id"]),
+        _operation("CancelReservation", lambda v: {"reservationId": v["reservation_id"]}),
     ),
     ActionSpec(
         "send_local_list", "Send Local List", "Send the charger a local authorization list.",
@@ -371,12 +385,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("update_type", "Update", "choice", required=True, choices=(UpdateType.full.value, UpdateType.differential.value)),
             Field("entries", "Entries: TAG[=Status], ...", placeholder="RFID-1, RFID-2=Blocked"),
         ),
-        lambda c, cp, v: c.send_local_list(cp, v["list_version"], UpdateType(v["update_type"]), _local_list(v["entries"])),
+        _operation("SendLocalList", lambda v: {"listVersion": v["list_version"], "updateType": v["update_type"],
+                                               "localAuthorizationList": _local_list(v["entries"])}),
         defaults=lambda ctx: {"list_version": str((ctx.get("local_list_version") or 0) + 1), "update_type": UpdateType.full.value},
     ),
     ActionSpec(
         "get_local_list_version", "Get Local List Version", "Ask which local list version the charger holds.", (),
-        lambda c, cp, v: c.get_local_list_version(cp),
+        _operation("GetLocalListVersion", lambda v: {}),
     ),
     ActionSpec(
         "set_profile", "Set Charging Profile", "Limit charging power with a charging profile.",
@@ -389,7 +404,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("unit", "Unit", "choice", required=True, choices=(ChargingRateUnitType.watts.value, ChargingRateUnitType.amps.value)),
             Field("transaction_id", "Transaction (TxProfile only)", "int", minimum=1),
         ),
-        lambda c, cp, v: c.set_charging_profile(cp, v["connector_id"], _profile(v)),
+        _operation("SetChargingProfile", lambda v: {"connectorId": v["connector_id"], "csChargingProfiles": _profile(v)}),
         disturbs=True,
         defaults=lambda ctx: {
             "connector_id": "0", "purpose": ChargingProfilePurposeType.tx_default_profile.value, "profile_id": "1",
@@ -404,9 +419,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("purpose", "Purpose", "choice", choices=tuple(p.value for p in ChargingProfilePurposeType)),
             Field("stack_level", "Stack level", "int", minimum=0),
         ),
-        lambda c, cp, v: c.clear_charging_profile(
-            cp, v["id"], v["connector_id"], ChargingProfilePurposeType(v["purpose"]) if v["purpose"] else None, v["stack_level"]
-        ),
+        _operation("ClearChargingProfile", lambda v: {"id": v["id"], "connectorId": v["connector_id"],
+                                                      "chargingProfilePurpose": v["purpose"], "stackLevel": v["stack_level"]}),
     ),
     ActionSpec(
         "composite_schedule", "Get Composite Schedule", "Ask what power the charger will allow over a period.",
@@ -415,29 +429,28 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("duration", "Duration (s)", "int", required=True, minimum=1),
             Field("unit", "Unit (optional)", "choice", choices=(ChargingRateUnitType.watts.value, ChargingRateUnitType.amps.value)),
         ),
-        lambda c, cp, v: c.get_composite_schedule(
-            cp, v["connector_id"], v["duration"], ChargingRateUnitType(v["unit"]) if v["unit"] else None
-        ),
+        _operation("GetCompositeSchedule", lambda v: {"connectorId": v["connector_id"], "duration": v["duration"],
+                                                      "chargingRateUnit": v["unit"]}),
         defaults=lambda ctx: {"connector_id": str(ctx.get("connector_id") or 1), "duration": "3600"},
     ),
     ActionSpec(
         "data_transfer", "Data Transfer", "Send vendor-specific data.",
         (Field("vendor_id", "Vendor id", required=True, max_length=255), Field("message_id", "Message id", max_length=50),
          Field("data", "Data")),
-        lambda c, cp, v: c.data_transfer(cp, v["vendor_id"], v["message_id"], v["data"]),
+        _operation("DataTransfer", lambda v: {"vendorId": v["vendor_id"], "messageId": v["message_id"], "data": v["data"]}),
     ),
     # -- the security extension (OCPP 1.6 security whitepaper) --
     ActionSpec(
         "install_certificate", "Install Certificate", "Install a root certificate on the charger.",
         (CERTIFICATE_USE, Field("certificate", "Certificate (PEM)", "pem", required=True, max_length=5500,
                                 placeholder=PEM_HINT)),
-        lambda c, cp, v: c.install_certificate(cp, CertificateUse(v["certificate_type"]), v["certificate"]),
+        _operation("InstallCertificate", lambda v: {"certificateType": v["certificate_type"], "certificate": v["certificate"]}),
         defaults=lambda ctx: {"certificate_type": CertificateUse.central_system_root_certificate.value},
     ),
     ActionSpec(
         "installed_certificates", "Get Installed Certificates", "List the root certificates of one type (hashes in the message log).",
         (CERTIFICATE_USE,),
-        lambda c, cp, v: c.get_installed_certificate_ids(cp, CertificateUse(v["certificate_type"])),
+        _operation("GetInstalledCertificateIds", lambda v: {"certificateType": v["certificate_type"]}),
         defaults=lambda ctx: {"certificate_type": CertificateUse.central_system_root_certificate.value},
     ),
     ActionSpec(
@@ -448,7 +461,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("issuer_key_hash", "Issuer key hash", required=True, max_length=128),
             Field("serial_number", "Serial number", required=True, max_length=40),
         ),
-        lambda c, cp, v: c.delete_certificate(cp, _hash_data(v)),
+        _operation("DeleteCertificate", lambda v: {"certificateHashData": _hash_data(v)}),
         disturbs="always",  # a charger without its central system's root certificate cannot connect over TLS
         defaults=lambda ctx: {"hash_algorithm": HashAlgorithm.sha256.value},
     ),
@@ -456,7 +469,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "certificate_signed", "Certificate Signed", "Send the charger its signed certificate (chain).",
         (Field("certificate_chain", "Certificate chain (PEM)", "pem", required=True, max_length=10000,
                placeholder=PEM_HINT),),
-        lambda c, cp, v: c.certificate_signed(cp, v["certificate_chain"]),
+        _operation("CertificateSigned", lambda v: {"certificateChain": v["certificate_chain"]}),
     ),
     ActionSpec(
         "extended_trigger", "Extended Trigger Message", "Ask the charger to send a message now (security extension).",
@@ -464,20 +477,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("requested_message", "Message", "choice", required=True, choices=EXTENDED_TRIGGERS),
             Field("connector_id", "Connector (optional)", "int", minimum=0),
         ),
-        lambda c, cp, v: c.extended_trigger_message(cp, MessageTrigger(v["requested_message"]), v["connector_id"]),
+        _operation("ExtendedTriggerMessage", lambda v: {"requestedMessage": v["requested_message"],
+                                                        "connectorId": v["connector_id"]}),
         defaults=lambda ctx: {"requested_message": MessageTrigger.log_status_notification.value},
     ),
     ActionSpec(
         "renew_certificate", "Renew Certificate",
         "Ask the charger for a new certificate signing request; the operator CA signs it and sends the certificate.",
         (),
-        lambda c, cp, v: c.renew_certificate(cp),
+        # a new certificate signing request; the operator CA signs it when it comes
+        _operation("ExtendedTriggerMessage",
+                   lambda v: {"requestedMessage": MessageTrigger.sign_charge_point_certificate.value}),
     ),
     ActionSpec(
         "install_operator_ca", "Install Our CA",
         "Install the operator CA's certificate on the charger as its central system root certificate.",
         (),
-        lambda c, cp, v: c.install_operator_ca(cp),
+        lambda site, cp, v: site.install_operator_ca(cp),
     ),
     ActionSpec(
         "get_log", "Get Log", "Have the charger upload its diagnostics or security log.",
@@ -488,7 +504,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("oldest", "From (optional)", "datetime"),
             Field("latest", "To (optional)", "datetime"),
         ),
-        lambda c, cp, v: c.get_log(cp, Log(v["log_type"]), v["request_id"], _log_parameters(v)),
+        _operation("GetLog", lambda v: {"logType": v["log_type"], "requestId": v["request_id"], "log": _log_parameters(v)}),
         defaults=lambda ctx: {"log_type": Log.security_log.value, "request_id": _request_id()},
     ),
     ActionSpec(
@@ -502,7 +518,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
             Field("signature", "Signature (base64)", required=True, max_length=800),
             Field("request_id", "Request id", "int", required=True),
         ),
-        lambda c, cp, v: c.signed_update_firmware(cp, v["request_id"], _firmware(v)),
+        _operation("SignedUpdateFirmware", lambda v: {"requestId": v["request_id"], "firmware": _firmware(v)}),
         defaults=lambda ctx: {"retrieve_date": _now_plus(0), "request_id": _request_id()},
     ),
 )
@@ -514,7 +530,8 @@ def describe_result(result: Any) -> str:
     """A one-line summary of a charger's answer for a notification."""
     if result is None:
         return "done"
-    values = {k: v for k, v in vars(result).items() if v not in (None, [], {})}
+    fields = result if isinstance(result, dict) else vars(result)  # OCPP JSON, or an ocpp call_result
+    values = {k: v for k, v in fields.items() if v not in (None, [], {})}
     if "status" in values and len(values) == 1:
         return str(values["status"])
     parts = []
@@ -527,16 +544,20 @@ def describe_result(result: Any) -> str:
 def _certificates(value: Any) -> str | None:
     """Certificate hash data by serial number, the part an engineer can match with the certificate
     (the whole hashes are in the message log)."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, dict) and "serial_number" in v for v in value):
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) and _serial(v) is not None for v in value):
         return None
-    return f"{len(value)} (serial {', '.join(str(v['serial_number']) for v in value)})"
+    return f"{len(value)} (serial {', '.join(str(_serial(v)) for v in value)})"
+
+
+def _serial(hash_data: dict[str, Any]) -> Any:
+    return hash_data.get("serial_number", hash_data.get("serialNumber"))
 
 
 def _form_only(key: str, title: str, help: str, fields: tuple[Field, ...], button: str) -> ActionSpec:
     """A form that is not a charger operation (the app acts on its values itself)."""
 
-    async def nothing(commands: Commands, charger_id: str, values: dict[str, Any]) -> None:
-        return None
+    async def nothing(site: Site, charger_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     return ActionSpec(key, title, help, fields, nothing, button=button)
 

@@ -1,4 +1,5 @@
-"""The operator console: a Textual app over the live central system, in the same process."""
+"""The operator console: a Textual app over a site (ocpp_console.site: today the central system in
+this process)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from textual.screen import Screen
 from textual.widgets import HelpPanel, TabbedContent
 
 from ocpp_console import __version__
-from ocpp_console.csms import CentralSystem, CommandError
-from ocpp_console.csms.billing import format_money, to_minor
-from ocpp_console.csms.security import PasswordError, check_password, hash_password
-from ocpp_console.csms.transactions import TransactionError, close_by_operator
-from ocpp_console.export import export_to_text
 from ocpp_console.runtime import settle_heap
-from ocpp_console.store import StoreError
+from ocpp_console.site import (
+    CommandError,
+    PasswordError,
+    Site,
+    SiteError,
+    as_site,
+    check_password,
+    format_money,
+    to_minor,
+)
 from ocpp_console.timeutil import utcnow
 from ocpp_console.ui.actions import (
     ACTIONS,
@@ -76,15 +81,19 @@ class ConsoleApp(App[None]):
 
     def __init__(
         self,
-        csms: CentralSystem,
+        site: Site | Any,
         *,
         manage_csms: bool = True,
-        background: Sequence[Callable[[CentralSystem, asyncio.Event], Awaitable[None]]] = (),
-        prepare: Callable[[CentralSystem], Awaitable[object]] | None = None,
+        background: Sequence[Callable[[Any, asyncio.Event], Awaitable[None]]] = (),
+        prepare: Callable[[Any], Awaitable[object]] | None = None,
         services: Sequence[Service] = (),
     ) -> None:
+        """`site`: a Site, or a central system (wrapped in a LocalSite by ocpp_console.site.as_site);
+        `manage_csms`: the app starts and stops the site. `background` jobs and `prepare` are handed
+        `site` as it was given (e.g. the demo's chargers get the central system they were built for)."""
         super().__init__()
-        self.csms = csms
+        self._given = site
+        self.site = as_site(site)
         self.manage_csms = manage_csms
         self._background = list(background)  # e.g. the demo's simulated chargers
         self._services = list(services)  # e.g. the HTTP API: started after the central system
@@ -92,16 +101,16 @@ class ConsoleApp(App[None]):
         self._background_tasks: list[asyncio.Task[None]] = []
         self._stop_background = asyncio.Event()
         self._prepare = prepare  # runs once the central system listens, before the first screen
-        self.live = LiveSite(csms)
+        self.live = LiveSite(self.site)
         self.live.announce = self._announce  # e.g. how a Remote Start ended
         self.sub_title = f"OCPP 1.6J central system {__version__}"
 
     async def on_mount(self) -> None:
         if self.manage_csms:
             try:
-                await self.csms.start()
-            except OSError as exc:
-                self.exit(return_code=1, message=f"ocpp-console: cannot listen on port {self.csms.settings.port}: {exc}")
+                await self.site.start()
+            except SiteError as exc:
+                self.exit(return_code=1, message=f"ocpp-console: {exc}")
                 return
         for service in self._services:
             try:
@@ -111,9 +120,9 @@ class ConsoleApp(App[None]):
                 return
             self._started_services.append(service)
         if self._prepare is not None:
-            await self._prepare(self.csms)
+            await self._prepare(self._given)
         await self.live.load()
-        self.sub_title = f"ws://{self.csms.settings.host}:{self.csms.port}/<chargePointId>"
+        self.sub_title = self.site.info().charger_url
         for service in self._started_services:
             if url := getattr(service, "url", None):
                 self.sub_title += f"  ·  API {url}/api"
@@ -127,7 +136,7 @@ class ConsoleApp(App[None]):
                 await self.switch_mode(mode)
         self.settle_heap()
         for job in self._background:
-            self._background_tasks.append(asyncio.create_task(job(self.csms, self._stop_background)))
+            self._background_tasks.append(asyncio.create_task(job(self._given, self._stop_background)))
 
     async def on_unmount(self) -> None:
         self._stop_background.set()
@@ -137,8 +146,8 @@ class ConsoleApp(App[None]):
         self.live.close()
         for service in reversed(self._started_services):
             await service.stop()
-        if self.manage_csms and self.csms.port is not None:
-            await self.csms.stop()
+        if self.manage_csms:
+            await self.site.stop()
 
     def _announce(self, text: str, title: str, severity: str) -> None:
         self.notify(text, title=title, severity=severity, timeout=10)  # type: ignore[arg-type]
@@ -173,7 +182,7 @@ class ConsoleApp(App[None]):
     @work
     async def action_quit_console(self) -> None:
         online = sum(v.connected for v in self.live.chargers.values())
-        if online and self.manage_csms:
+        if online and self.manage_csms and self.site.owns_chargers:
             message = f"{online} charger(s) are connected; quitting stops the central system and disconnects them."
             if not await self.push_screen_wait(ConfirmScreen("Quit ocpp-console?", message, "Quit")):
                 return
@@ -240,7 +249,7 @@ class ConsoleApp(App[None]):
                 self.notify(f"{spec.title} on {charger_id} cancelled: nothing was sent.", title=charger_id)
                 return
         try:
-            result = await spec.run(self.csms.commands, charger_id, values)
+            result = await spec.run(self.site, charger_id, values)
         except CommandError as exc:
             self.notify(failure(spec.title, charger_id, exc), title=f"{spec.title}: {exc.outcome}", severity="error",
                         timeout=8)
@@ -261,13 +270,13 @@ class ConsoleApp(App[None]):
         verb = "approve" if approve else "reject"
         try:
             if approve:
-                await self.csms.commands.approve(charger_id)
+                await self.site.approve(charger_id)
             else:
                 if not await self.push_screen_wait(
                     ConfirmScreen(f"Reject {charger_id}?", "It will be refused at every boot.", "Reject charger")
                 ):
                     return
-                await self.csms.commands.reject(charger_id)
+                await self.site.reject(charger_id)
         except CommandError as exc:
             self.notify(f"Could not {verb} {charger_id}: {exc}.", title="Registration", severity="error")
             return
@@ -295,13 +304,13 @@ class ConsoleApp(App[None]):
             self.notify(f"Transaction {tx.id} stays open: nothing was changed.", title="Close transaction cancelled")
             return
         try:
-            closed = await close_by_operator(self.csms, tx.id)
-        except TransactionError as exc:
+            closed = await self.site.close_transaction(tx.id)
+        except SiteError as exc:
             self.notify(str(exc), severity="error")
             return
-        cost = format_money(closed.cost_total, closed.currency or self.csms.settings.currency)
-        self.notify(f"Transaction {closed.transaction_id} on {tx.charger_id} connector {tx.connector_id} closed: "
-                    f"{fmt_kwh(closed.energy_wh)}, {cost}.", title="Transaction closed")
+        cost = format_money(closed["cost_total"], closed["currency"] or self.site.info().currency)
+        self.notify(f"Transaction {closed['transaction_id']} on {tx.charger_id} connector {tx.connector_id} closed: "
+                    f"{fmt_kwh(closed['energy_wh'])}, {cost}.", title="Transaction closed")
 
     # -- id tags -----------------------------------------------------------------------
 
@@ -312,7 +321,7 @@ class ConsoleApp(App[None]):
             await self.save_id_tag(values)
 
     async def save_id_tag(self, values: dict[str, Any]) -> None:
-        await self.csms.store.upsert_id_tag(
+        await self.site.save_id_tag(
             values["id_tag"], values["status"], values.get("expiry_date"), values.get("parent_id_tag"), values.get("note")
         )
         self.live.versions["tags"] += 1
@@ -330,7 +339,11 @@ class ConsoleApp(App[None]):
             except PasswordError as exc:
                 self.notify(str(exc), severity="error")
                 return
-        await self.csms.store.set_password(charger_id, hash_password(password) if password else None)
+        try:
+            await self.site.set_password(charger_id, password)
+        except SiteError as exc:
+            self.notify(str(exc), severity="error")
+            return
         self.notify("password set" if password else "password removed", title=charger_id)
 
     # -- wallets and exports --------------------------------------------------------------
@@ -340,14 +353,14 @@ class ConsoleApp(App[None]):
         values = await self.push_screen_wait(ActionForm(WALLET_FORM, id_tag, {"kind": "topup"}))
         if values is None:
             return
-        currency = self.csms.settings.currency
+        currency = self.site.info().currency
         amount = to_minor(values["amount"], currency)
         if values["kind"] == "topup" and amount < 0:
             self.notify("A top-up adds money: use an adjustment to take some out", severity="error")
             return
         try:
-            wallet, balance = await self.csms.store.wallet_movement(id_tag, amount, currency, values["kind"], values["reason"])
-        except StoreError as exc:
+            wallet, balance = await self.site.wallet_movement(id_tag, amount, values["kind"], values["reason"])
+        except SiteError as exc:
             self.notify(str(exc), severity="error")
             return
         self.live.versions["tags"] += 1
@@ -360,7 +373,7 @@ class ConsoleApp(App[None]):
         values = await self.push_screen_wait(ActionForm(EXPORT_FORM, kind, {"path": str(Path.cwd() / default)}))
         if values is None:
             return
-        text, count = await export_to_text(self.csms.store, kind, values["first"], values["last"], self.csms.settings.currency)
+        text, count = await self.site.export_csv(kind, values["first"], values["last"])
         path = Path(values["path"]).expanduser()
         try:
             path.write_text(text, encoding="utf-8", newline="")

@@ -14,11 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ocpp_console.csms import CentralSystem
-from ocpp_console.csms import events as ev
-from ocpp_console.csms.billing import Tariff
-from ocpp_console.csms.running import RunningTx, load_running
-from ocpp_console.csms.transactions import is_stale
+from ocpp_console.site import RunningTx, Site, Tariff, as_site, is_stale, running_tx
+from ocpp_console.site import events as ev
 from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
 POWER = "Power.Active.Import"
@@ -81,8 +78,8 @@ class FeedItem:
 
 
 class LiveSite:
-    def __init__(self, csms: CentralSystem) -> None:
-        self.csms = csms
+    def __init__(self, site: Site | Any) -> None:
+        self.site = as_site(site)  # a CentralSystem is wrapped (as_site): the model reads only the Site
         self.chargers: dict[str, ChargerView] = {}
         self.running: dict[int, RunningTx] = {}
         self.feed: deque[FeedItem] = deque(maxlen=200)
@@ -102,7 +99,7 @@ class LiveSite:
         # never takes its new row for the old one it cached.
         self._retired: dict[str, int] = {}
         self._reload_again = False
-        self._unsubscribe = csms.events.subscribe(self._on_event)
+        self._unsubscribe = self.site.subscribe(self._on_event)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -114,8 +111,8 @@ class LiveSite:
     # -- loading what the database already holds -------------------------------------
 
     async def load(self) -> None:
-        store = self.csms.store
-        for row in await store.chargers():
+        site = self.site
+        for row in await site.chargers():
             self.chargers[row["id"]] = ChargerView(
                 id=row["id"],
                 registration=row["registration"],
@@ -124,38 +121,39 @@ class LiveSite:
                 model=row["model"],
                 firmware=row["firmware_version"],
                 last_seen=row["last_seen"],
-                has_password=row["password_hash"] is not None,
+                has_password=row["has_password"],
                 note=row["note"],
                 last_boot=row["last_boot"],
             )
-        for row in await store.connectors():
-            view = self.charger(row["charger_id"]).connector(row["connector_id"])
-            view.status, view.error_code, view.info = row["status"], row["error_code"], row["info"]
-            view.updated_at = row["updated_at"]
-        self.running.update(await load_running(store))  # the same read model as the HTTP API's
+            for c in row["connectors"]:
+                view = self.charger(row["id"]).connector(c["connector_id"])
+                view.status, view.error_code, view.info = c["status"], c["error_code"], c["info"]
+                view.updated_at = c["updated_at"]
+        for tx in map(running_tx, await site.running()):  # the same read model as the HTTP API's
+            self.running[tx.id] = tx
         for tx in self.running.values():
             connector = self.charger(tx.charger_id).connector(tx.connector_id)
             connector.transaction_id = tx.id
             if tx.power_w is not None:
                 connector.power_w = tx.power_w
-        self.finished_today_wh = await store.energy_stopped_since(_today_start())
-        self.revenue_today = await store.revenue_since(_today_start())
-        self.site_power.extend(await self._power_history(store))
-        for row in reversed(await store.message_log(limit=self.frames.maxlen or 1000)):
+        self.finished_today_wh = await site.energy_stopped_since(_today_start())
+        self.revenue_today = await site.revenue_since(_today_start())
+        self.site_power.extend(await self._power_history(site))
+        for row in reversed(await site.message_log(limit=self.frames.maxlen or 1000)):
             self._add_frame(
                 ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"],
                                 row["raw"], row["timestamp"])
             )
         self._bump(*self.versions)
 
-    async def _power_history(self, store: Any) -> list[tuple[float, float]]:
+    async def _power_history(self, site: Site) -> list[tuple[float, float]]:
         """The last hour of site power from stored meter values, a point per minute, so the
         overview chart is not empty after a restart."""
         now = now_ts()
         since = iso(datetime.fromtimestamp(now - HISTORY_SECONDS, timezone.utc))
         latest: dict[tuple[str, int], tuple[float, float]] = {}  # connector -> (time, kW)
         per_minute: dict[int, float] = {}
-        for row in await store.power_samples_since(since):
+        for row in await site.power_samples_since(since):
             ts = parse_iso(row["timestamp"])
             if ts is None:
                 continue
@@ -283,7 +281,7 @@ class LiveSite:
         task.add_done_callback(self._tasks.discard)
 
     async def _fill_meter_start(self, transaction_id: int) -> None:
-        row = await self.csms.store.transaction(transaction_id)
+        row = await self.site.transaction(transaction_id)
         tx = self.running.get(transaction_id)
         if row is not None and tx is not None:
             tx.meter_start, tx.started, tx.received = row["meter_start"], row["start_timestamp"], row["started_at"]
@@ -326,18 +324,18 @@ class LiveSite:
         this process sees live (the connection, boots, status) stays with the events."""
         while True:
             self._reload_again = False
-            rows = {row["id"]: row for row in await self.csms.store.chargers()}
+            rows = {row["id"]: row for row in await self.site.chargers()}
             # A charger connected but not booted yet has no row; one removed while connected is being let go.
-            live = {c for c, session in self.csms.sessions.items() if not session.closing}
+            live = await self.site.connected()
             for charger_id in [c for c in self.chargers if c not in rows and c not in live]:
                 self._retired[charger_id] = self.chargers.pop(charger_id).version
             for charger_id, row in rows.items():
                 if charger_id not in self.chargers:
                     fresh = self.charger(charger_id)
                     fresh.vendor, fresh.model, fresh.firmware = row["vendor"], row["model"], row["firmware_version"]
-                    fresh.last_seen, fresh.connected = row["last_seen"], charger_id in self.csms.sessions
+                    fresh.last_seen, fresh.connected = row["last_seen"], row["connected"]
                 view = self.chargers[charger_id]
-                provisioned = (row["registration"], row["password_hash"] is not None, row["note"])
+                provisioned = (row["registration"], row["has_password"], row["note"])
                 if (view.registration, view.has_password, view.note) != provisioned:
                     view.registration, view.has_password, view.note = provisioned
                     view.version += 1

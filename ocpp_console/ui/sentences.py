@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ocpp_console.csms.errors import CommandError, offline_message, unknown_message
+from ocpp_console.site import CommandError, offline_message, unknown_message
 from ocpp_console.secret_keys import is_secret_key
 from ocpp_console.ui.live import RunningTx, fmt_kwh, local_time
 
@@ -27,8 +27,8 @@ class Confirmation:
 
 
 def _get(obj: Any, *names: str) -> Any:
-    """A field of an answer: call_result dataclasses have snake_case attributes, their nested
-    objects are dicts that may come in either spelling."""
+    """A field of an answer: OCPP JSON (camelCase, as the Site answers) or a call_result dataclass
+    (snake_case attributes): callers name both spellings."""
     for name in names:
         value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
         if value is not None:
@@ -211,8 +211,8 @@ def _trigger(cp: str, v: Values, r: Any) -> str:
 
 
 def _get_config(cp: str, v: Values, r: Any) -> str:
-    keys = _get(r, "configuration_key") or []
-    unknown = _get(r, "unknown_key") or []
+    keys = _get(r, "configurationKey", "configuration_key") or []
+    unknown = _get(r, "unknownKey", "unknown_key") or []
     text = f"{cp} reported {len(keys)} configuration key{'s' if len(keys) != 1 else ''}"
     if unknown:
         text += f"; it does not know {_list(unknown)}"
@@ -238,7 +238,7 @@ def _update_firmware(cp: str, v: Values, r: Any) -> str:
 
 
 def _get_diagnostics(cp: str, v: Values, r: Any) -> str:
-    name = _get(r, "file_name")
+    name = _get(r, "fileName", "file_name")
     if not name:
         return f"{cp} has no diagnostics to upload."
     return (f"{cp} uploads its diagnostics as {name} to {v['location']}. "
@@ -246,7 +246,7 @@ def _get_diagnostics(cp: str, v: Values, r: Any) -> str:
 
 
 def _reserve(cp: str, v: Values, r: Any) -> str:
-    rid = _get(r, "reservation_id")
+    rid = _get(r, "reservationId", "reservation_id")
     status = _status(r)
     if status == "Accepted":
         return (f"{_Connector(v['connector_id'])} of {cp} is reserved for {v['id_tag']} until "
@@ -270,7 +270,7 @@ def _send_local_list(cp: str, v: Values, r: Any) -> str:
 
 
 def _get_local_list_version(cp: str, v: Values, r: Any) -> str:
-    version = _get(r, "list_version")
+    version = _get(r, "listVersion", "list_version")
     if version == -1:
         return f"{cp} has no local authorization list support."
     if version == 0:
@@ -306,7 +306,7 @@ def _composite(cp: str, v: Values, r: Any) -> str:
     where = _connector(v["connector_id"])
     if _status(r) != "Accepted":
         return f"{cp} gave no composite schedule for {where} ({_status(r)})."
-    schedule = _get(r, "charging_schedule") or {}
+    schedule = _get(r, "chargingSchedule", "charging_schedule") or {}
     unit = _get(schedule, "charging_rate_unit", "chargingRateUnit") or ""
     periods = _get(schedule, "charging_schedule_period", "chargingSchedulePeriod") or []
     limits = [f"{_get(p, 'limit'):g} {unit} from {_get(p, 'start_period', 'startPeriod')} s" for p in periods]
@@ -332,7 +332,7 @@ def _install_certificate(cp: str, v: Values, r: Any) -> str:
 
 
 def _installed_certificates(cp: str, v: Values, r: Any) -> str:
-    hashes = _get(r, "certificate_hash_data") or []
+    hashes = _get(r, "certificateHashData", "certificate_hash_data") or []
     if _status(r) != "Accepted" or not hashes:
         return f"{cp} holds no {v['certificate_type']}."
     serials = [str(_get(h, "serial_number", "serialNumber")) for h in hashes]

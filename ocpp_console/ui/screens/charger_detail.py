@@ -124,8 +124,8 @@ class ChargerDetailScreen(LiveScreen):
         self.query_one("#connectors", SyncedTable).focus(scroll_visible=False)
 
     async def refresh_data(self) -> None:
-        store = self.console.csms.store
-        self.row = row = await store.charger(self.charger_id)
+        site = self.console.site
+        self.row = row = await site.charger(self.charger_id)
         view = self.live.chargers.get(self.charger_id)
         if row is None:
             self.query_one("#identity", Static).update(Text(f"{self.charger_id}: not in the database", style="red"))
@@ -141,7 +141,7 @@ class ChargerDetailScreen(LiveScreen):
         ]))
         self.query_one("#state", Static).update(_kv([
             ("Registration", registration_text(row["registration"])),
-            ("Password", "set (HTTP Basic)" if row["password_hash"] else "none"),
+            ("Password", "set (HTTP Basic)" if row["has_password"] else "none"),
             ("Connection", online_text(bool(view.connected if view else row["connected"]))),
             # The host is what an engineer looks for; the ephemeral source port is noise.
             ("Address", (row["remote_address"] or "-").rsplit(":", 1)[0]),
@@ -152,7 +152,7 @@ class ChargerDetailScreen(LiveScreen):
             *_certificate_rows(row),
         ]))
         connectors = {}
-        for c in await store.connectors(self.charger_id):
+        for c in await site.connectors(self.charger_id):
             live_c = view.connectors.get(c["connector_id"]) if view else None
             connectors[c["connector_id"]] = (
                 str(c["connector_id"]),
@@ -167,18 +167,18 @@ class ChargerDetailScreen(LiveScreen):
         config = {
             r["key"]: (r["key"], mask_value(r["key"], r["value"]) if r["known"] else Text("unknown key", style="dim"),
                        "read-only" if r["readonly"] else "read-write")
-            for r in await store.configuration(self.charger_id)
+            for r in await site.configuration(self.charger_id)
         }
         self.query_one("#config", SyncedTable).sync(config)
         reservations = {
             r["id"]: (str(r["id"]), str(r["connector_id"]), r["id_tag"], local_time(r["expiry_date"], True), r["status"])
-            for r in await store.reservations(self.charger_id)
+            for r in await site.reservations(self.charger_id)
         }
         self.query_one("#reservations", SyncedTable).sync(reservations)
         profiles = {}
         import json
 
-        for p in await store.charging_profiles(self.charger_id):
+        for p in await site.charging_profiles(self.charger_id):
             schedule = json.loads(p["profile"]).get("chargingSchedule", {})
             periods = schedule.get("chargingSchedulePeriod") or [{}]
             limit = f"{periods[0].get('limit', '-')} {schedule.get('chargingRateUnit', '')}"
@@ -190,7 +190,7 @@ class ChargerDetailScreen(LiveScreen):
     async def _charts(self) -> None:
         now = now_ts()
         since = iso(datetime.fromtimestamp(now - CHART_MINUTES * 60, timezone.utc))
-        rows = await self.console.csms.store.charger_samples_since(self.charger_id, since, (POWER, ENERGY, SOC))
+        rows = await self.console.site.charger_samples_since(self.charger_id, since, (POWER, ENERGY, SOC))
 
         def series(measurand: str, scale: float) -> list[tuple[str, list[float], list[float]]]:
             by_connector: dict[int, tuple[list[float], list[float]]] = {}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
-from ocpp_console.csms.billing import format_money, to_minor
+from ocpp_console.site import format_money, to_minor
 from ocpp_console.ui.live import local_time, seen_text
 from ocpp_console.ui.screens.base import FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
@@ -42,7 +44,7 @@ class IdTagsScreen(FilterMixin, LiveScreen):
 
     async def refresh_data(self) -> None:
         rows = {}
-        all_tags = await self.console.csms.store.id_tags()
+        all_tags = await self.console.site.id_tags()
         self._tags = {row["id_tag"]: row for row in all_tags}
         minimum = self._minimum()
         for row in all_tags:
@@ -61,8 +63,8 @@ class IdTagsScreen(FilterMixin, LiveScreen):
     def _minimum(self) -> int | None:
         """The wallet minimum in minor units, None when wallets are not checked (as the central
         system decides at Authorize and StartTransaction)."""
-        settings = self.console.csms.settings
-        return to_minor(settings.min_balance, settings.currency) if settings.wallet else None
+        info = self.console.site.info()
+        return to_minor(Decimal(info.min_balance), info.currency) if info.wallet else None
 
     def _wallet_balance(self, row: dict) -> int:
         """The balance of the wallet the tag spends: its fleet account's (the root of its parents)."""
@@ -81,7 +83,7 @@ class IdTagsScreen(FilterMixin, LiveScreen):
     def _balance(self, row: dict) -> Text:
         if row["parent_id_tag"] and row["parent_id_tag"] in self._tags and not row["balance"]:
             return Text(f"→ {row['parent_id_tag']}", style="dim")  # spends the fleet account's wallet
-        currency = self.console.csms.settings.currency
+        currency = self.console.site.info().currency
         return Text(format_money(row["balance"], currency), style="red" if row["balance"] < 0 else "")
 
     async def refilter(self) -> None:

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
-from ocpp_console.csms.billing import LINE_ITEMS, format_money
+from ocpp_console.site import LINE_ITEMS, format_money
 from ocpp_console.ui.live import ENERGY, POWER, duration, fmt_kwh, format_duration, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.screens.charger_detail import _kv
@@ -39,19 +39,19 @@ class OrderDetailScreen(LiveScreen):
         self.sub_title = f"transaction {self.transaction_id}"
 
     async def refresh_data(self) -> None:
-        store = self.console.csms.store
-        row = await store.transaction(self.transaction_id)
+        site = self.console.site
+        row = await site.transaction(self.transaction_id)
         if row is None:
             self.query_one("#order", Static).update(Text(f"Transaction {self.transaction_id} not found", style="red"))
             return
         flags = Text(row["flags"].replace(",", ", "), style="yellow") if row["flags"] else "-"
         state = "running" if row["stopped_at"] is None else "finished"
-        currency = row["currency"] or self.console.csms.settings.currency
+        currency = row["currency"] or site.info().currency
         items = json.loads(row["cost_items"]) if row["cost_items"] else {}
         names = {"energy": "├ energy", "time": "├ charging time", "idle": "├ idle time", "session_fee": "└ session fee"}
         money = [(names[k], format_money(items.get(k, 0), currency)) for k in LINE_ITEMS] if items else []
         wallet = "-"
-        for move in await store.ledger_for_transaction(self.transaction_id):
+        for move in await site.ledger_for_transaction(self.transaction_id):
             wallet = (f"{format_money(move['amount'], move['currency'])} from {move['id_tag']}"
                       f" (balance after: {format_money(move['balance_after'], move['currency'])})")
         if items and wallet == "-":
@@ -76,7 +76,7 @@ class OrderDetailScreen(LiveScreen):
             ("Wallet", wallet),
             ("Flags", flags),
         ]))
-        samples = await store.meter_values_for(self.transaction_id)
+        samples = await site.meter_values_for(self.transaction_id)
         start = _ts(row["start_timestamp"])
         energy_x, energy_y, power_x, power_y = [], [], [], []
         for s in samples:

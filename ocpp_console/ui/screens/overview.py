@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, Header, Label, Static
 
-from ocpp_console.csms.billing import format_money
+from ocpp_console.site import format_money
 from ocpp_console.timeutil import now_ts
 from ocpp_console.ui.live import fmt_kwh, local_time
 from ocpp_console.ui.screens.base import LiveScreen
@@ -61,7 +61,7 @@ class OverviewScreen(LiveScreen):
     def _revenue(self) -> tuple[str, str]:
         revenue = self.live.revenue_today
         if not revenue:
-            return format_money(0, self.console.csms.settings.currency), ""
+            return format_money(0, self.console.site.info().currency), ""
         return " + ".join(format_money(v, c) for c, v in sorted(revenue.items())), "bold"
 
     @staticmethod

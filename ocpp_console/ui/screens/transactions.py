@@ -9,8 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane
 
-from ocpp_console.csms.billing import format_money
-from ocpp_console.csms.wallet_guard import WALLET_EMPTY
+from ocpp_console.site import WALLET_EMPTY, format_money
 from ocpp_console.ui.live import RunningTx, compact_time, duration, fmt_kw, fmt_kwh, local_time
 from ocpp_console.ui.screens.base import TAB_BINDINGS, FilterMixin, LiveScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
@@ -83,7 +82,8 @@ class TransactionsScreen(FilterMixin, LiveScreen):
         self._orders_version = self.live.versions["orders"]
         self._refilter = False
         orders = {}
-        for row in await self.console.csms.store.transactions(running=False, limit=500):
+        currency = self.console.site.info().currency
+        for row in await self.console.site.transactions(running=False, limit=500):
             reason = stop_reason(row)
             if not self.matches(row["id"], row["charger_id"], row["id_tag"], reason):
                 continue
@@ -92,7 +92,7 @@ class TransactionsScreen(FilterMixin, LiveScreen):
                 compact_time(row["start_timestamp"]), compact_time(row["stop_timestamp"]),
                 f"{row['meter_start']}→{row['meter_stop']} Wh", fmt_kwh(row["energy_wh"]),
                 duration(row["start_timestamp"], row["stop_timestamp"]), reason,
-                format_money(row["cost_total"], row["currency"] or self.console.csms.settings.currency),
+                format_money(row["cost_total"], row["currency"] or currency),
             )
         table = self.query_one("#orders", SyncedTable)
         table.show(orders)
