@@ -375,6 +375,26 @@ def document() -> dict[str, Any]:
             "delete": {**_delete("delete_id_tag", "Remove an id tag (its transactions and ledger stay)",
                                  _ID_TAG, "unknown id tag")},
         },
+        "/api/events": {"get": {
+            "operationId": "events", "tags": ["read"],
+            "summary": "The central system's domain events, live, over a WebSocket (connect with Upgrade: "
+                       "websocket and the bearer token). Each text frame holds one or more JSON messages, one "
+                       "per line: first {\"type\": \"hello\", \"epoch\", \"seq\", \"oldest\", \"instance\"}, "
+                       "then {\"type\": \"event\", \"seq\": N, \"event\": {\"type\": \"StatusChanged\", ...}} "
+                       "with N increasing by one (a client that fell behind may miss MeterSample and MessageLogged "
+                       "events: gaps), and {\"type\": \"resync\", \"epoch\", \"seq\", \"reason\"} when the client "
+                       "must read the state again (reason: too_old, restarted, lagging); events then go on from seq.",
+            "parameters": [
+                {"name": "since", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                 "description": "the last seq this client has: the events after it are sent first, or resync"},
+                {"name": "epoch", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "the epoch of `since` (from hello): another epoch means the service restarted"},
+            ],
+            "responses": {"101": {"description": "switching to the WebSocket event stream"},
+                          "400": _error("a query parameter is not valid"),
+                          "426": _error("not a WebSocket upgrade"), **_UNAUTHORIZED},
+        }},
         "/api/tariffs": _list("list_tariffs", "Tariff", "the site's tariff and every charger's own, as billing "
                               "applies them", []),
         "/api/messages": _list("list_messages", "Message", "the OCPP message log, newest first", [
