@@ -466,6 +466,9 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         await stream.shutdown()  # before the runner waits for the handlers: they are endless
 
     app.on_shutdown.append(close_streams)
+    from ocpp_console.api import console_reads  # it builds on this module
+
+    app.add_routes(console_reads.ROUTES)
     app.add_routes([
         web.get("/api/events", events),
         web.get("/api/openapi.json", openapi),
@@ -474,8 +477,9 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         web.put("/api/chargers/{charger_id}", put_charger),
         web.delete("/api/chargers/{charger_id}", delete_charger),
         web.put("/api/chargers/{charger_id}/password", set_password),
-        # not "password": that one is PUT only, and says so in Allow
-        web.post(r"/api/chargers/{charger_id}/{action:(?!password$)[^{}/]+}", run_operation),
+        # not the charger's own sub-resources (password, configuration, ...): their methods say so in Allow
+        web.post(rf"/api/chargers/{{charger_id}}/{{action:(?!({'|'.join(console_reads.CHARGER_PATHS)})$)[^{{}}/]+}}",
+                 run_operation),
         web.get("/api/transactions", list_transactions),
         web.get("/api/transactions/{transaction_id}", get_transaction),
         web.post("/api/transactions/{transaction_id}/close", close_transaction),
