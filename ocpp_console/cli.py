@@ -602,7 +602,29 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", dest="last", type=_date, default=None, metavar="YYYY-MM-DD",
                         help="last day (local time), included")
     export.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="output file, - for stdout")
+    backup = sub.add_parser(
+        "backup", help="copy the database, also while the central system runs",
+        description="Write a consistent copy of the database to FILE with SQLite's online backup API: safe "
+        "while the console or serve writes to it. An existing FILE is kept unless --force.",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="the copy to write")
+    backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    backup.add_argument("--db", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="SQLite database")
+    backup.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="TOML settings file")
     return parser
+
+
+def run_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from ocpp_console.store.backup import BackupError, backup
+
+    try:
+        pages = backup(settings.db, args.file, args.force)
+    except BackupError as exc:
+        print(f"ocpp-console backup: {exc}", file=sys.stderr)
+        return 1
+    size = args.file.stat().st_size
+    print(f"{settings.db} copied to {args.file} ({pages} pages, {size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -679,6 +701,8 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
         except OSError:
             await csms.stop()
             raise
+    else:
+        log.info("no HTTP API (nor event stream): give --api-port to serve one")
     settle_heap()
     demo: asyncio.Task[None] | None = None
     if demo_chargers:
@@ -790,6 +814,8 @@ def _main(argv: list[str] | None = None) -> int:
             return run_call(settings, args)
         if command == "export":
             return asyncio.run(run_export(settings, args))
+        if command == "backup":
+            return run_backup(settings, args)
         if command == "ca":
             return run_ca(settings, args)
         if command in PROVISION_COMMANDS:

@@ -47,6 +47,7 @@ COVERAGE = {
     "import": "test_the_import_files_of_the_readme",
     "call": "test_serve_call_and_simulate_against_a_running_instance",
     "ca": "test_the_ca_lines",
+    "backup": "test_the_running_as_a_service_section",
 }
 
 
@@ -440,6 +441,52 @@ def test_the_export_lines(tmp_path: Path, env: dict[str, str]) -> None:
     assert list(ledger[0]) == LEDGER_COLUMNS and (ledger[0]["wallet"], ledger[0]["amount"]) == ("CARD", "20.00")
     missing = ocpp(env, "export", "orders", "--db", str(tmp_path / "none.sqlite"), "--out", "-")
     assert missing.returncode == 1 and "no database" in missing.stderr
+
+
+def test_the_running_as_a_service_section(tmp_path: Path, env: dict[str, str]) -> None:
+    """Its config.toml loads, its unit's ExecStart is a valid serve command line with that file, and
+    its backup lines copy a database (an existing copy kept unless --force)."""
+    import tomllib
+
+    from ocpp_console.cli import build_parser
+    from ocpp_console.settings import load_settings
+
+    section = README.split("## Running as a service", 1)[1].split("\n## ", 1)[0]
+    toml_text = readme_block("toml", "api_port = 8180")
+    assert "## Running as a service" in README.split(toml_text)[0][-3000:]  # the section's own block
+    settings = load_settings(tmp_path / "none.toml", **tomllib.loads(toml_text))
+    assert settings.api_port == 8180 and str(settings.db) == "/var/lib/ocpp-console/site.sqlite"
+    unit = re.search(r"```ini\n(.*?)```", section, flags=re.S)
+    assert unit is not None
+    exec_start = re.search(r"^ExecStart=(\S+) (.*)$", unit.group(1), flags=re.M)
+    assert exec_start is not None and exec_start.group(1).endswith("/ocpp-console")
+    args = build_parser().parse_args(shlex.split(exec_start.group(2)))
+    assert args.command == "serve" and str(args.config) == "/etc/ocpp-console/config.toml"
+    # the backup lines, against a database of ours
+    db = tmp_path / "site.sqlite"
+    assert ocpp(env, "tags", "add", "CARD", "--balance", "20.00", "--db", str(db)).returncode == 0
+    config = tmp_path / "config.toml"
+    config.write_text(toml_text.replace("/var/lib/ocpp-console/site.sqlite", str(db)))
+    (block,) = [b for b in readme_shell_blocks("Running as a service") if any("backup" in line for line in b)]
+    first, second = block
+    first = first.replace("/var/backups/ocpp-console/site-$(date +%F).sqlite", str(tmp_path / "dated.sqlite"))
+    first = first.replace("/etc/ocpp-console/config.toml", str(config))
+    done = run_line(env, first)
+    assert done.returncode == 0, done.stderr
+    assert sqlite3_rows(tmp_path / "dated.sqlite", "SELECT id_tag, balance FROM id_tags") == [("CARD", 2000)]
+    for expected in (0, 1):  # made, then kept (exit 1) since it exists
+        done = run_line(env, second.replace(" --force", "").replace("site.sqlite", str(db)), cwd=tmp_path)
+        assert done.returncode == expected, done.stderr
+    assert "give --force" in done.stderr
+    done = run_line(env, second.replace("site.sqlite", str(db)), cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "site-copy.sqlite").exists(), done.stderr
+
+
+def sqlite3_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return con.execute(sql).fetchall()
 
 
 def test_the_ca_lines(tmp_path: Path, env: dict[str, str]) -> None:

@@ -83,6 +83,11 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     return {"type": "object", "properties": properties, "required": required or list(properties)}
 
 
+def _row(columns: list[str]) -> dict[str, Any]:
+    """A stored row: these columns at least (of any JSON type), maybe more."""
+    return {"type": "object", "properties": {c: {"nullable": True} for c in columns}, "required": columns}
+
+
 RESOURCES: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -158,8 +163,14 @@ RESOURCES: dict[str, Any] = {
         "expiry_date": _TIME,
         "parent_id_tag": _NULLABLE_STRING,
         "balance": {**_MONEY, "nullable": False},
+        "balance_minor": {"type": "integer", "description": "the balance in minor units of `currency`"},
         "currency": {"type": "string"},
         "note": _NULLABLE_STRING,
+        "refused_status": {**_NULLABLE_STRING, "description": "its last refusal: what it was answered"},
+        "refused_reason": {**_NULLABLE_STRING, "description": "its last refusal: why, e.g. wallet below minimum"},
+        "refused_action": {**_NULLABLE_STRING, "description": "its last refusal: Authorize or StartTransaction"},
+        "refused_charger": {**_NULLABLE_STRING, "description": "its last refusal: at which charger"},
+        "refused_at": _TIME,
     }),
     "IdTagUpdate": {
         "type": "object",
@@ -191,7 +202,8 @@ RESOURCES: dict[str, Any] = {
     "Password": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"password": {"type": "string", "minLength": 16, "maxLength": 40}},
+        "properties": {"password": {"type": "string", "minLength": 16, "maxLength": 40, "nullable": True,
+                                    "description": "null removes the password"}},
         "required": ["password"],
     },
     "Tariff": _object({
@@ -217,6 +229,58 @@ RESOURCES: dict[str, Any] = {
         "stop_on_empty_wallet": {"type": "boolean",
                                  "description": "a session is stopped when its cost reaches the spendable balance"},
     }),
+    "WalletMovement": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"type": "string", "enum": ["topup", "adjustment"],
+                     "description": "topup adds money (amount > 0); adjustment adds or takes out (amount < 0)"},
+            "amount": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$",
+                       "description": "in the site currency's major unit, at most its decimals"},
+            "reason": {"type": "string", "nullable": True, "maxLength": 500},
+        },
+        "required": ["kind", "amount"],
+    },
+    "WalletMoved": _object({
+        "id_tag": {"type": "string"},
+        "wallet_id_tag": {"type": "string", "description": "whose wallet moved: the tag's, or its fleet account's"},
+        "kind": {"type": "string"},
+        "amount": {**_MONEY, "nullable": False},
+        "balance": {**_MONEY, "nullable": False, "description": "the wallet's balance after the movement"},
+        "currency": {"type": "string"},
+    }),
+    "Site": _object({
+        "version": {"type": "string"},
+        "instance": {"type": "object", "nullable": True, "description": "this process, as recorded in the database",
+                     "properties": {"pid": {"type": "integer"}, "host": {"type": "string"},
+                                    "started_at": {"type": "string"}}},
+        "ocpp": _object({"host": {"type": "string"}, "port": _NULLABLE_INT, "tls_port": _NULLABLE_INT,
+                         "plain_port": _NULLABLE_INT}),
+        "connected": {"type": "array", "items": {"type": "string"}, "description": "the chargers connected now"},
+        "currency": {"type": "string"},
+        "wallet": {"type": "boolean"},
+        "min_balance": {"type": "string"},
+        "stop_on_empty_wallet": {"type": "boolean"},
+        "stale_transaction_grace": {"type": "number"},
+        "events": _object({"epoch": {"type": "string"}, "seq": {"type": "integer"}},),
+    }),
+    "Total": {"type": "object", "properties": {"since": {"type": "string"}, "energy_wh": {"type": "number"},
+                                               "revenue": {"type": "object", "additionalProperties": {"type": "integer"},
+                                                           "description": "minor units per currency"}},
+              "required": ["since"]},
+    # Stored rows, as the store returns them (the console's own read model): the columns listed
+    # are always there; amounts are integers in minor units of their currency.
+    "ConnectorRow": _row(["charger_id", "connector_id", "status", "error_code", "info", "updated_at"]),
+    "ConfigurationRow": _row(["charger_id", "key", "value", "readonly", "known", "updated_at"]),
+    "ReservationRow": _row(["id", "charger_id", "connector_id", "id_tag", "expiry_date", "status", "transaction_id"]),
+    "ChargingProfileRow": _row(["charger_id", "connector_id", "profile_id", "stack_level", "purpose", "profile",
+                                "status", "set_at"]),
+    "SampleRow": _row(["connector_id", "timestamp", "measurand", "value_num"]),
+    "PowerSampleRow": _row(["charger_id", "connector_id", "timestamp", "value_num"]),
+    "MeterValueRow": _row(["id", "charger_id", "connector_id", "transaction_id", "source", "timestamp", "measurand",
+                           "phase", "unit", "context", "location", "format", "value", "value_num", "received_at"]),
+    "LedgerRow": _row(["id", "id_tag", "amount", "currency", "kind", "transaction_id", "reason", "balance_after",
+                       "created_at"]),
     "Message": _object({
         "id": {"type": "integer"},
         "charger_id": {"type": "string"},
@@ -238,6 +302,9 @@ _ID_TAG = {"name": "id_tag", "in": "path", "required": True,
            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_TAG}}
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 500}}
+_SINCE = {"name": "since", "in": "query", "required": True, "schema": {"type": "string", "format": "date-time"},
+          "description": "an RFC 3339 time with its zone, e.g. 2026-11-25T08:00:00Z"}
+_TRANSACTION_ID = {"name": "transaction_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _UNAUTHORIZED = {"401": _error("missing or wrong bearer token"),
                  "403": _error("refused: the Host does not name this API, or the request comes from a web page (Origin)")}
 _NOT_JSON = {"415": _error("a body that is not Content-Type: application/json")}
@@ -263,12 +330,20 @@ def _operation_path(op: Operation) -> dict[str, Any]:
     }
 
 
-def _list(name: str, schema: str, description: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"get": {
-        "operationId": name, "tags": ["read"], "summary": description, "parameters": parameters,
-        "responses": {"200": _json({"type": "array", "items": _ref(schema)}, description),
-                      "400": _error("a query parameter is not valid"), **_UNAUTHORIZED},
-    }}
+def _list(name: str, schema: str, description: str, parameters: list[dict[str, Any]],
+          missing: bool = False) -> dict[str, Any]:
+    responses = {"200": _json({"type": "array", "items": _ref(schema)}, description),
+                 "400": _error("a query parameter is not valid"), **_UNAUTHORIZED}
+    if missing:
+        responses["404"] = _error("no such charger or transaction")
+    return {"get": {"operationId": name, "tags": ["read"], "summary": description, "parameters": parameters,
+                    "responses": responses}}
+
+
+def _total(name: str, description: str) -> dict[str, Any]:
+    return {"get": {"operationId": name, "tags": ["read"], "summary": description, "parameters": [_SINCE],
+                    "responses": {"200": _json(_ref("Total"), description),
+                                  "400": _error("since is missing or not a date or time"), **_UNAUTHORIZED}}}
 
 
 def _one(name: str, schema: str, description: str, parameter: dict[str, Any]) -> dict[str, Any]:
@@ -375,6 +450,86 @@ def document() -> dict[str, Any]:
             "delete": {**_delete("delete_id_tag", "Remove an id tag (its transactions and ledger stay)",
                                  _ID_TAG, "unknown id tag")},
         },
+        "/api/events": {"get": {
+            "operationId": "events", "tags": ["read"],
+            "summary": "The central system's domain events, live, over a WebSocket (connect with Upgrade: "
+                       "websocket and the bearer token). Each text frame holds one or more JSON messages, one "
+                       "per line: first {\"type\": \"hello\", \"epoch\", \"seq\", \"oldest\", \"instance\"}, "
+                       "then {\"type\": \"event\", \"seq\": N, \"event\": {\"type\": \"StatusChanged\", ...}} "
+                       "with N increasing by one (a client that fell behind may miss MeterSample and MessageLogged "
+                       "events: gaps), and {\"type\": \"resync\", \"epoch\", \"seq\", \"reason\"} when the client "
+                       "must read the state again (reason: too_old, restarted, lagging); events then go on from seq.",
+            "parameters": [
+                {"name": "since", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                 "description": "the last seq this client has: the events after it are sent first, or resync"},
+                {"name": "epoch", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "the epoch of `since` (from hello): another epoch means the service restarted"},
+            ],
+            "responses": {"101": {"description": "switching to the WebSocket event stream"},
+                          "400": _error("a query parameter is not valid"),
+                          "426": _error("not a WebSocket upgrade"), **_UNAUTHORIZED},
+        }},
+        "/api/site": {"get": {
+            "operationId": "get_site", "tags": ["read"],
+            "summary": "This service: its version and instance, its OCPP ports, the chargers connected now, the "
+                       "settings the console shows (currency, wallet rules) and the event stream's epoch and seq",
+            "parameters": [],
+            "responses": {"200": _json(_ref("Site"), "the site"), **_UNAUTHORIZED},
+        }},
+        "/api/connectors": _list("connectors", "ConnectorRow", "every connector's stored status", [
+            {"name": "charger_id", "in": "query", "required": False, "schema": {"type": "string"}}]),
+        "/api/chargers/{charger_id}/configuration": _list(
+            "configuration", "ConfigurationRow", "the charger's configuration keys, as last read (GetConfiguration) "
+            "or changed", [_CHARGER_ID], missing=True),
+        "/api/chargers/{charger_id}/reservations": _list(
+            "reservations", "ReservationRow", "the charger's reservations", [_CHARGER_ID], missing=True),
+        "/api/chargers/{charger_id}/charging-profiles": _list(
+            "charging_profiles", "ChargingProfileRow", "the charging profiles set on the charger", [_CHARGER_ID],
+            missing=True),
+        "/api/chargers/{charger_id}/samples": _list(
+            "charger_samples_since", "SampleRow", "the charger's whole-connector samples since a time, oldest first "
+            "(its charts)", [_CHARGER_ID, _SINCE, {
+                "name": "measurand", "in": "query", "required": False, "style": "form", "explode": True,
+                "schema": {"type": "array", "items": {"type": "string"}},
+                "description": "repeat for several; default Power.Active.Import, Energy.Active.Import.Register, SoC"}],
+            missing=True),
+        "/api/transactions/{transaction_id}/meter-values": _list(
+            "meter_values_for", "MeterValueRow", "every meter value of a transaction, in order", [_TRANSACTION_ID],
+            missing=True),
+        "/api/transactions/{transaction_id}/ledger": _list(
+            "ledger_for_transaction", "LedgerRow", "the wallet movements of a transaction", [_TRANSACTION_ID],
+            missing=True),
+        "/api/power-samples": _list("power_samples_since", "PowerSampleRow", "every connector's power samples "
+                                    "since a time, oldest first (the site's power chart)", [_SINCE]),
+        "/api/energy-stopped": _total("energy_stopped_since", "energy (Wh) of the transactions stopped since a time"),
+        "/api/revenue": _total("revenue_since", "settled revenue per currency (minor units) of the transactions "
+                               "stopped since a time"),
+        "/api/id-tags/{id_tag}/wallet": {"post": {
+            "operationId": "wallet_movement", "tags": ["manage"],
+            "summary": "Top up or adjust the wallet an id tag spends (its fleet account's when it has a parent); "
+                       "one ledger movement",
+            "parameters": [_ID_TAG],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WalletMovement")}}},
+            "responses": {"200": _json(_ref("WalletMoved"), "the movement and the balance after it"),
+                          "400": _error("a value is not valid"), "404": _error("unknown id tag"),
+                          "409": _error("refused by the wallet"), **_NOT_JSON, **_UNAUTHORIZED},
+        }},
+        "/api/export/{kind}": {"get": {
+            "operationId": "export", "tags": ["read"],
+            "summary": "Orders or wallet movements as CSV, as `ocpp-console export` writes them",
+            "parameters": [
+                {"name": "kind", "in": "path", "required": True, "schema": {"type": "string", "enum": ["orders", "ledger"]}},
+                {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                 "description": "first day (local time)"},
+                {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                 "description": "last day (local time), included"},
+            ],
+            "responses": {"200": {"description": "CSV with a header row; X-Row-Count says how many rows",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          "400": _error("a parameter is not valid"), "404": _error("no such export"),
+                          **_UNAUTHORIZED},
+        }},
         "/api/tariffs": _list("list_tariffs", "Tariff", "the site's tariff and every charger's own, as billing "
                               "applies them", []),
         "/api/messages": _list("list_messages", "Message", "the OCPP message log, newest first", [

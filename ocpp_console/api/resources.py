@@ -111,8 +111,10 @@ def id_tag(csms: CentralSystem, row: Row) -> dict[str, Any]:
         "expiry_date": row["expiry_date"],
         "parent_id_tag": row["parent_id_tag"],
         "balance": str(from_minor(row["balance"], currency)),
+        "balance_minor": row["balance"],
         "currency": currency,
         "note": row["note"],
+        **{k: row.get(k) for k in ("refused_status", "refused_reason", "refused_action", "refused_charger", "refused_at")},
     }
 
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from ocpp_console import provision
 from ocpp_console.api import resources
 from ocpp_console.api.openapi import body_validator, document
+from ocpp_console.api.stream import EventStream, hello_fields
 from ocpp_console.api.token import server_token
 from ocpp_console.csms import operations, protocol, transactions
 from ocpp_console.csms.errors import (
@@ -40,6 +41,7 @@ log = logging.getLogger("ocpp_console.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSMS_KEY: web.AppKey[CentralSystem] = web.AppKey("csms")
+STREAM_KEY: web.AppKey[EventStream] = web.AppKey("events")
 
 
 class ApiError(Exception):
@@ -360,6 +362,15 @@ async def list_messages(request: web.Request) -> web.Response:
     return reply([resources.message(row) for row in rows])
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    """The event stream (api/stream.py); a plain GET is told to upgrade (426)."""
+    since = _int(request, "since", 0, 0, 2**63 - 1) if "since" in request.query else None
+    epoch = request.query.get("epoch")
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise ApiError(426, "upgrade_required", "GET /api/events is a WebSocket: connect with ws://HOST:PORT/api/events")
+    return await request.app[STREAM_KEY].serve(request, since, epoch)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return reply(document())
 
@@ -444,20 +455,31 @@ async def delete_id_tag(request: web.Request) -> web.Response:
 
 
 def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token",
-              port: Callable[[], int | None] = lambda: None) -> web.Application:
+              port: Callable[[], int | None] = lambda: None, **stream_options: Any) -> web.Application:
     middlewares = [errors_as_json, browser_guard(csms.settings.api_host, port), bearer_token(token, where), json_writes,
                    known_query()]
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[CSMS_KEY] = csms
+    stream = app[STREAM_KEY] = EventStream(csms.events, hello=hello_fields(csms), **stream_options)
+
+    async def close_streams(_: web.Application) -> None:
+        await stream.shutdown()  # before the runner waits for the handlers: they are endless
+
+    app.on_shutdown.append(close_streams)
+    from ocpp_console.api import console_reads  # it builds on this module
+
+    app.add_routes(console_reads.ROUTES)
     app.add_routes([
+        web.get("/api/events", events),
         web.get("/api/openapi.json", openapi),
         web.get("/api/chargers", list_chargers),
         web.get("/api/chargers/{charger_id}", get_charger),
         web.put("/api/chargers/{charger_id}", put_charger),
         web.delete("/api/chargers/{charger_id}", delete_charger),
         web.put("/api/chargers/{charger_id}/password", set_password),
-        # not "password": that one is PUT only, and says so in Allow
-        web.post(r"/api/chargers/{charger_id}/{action:(?!password$)[^{}/]+}", run_operation),
+        # not the charger's own sub-resources (password, configuration, ...): their methods say so in Allow
+        web.post(rf"/api/chargers/{{charger_id}}/{{action:(?!({'|'.join(console_reads.CHARGER_PATHS)})$)[^{{}}/]+}}",
+                 run_operation),
         web.get("/api/transactions", list_transactions),
         web.get("/api/transactions/{transaction_id}", get_transaction),
         web.post("/api/transactions/{transaction_id}/close", close_transaction),
@@ -475,12 +497,24 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
 class ApiServer:
     """Start with the central system, stop before it; `port` is the bound port (for --api-port 0)."""
 
-    def __init__(self, csms: CentralSystem) -> None:
+    def __init__(self, csms: CentralSystem, **stream_options: Any) -> None:
+        """`stream_options`: EventStream's bounds (ring_events, ring_bytes, send_timeout)."""
         self.csms = csms
+        self._stream_options = stream_options
         self.port: int | None = None
         self.token: str | None = None
         self.token_source = ""  # where the operator finds the token: the file, or --api-token
         self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    @property
+    def stream(self) -> EventStream:
+        assert self.app is not None, "the API is not started"
+        return self.app[STREAM_KEY]
+
+    @property
+    def events_url(self) -> str:
+        return "ws" + self.url.removeprefix("http") + "/api/events"
 
     @property
     def url(self) -> str:
@@ -490,7 +524,7 @@ class ApiServer:
     async def start(self) -> None:
         settings = self.csms.settings
         self.token, self.token_source = server_token(settings)
-        app = build_app(self.csms, self.token, self.token_source, lambda: self.port)
+        app = build_app(self.csms, self.token, self.token_source, lambda: self.port, **self._stream_options)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, settings.api_host, settings.api_port or 0)
@@ -499,10 +533,11 @@ class ApiServer:
         except OSError:
             await runner.cleanup()
             raise
-        self._runner = runner
+        self._runner, self.app = runner, app
         self.port = runner.addresses[0][1]
         log.info("HTTP API on %s/api (OpenAPI: %s/api/openapi.json); its bearer token is in %s",
                  self.url, self.url, self.token_source)
+        log.info("event stream on %s (WebSocket, same token)", self.events_url)
 
     async def stop(self) -> None:
         if self._runner is not None:
