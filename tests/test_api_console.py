@@ -16,7 +16,6 @@ from ocpp.v16.enums import ChargePointStatus
 from ocpp_console.csms import CentralSystem
 from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso, utcnow
-from tests.clients import TS
 from tests.conftest import charger
 from tests.test_api import api_for, get, post, soon
 
