@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import events
 from textual.binding import ActiveBinding, Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TabPane
 
@@ -60,8 +61,13 @@ class LiveScreen(Screen[None]):
         self.set_interval(REFRESH_SECONDS, self._tick)
         self.call_after_refresh(self._tick, True)
 
+    @property
+    def _leaving(self) -> bool:
+        """The screen (or the whole app, on `q`) is being taken down: its widgets may be gone."""
+        return self._closing or self._closed or self._pruning or not self.is_attached or self.app._exit
+
     async def _tick(self, force: bool = False) -> None:
-        if not self.is_current and not force:
+        if (not self.is_current and not force) or self._leaving:
             return
         self._since_forced += REFRESH_SECONDS
         changed = any(self.live.versions[t] != self._seen.get(t) for t in self.TOPICS)
@@ -71,7 +77,13 @@ class LiveScreen(Screen[None]):
             self._since_forced = 0.0
             for topic in self.TOPICS:
                 self._seen[topic] = self.live.versions[topic]
-            await self.refresh_data()
+            try:
+                await self.refresh_data()
+            except NoMatches:
+                # A redraw that awaited the store while the console quit finds its tables removed.
+                if self._leaving:
+                    return
+                raise
             self.refreshed_at = time.perf_counter()  # for the UI latency benchmark
             if not self._built:
                 self._built = True
