@@ -60,6 +60,14 @@ class Site(abc.ABC):
     @abc.abstractmethod
     def info(self) -> SiteInfo: ...
 
+    def link_text(self) -> str | None:
+        """How the console reaches the site, for its header, when that can change (attached over
+        the API: "attached to URL" or "reconnecting…"); None for a site in this process."""
+        return None
+
+    def watch_link(self, callback: Callable[[], None]) -> None:
+        """`callback` is called when `link_text` changes (a site in this process: never)."""
+
     # -- events --------------------------------------------------------------------
 
     @abc.abstractmethod

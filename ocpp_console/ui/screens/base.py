@@ -11,6 +11,7 @@ from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TabPane
 
+from ocpp_console.site import SiteError
 from ocpp_console.ui.widgets.tables import SyncedTable
 
 if TYPE_CHECKING:
@@ -71,7 +72,11 @@ class LiveScreen(Screen[None]):
             self._since_forced = 0.0
             for topic in self.TOPICS:
                 self._seen[topic] = self.live.versions[topic]
-            await self.refresh_data()
+            try:
+                await self.refresh_data()
+            except SiteError:  # a site attached over the API, out of reach: keep what is shown, retry
+                self._seen.clear()
+                return
             self.refreshed_at = time.perf_counter()  # for the UI latency benchmark
             if not self._built:
                 self._built = True
