@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from ocpp_console.csms.event_json import UnknownEvent, from_dict
 from ocpp_console.csms.operations import find
 from ocpp_console.site.events import Event, ExternalChange
 from ocpp_console.site.interface import Row, Site, SiteError, SiteInfo, Unsubscribe
+from ocpp_console.site.models import from_minor, to_minor
 
 log = logging.getLogger("ocpp_console.site.remote")
 
@@ -86,8 +88,9 @@ class RemoteSite(Site):
                               charger_url=f"ws://{host}:{site['ocpp']['port']}/<chargePointId>", api_url=self.url)
         self._reader = asyncio.create_task(self._follow(), name="remote-site-events")
         # Events from now on reach the console before it loads: nothing falls between the two.
-        done, _ = await asyncio.wait([self._reader, asyncio.ensure_future(self._hello.wait())], timeout=self.timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        hello = asyncio.ensure_future(self._hello.wait())
+        await asyncio.wait([self._reader, hello], timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        hello.cancel()
         if not self._hello.is_set():
             await self.stop()
             raise SiteError(f"cannot follow the event stream at {self.url}/api/events")
@@ -327,13 +330,9 @@ class RemoteSite(Site):
             "status": status, "expiry_date": expiry_date, "parent_id_tag": parent_id_tag, "note": note})
 
     async def wallet_movement(self, id_tag: str, amount: int, kind: str, reason: str) -> tuple[str, int]:
-        from ocpp_console.site.models import from_minor, to_minor
-
         currency = self.info().currency
         answer = await self._change("POST", f"/api/id-tags/{_q(id_tag)}/wallet",
                                     {"amount": str(from_minor(amount, currency)), "kind": kind, "reason": reason})
-        from decimal import Decimal
-
         return answer["wallet_id_tag"], to_minor(Decimal(answer["balance"]), currency)
 
     async def close_transaction(self, transaction_id: int) -> Row:
