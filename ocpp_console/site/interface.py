@@ -2,7 +2,7 @@
 
 The console (ocpp_console/ui) reads the site, acts on it and follows its events only through a
 `Site`. Two implementations: `LocalSite` (site/local.py: the central system in this process, the
-single-process console) and, later, a remote one over the HTTP API and its event stream (`attach`).
+single-process console) and `RemoteSite` (site/remote.py: over the HTTP API and its event stream, `attach`).
 So everything here is JSON-shaped: read models are dicts of plain values (str, int, float, bool,
 None, lists and dicts of them), commands take and give OCPP JSON payloads, and the events are the
 domain event dataclasses (site/events.py) the API's stream encodes.
