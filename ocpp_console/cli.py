@@ -15,6 +15,7 @@ from typing import Any, Literal, NoReturn, get_args, get_origin
 from pydantic import ValidationError
 
 from ocpp_console import __version__
+from ocpp_console.attach import add_attach_parser, run_attach
 from ocpp_console.provision_cli import (
     PROVISION_COMMANDS,
     add_db_arguments,
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_arguments(simulate)
     add_provision_parsers(sub)
     add_call_parser(sub)
+    add_attach_parser(sub, _flag)
     add_ca_parser(sub)
     export = sub.add_parser(
         "export", help="write orders or wallet movements as CSV",
@@ -490,6 +492,9 @@ def _main(argv: list[str] | None = None) -> int:
         if command == "console":
             log_to_file(settings.log_level)
             return run_console(settings, demo_chargers)
+        if command == "attach":
+            log_to_file(settings.log_level)
+            return run_attach(settings, args)
         setup_logging(settings.log_level)
         if command == "call":
             return run_call(settings, args)

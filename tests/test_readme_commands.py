@@ -48,6 +48,7 @@ COVERAGE = {
     "call": "test_serve_call_and_simulate_against_a_running_instance",
     "ca": "test_the_ca_lines",
     "backup": "test_the_running_as_a_service_section",
+    "attach": "test_attach_to_a_running_serve",
 }
 
 
@@ -301,6 +302,32 @@ def test_serve_call_and_simulate_against_a_running_instance(tmp_path: Path, env:
         assert unreachable.returncode == 2 and "cannot reach the API" in unreachable.stderr
         assert server.stop() == 0
     assert any("central system stopped" in line for line in server.lines)
+
+
+async def test_attach_to_a_running_serve(tmp_path: Path, env: dict[str, str]) -> None:
+    """`ocpp-console attach`, built as main() builds it, on a running `serve`: the API and token found
+    as `call` finds them (--api-port, the token file beside --db); the chargers it provisioned shown;
+    a wrong token or nothing listening: one line, exit code 1 (a real subprocess)."""
+    from ocpp_console.attach import attach_app
+    from ocpp_console.cli import build_parser, settings_from_args
+
+    db, none = tmp_path / "site.sqlite", str(tmp_path / "none.toml")
+    with served(env, "--db", str(db), "--config", none, "--api-port", "0") as server:
+        assert ocpp(env, "chargers", "add", "CP-AT", "--db", str(db), "--config", none).returncode == 0
+        args = build_parser().parse_args(["attach", "--api-port", str(server.api_port), "--db", str(db), "--config", none])
+        app = attach_app(settings_from_args(args), args.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.site.link_text() != f"attached to http://127.0.0.1:{server.api_port}" or not app.live.chargers:
+                await pilot.pause(0.05)
+            assert app.sub_title == app.site.link_text()
+            assert app.live.chargers["CP-AT"].registration == "Accepted"
+        refused = ocpp(env, "attach", "--url", f"http://127.0.0.1:{server.api_port}", "--api-token", "wrong",
+                       "--config", none, stdin=subprocess.DEVNULL)
+        assert refused.returncode == 1 and "refused the token (401)" in " ".join(refused.stderr.split())
+        assert "Traceback" not in refused.stderr
+        assert server.stop() == 0
+    gone = ocpp(env, "attach", "--api-port", "1", "--db", str(db), "--config", none, stdin=subprocess.DEVNULL)
+    assert gone.returncode == 1 and "cannot reach http://127.0.0.1:1" in gone.stderr and "Traceback" not in gone.stderr
 
 
 def test_the_demo_is_fresh_priced_and_funded(tmp_path: Path, env: dict[str, str]) -> None:

@@ -123,6 +123,8 @@ RESOURCES: dict[str, Any] = {
         "last_seen": _TIME,
         "last_boot": _TIME,
         "connectors": {"type": "array", "items": _ref("Connector")},
+        "stored": {"type": "object", "description": "the stored row's columns as they are (without password "
+                   "hashes): firmware and diagnostics progress, certificate, local list version, ..."},
     }),
     "Transaction": _object({
         "id": {"type": "integer"},
@@ -155,6 +157,8 @@ RESOURCES: dict[str, Any] = {
                       "(stop_on_empty_wallet)"},
         "flags": {"type": "array", "items": {"type": "string"},
                   "description": "what was noticed: superseded, late_stop, meter_discrepancy, wallet_empty, ..."},
+        "stored": {"type": "object", "description": "the stored row's columns as they are (money in minor "
+                   "units, the tariff snapshot and cost items as JSON text, flags comma-separated)"},
     }),
     "TransactionClose": {"type": "object", "additionalProperties": False, "properties": {}},
     "IdTag": _object({

@@ -13,6 +13,15 @@ from ocpp_console.csms.running import RunningTx, load_running
 from ocpp_console.store.models import Row
 from ocpp_console.timeutil import iso
 
+# Never leave the site: a charger's `stored` row has `has_password` instead.
+SECRET_COLUMNS = ("password_hash", "pending_password_hash")
+
+
+def stored(row: Row) -> dict[str, Any]:
+    """The stored row's columns as they are (`stored` in a charger or transaction): what a console
+    attached over the API (site/remote.py) reads, exactly as the in-process one reads the store."""
+    return {k: v for k, v in row.items() if k not in SECRET_COLUMNS}
+
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
 
@@ -45,6 +54,7 @@ def _charger(csms: CentralSystem, row: Row, connectors: list[Row]) -> dict[str, 
         "last_seen": row["last_seen"],
         "last_boot": row["last_boot"],
         "connectors": [_connector(c) for c in connectors],
+        "stored": stored(row),
     }
 
 
@@ -94,6 +104,7 @@ def transaction(csms: CentralSystem, row: Row, live: RunningTx | None = None) ->
         "closed_by": row["closed_by"],
         "stop_note": row["stop_note"],
         "flags": [f for f in (row["flags"] or "").split(",") if f],
+        "stored": stored(row),
     }
 
 

@@ -1,7 +1,7 @@
 """The site as the console sees it: one interface (`Site`), its read models, commands and events.
 
 The console imports only this package (and neutral helpers): `LocalSite` runs the central system
-in this process; a remote implementation (over the HTTP API) comes with `attach`.
+in this process; `RemoteSite` (site/remote.py) reads another over its HTTP API (`attach`).
 """
 
 from __future__ import annotations

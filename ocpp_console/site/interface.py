@@ -2,7 +2,7 @@
 
 The console (ocpp_console/ui) reads the site, acts on it and follows its events only through a
 `Site`. Two implementations: `LocalSite` (site/local.py: the central system in this process, the
-single-process console) and, later, a remote one over the HTTP API and its event stream (`attach`).
+single-process console) and `RemoteSite` (site/remote.py: over the HTTP API and its event stream, `attach`).
 So everything here is JSON-shaped: read models are dicts of plain values (str, int, float, bool,
 None, lists and dicts of them), commands take and give OCPP JSON payloads, and the events are the
 domain event dataclasses (site/events.py) the API's stream encodes.
@@ -59,6 +59,14 @@ class Site(abc.ABC):
 
     @abc.abstractmethod
     def info(self) -> SiteInfo: ...
+
+    def link_text(self) -> str | None:
+        """How the console reaches the site, for its header, when that can change (attached over
+        the API: "attached to URL" or "reconnecting…"); None for a site in this process."""
+        return None
+
+    def watch_link(self, callback: Callable[[], None]) -> None:
+        """`callback` is called when `link_text` changes (a site in this process: never)."""
 
     # -- events --------------------------------------------------------------------
 

@@ -123,6 +123,9 @@ class ConsoleApp(App[None]):
             await self._prepare(self._given)
         await self.live.load()
         self.sub_title = self.site.info().charger_url
+        if self.site.link_text() is not None:  # attached over the API: the link is what matters
+            self._show_link()
+            self.site.watch_link(self._show_link)
         for service in self._started_services:
             if url := getattr(service, "url", None):
                 self.sub_title += f"  ·  API {url}/api"
@@ -148,6 +151,9 @@ class ConsoleApp(App[None]):
             await service.stop()
         if self.manage_csms:
             await self.site.stop()
+
+    def _show_link(self) -> None:
+        self.sub_title = self.site.link_text() or ""
 
     def _announce(self, text: str, title: str, severity: str) -> None:
         self.notify(text, title=title, severity=severity, timeout=10)  # type: ignore[arg-type]

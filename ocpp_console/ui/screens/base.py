@@ -12,6 +12,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TabPane
 
+from ocpp_console.site import SiteError
 from ocpp_console.ui.widgets.tables import SyncedTable
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class LiveScreen(Screen[None]):
                 if self._leaving:
                     return
                 raise
+            except SiteError:  # a site attached over the API, out of reach: keep what is shown, retry
+                self._seen.clear()
+                return
             self.refreshed_at = time.perf_counter()  # for the UI latency benchmark
             if not self._built:
                 self._built = True

@@ -1,0 +1,169 @@
+"""`ocpp-console attach`: the console on a RemoteSite, over a real central system's real HTTP API
+and event stream (ephemeral ports), with real chargers (tests/clients.py, the simulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+from ocpp.v16.enums import ChargePointStatus
+
+from ocpp_console.api import ApiServer
+from ocpp_console.csms import CentralSystem
+from ocpp_console.settings import Settings
+from ocpp_console.sim import SimulatedCharger
+from ocpp_console.site.local import LocalSite
+from ocpp_console.site.remote import RemoteSite
+from ocpp_console.ui.app import ConsoleApp
+from tests.clients import TS
+from tests.conftest import charger
+from tests.test_readme_actions import _fill
+from tests.test_ui import SIZE, busy_charger, cells, until
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(api_port=0, call_timeout=3.0)
+
+
+@pytest.fixture
+async def api(csms: CentralSystem) -> AsyncIterator[ApiServer]:
+    server = ApiServer(csms)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def _row_text(app: ConsoleApp, charger_id: str) -> str:
+    return " ".join(cells(app).get(charger_id, []))
+
+
+async def test_attached_console_shows_a_charger_online_with_live_power(csms: CentralSystem, api: ApiServer) -> None:
+    async with charger(csms, "CP-A") as cp:
+        tx = await busy_charger(cp)  # 7.4 kW
+        app = ConsoleApp(RemoteSite(api.url, api.token))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "online" in _row_text(app, "CP-A") and "7.4" in _row_text(app, "CP-A"))
+            assert app.sub_title == f"attached to {api.url}"
+            assert app.site.owns_chargers is False
+            # a new sample reaches the attached console through the event stream, within a second
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{"timestamp": TS,
+                          "sampledValue": [{"value": "11000", "unit": "W", "measurand": "Power.Active.Import"}]}]))
+            started = time.perf_counter()
+            await until(pilot, lambda: "11.0" in _row_text(app, "CP-A"), 1.0)
+            assert time.perf_counter() - started < 1.0
+        assert "CP-A" in csms.sessions  # quitting an attached console leaves the charger connected
+
+
+async def test_remote_start_from_the_attached_console(csms: CentralSystem, api: ApiServer) -> None:
+    await csms.store.upsert_id_tag("DRIVER-1")
+    sim = SimulatedCharger("SIM-AT", f"ws://127.0.0.1:{csms.port}", connectors=2, sessions="none", speed=600, seed=3)
+    task = asyncio.create_task(sim.run())
+    try:
+        await sim.wait_ready(10)
+        app = ConsoleApp(RemoteSite(api.url, api.token))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "online" in _row_text(app, "SIM-AT"), 10)
+            await pilot.press("s")
+            from ocpp_console.ui.screens.modals import ActionForm
+
+            form = await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
+            assert form.spec.key == "remote_start"
+            await _fill(pilot, form, {"id_tag": "DRIVER-1", "connector_id": "2"}, frozenset())
+            await pilot.press("ctrl+s")
+            note = await until(pilot, lambda: next(
+                (n for n in app._notifications if n.title == "Transaction started"), None), 15)
+            running = await csms.store.transactions("SIM-AT", running=True)
+            assert len(running) == 1 and running[0]["connector_id"] == 2 and running[0]["id_tag"] == "DRIVER-1"
+            assert str(note.message).startswith(f"transaction {running[0]['id']} started on SIM-AT connector 2")
+            # the attached console follows it too: the transaction is in its live model
+            await until(pilot, lambda: running[0]["id"] in app.live.running, 5)
+    finally:
+        await sim.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_a_wrong_token_is_a_clear_message(csms: CentralSystem, api: ApiServer,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    app = ConsoleApp(RemoteSite(api.url, "not-the-token"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 1
+    message = " ".join(capsys.readouterr().err.split())  # as the operator reads it, one line
+    assert "Traceback" not in message
+    assert "refused the token (401)" in message and api.url in message
+
+
+async def test_nothing_listening_is_a_clear_message(unused_tcp_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    app = ConsoleApp(RemoteSite(url, "t"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"cannot reach {url}" in message and "Traceback" not in message
+
+
+async def test_the_console_recovers_when_the_api_restarts(csms: CentralSystem, api: ApiServer) -> None:
+    async with charger(csms, "CP-R") as cp:
+        await cp.boot()
+        await cp.status(1, ChargePointStatus.available)
+        app = ConsoleApp(RemoteSite(api.url, api.token))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "online" in _row_text(app, "CP-R") and "1:Avail" in _row_text(app, "CP-R"))
+            port = api.port
+            await api.stop()
+            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 5)
+            await pilot.press("1", "2")  # screens refreshing meanwhile keep what they show: no traceback
+            csms.settings = csms.settings.model_copy(update={"api_port": port})
+            again = ApiServer(csms)
+            await again.start()
+            try:
+                await until(pilot, lambda: app.sub_title == f"attached to {api.url}", 10)
+                await cp.status(1, ChargePointStatus.faulted)  # events flow again
+                await until(pilot, lambda: "1:FAULT" in _row_text(app, "CP-R"), 5)
+            finally:
+                await app.site.stop()
+                await again.stop()
+
+
+@pytest.mark.parametrize("kind", ["local", "remote"])
+async def test_site_reads_agree_over_both_sites(csms: CentralSystem, api: ApiServer, kind: str) -> None:
+    """The rows the console reads are the same, in this process or over the API."""
+    async with charger(csms, "CP-S") as cp:
+        tx = await busy_charger(cp)
+        await csms.store.upsert_id_tag("TAG-W")
+        local = LocalSite(csms)
+        site: Any = local if kind == "local" else RemoteSite(api.url, api.token)
+        if kind == "remote":
+            await site.start()
+        try:
+            assert await site.charger("CP-S") == {**await local.charger("CP-S"), **(
+                {"connected": True} if kind == "remote" else {})}
+            assert await site.transaction(tx) == await local.transaction(tx)
+            assert await site.running() == await local.running()
+            assert await site.transactions(running=True) == await local.transactions(running=True)
+            documented = ("id_tag", "status", "expiry_date", "parent_id_tag", "note", "balance", "refused_status",
+                          "refused_reason", "refused_action", "refused_charger", "refused_at")  # Site.id_tags
+
+            def tags(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [{k: row[k] for k in documented} for row in rows]
+
+            assert tags(await site.id_tags()) == tags(await local.id_tags())
+            assert await site.connectors("CP-S") == await local.connectors("CP-S")
+            assert await site.meter_values_for(tx) == await local.meter_values_for(tx)
+            assert await site.connected() == {"CP-S"}
+            assert await site.charger("nope") is None and await site.transaction(999) is None
+            assert await site.wallet_movement("TAG-W", 500, "topup", "test") == ("TAG-W", 500)
+        finally:
+            if kind == "remote":
+                await site.stop()
