@@ -28,12 +28,12 @@ TIMEOUT = 30.0
 class Served:
     """`ocpp-console serve` in a subprocess; its stderr lines, read as they come."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, port: int | None = None) -> None:
         self.db = tmp_path / "site.sqlite"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_CONSOLE_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ocpp_console", "serve", "--config", str(tmp_path / "none.toml"),
-             "--host", "127.0.0.1", "--port", str(free_port()), "--db", str(self.db), *args],
+             "--host", "127.0.0.1", "--port", str(port or free_port()), "--db", str(self.db), *args],
             stderr=subprocess.PIPE, text=True, env=env,
         )
         self.lines: list[str] = []
