@@ -137,3 +137,22 @@ async def test_console_writes_wallet_password_export(csms: CentralSystem) -> Non
             assert response.status == 200 and (await response.text()).startswith("transaction_id,")
         assert (await get(http, "/api/export/orders", **{"from": "January"}))[0] == 400
         assert (await get(http, "/api/export/refunds"))[0] == 404
+
+
+async def test_reserve_now_without_a_reservation_id_gets_the_next_free_one(csms: CentralSystem) -> None:
+    """As from the console: the operator cannot know which numbers the site already uses."""
+    await csms.store.upsert_id_tag("TAG1")
+    async with api_for(csms) as (api, http), charger(csms, "CP-R") as cp:
+        await cp.boot()
+        first = await post(http, "/api/chargers/CP-R/reserve-now", {"connectorId": 1, "expiryDate": soon(), "idTag": "TAG1"})
+        second = await post(http, "/api/chargers/CP-R/reserve-now", {"connectorId": 2, "expiryDate": soon(), "idTag": "TAG1"})
+        assert first[0] == second[0] == 200, (first, second)
+        numbers = [first[1]["reservationId"], second[1]["reservationId"]]
+        assert numbers[0] != numbers[1] and first[1]["status"] == "Accepted"
+        # the charger got the numbers the answers name, and the site stored them
+        assert [kw["reservation_id"] for name, kw in cp.received if name == "ReserveNow"] == numbers
+        assert sorted(r["id"] for r in await csms.store.reservations("CP-R")) == sorted(numbers)
+        # the published document says so: reservationId is optional in the request, present in the answer
+        status, doc = await get(http, "/api/openapi.json")
+        assert "reservationId" not in doc["components"]["schemas"]["ReserveNow"]["required"]
+        assert "reservationId" in doc["components"]["schemas"]["ReserveNowResponse"]["properties"]

@@ -392,6 +392,12 @@ def document() -> dict[str, Any]:
     for op in OPERATIONS.values():
         schemas[op.name] = ocpp_schema(op.request_schema)
         schemas[f"{op.name}Response"] = ocpp_schema(op.response_schema)
+    # ReserveNow: reservationId may be left out (the site takes the next free one and answers it).
+    reserve = schemas["ReserveNow"] = dict(schemas["ReserveNow"])
+    reserve["required"] = [name for name in reserve["required"] if name != "reservationId"]
+    answer = schemas["ReserveNowResponse"] = dict(schemas["ReserveNowResponse"])
+    answer["properties"] = {**answer["properties"], "reservationId": {
+        "type": "integer", "description": "the number the site gave the reservation, when the request had none"}}
     paths: dict[str, Any] = {
         "/api/chargers": _list("list_chargers", "Charger", "chargers with their connectors and status", []),
         "/api/chargers/{charger_id}": {

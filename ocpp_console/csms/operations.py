@@ -112,10 +112,22 @@ def _readable(description: str) -> str:
     return f"{field}: {message.replace('data.', '', 1)}"
 
 
+def needs_reservation_id(operation: Operation, payload: Any) -> bool:
+    """A ReserveNow without its reservationId: the central system takes the next free one (the
+    operator has no way to know which numbers the site's reservations already use)."""
+    return operation.action == Action.reserve_now and isinstance(payload, dict) and payload.get("reservationId") is None
+
+
 async def execute(commands: Commands, charger_id: str, operation: Operation, payload: dict[str, Any]) -> dict[str, Any]:
     """Send one operation to a charger; its answer as an OCPP payload. Raises CommandError."""
+    allocated = needs_reservation_id(operation, payload)
+    if allocated:
+        payload = {**payload, "reservationId": await commands.store.next_reservation_id()}
     check_payload(operation, payload)
     renamed = _RENAMED.get(operation.action, {})
     kwargs = {renamed.get(k, protocol.snake_key(k)): v for k, v in payload.items()}
     result = await getattr(commands, operation.method)(charger_id, **kwargs)
-    return protocol.to_camel(remove_nones(serialize_as_dict(result)))
+    answer = protocol.to_camel(remove_nones(serialize_as_dict(result)))
+    if allocated:  # the answer says which number the reservation got, to cancel it later
+        answer["reservationId"] = payload["reservationId"]
+    return answer

@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from ocpp.charge_point import remove_nones, serialize_as_dict
-from ocpp.v16.enums import Action
 
 from ocpp_console.api import resources
 from ocpp_console.csms import CentralSystem, operations, protocol
@@ -130,7 +129,7 @@ class LocalSite(Site):
         if operation is None:
             raise InvalidCommand(f"no operation {action!r}; one of: {', '.join(operations.OPERATIONS)}")
         payload = dict(payload)
-        reserve = operation.action == Action.reserve_now and payload.get("reservationId") is None
+        reserve = operations.needs_reservation_id(operation, payload)
         if reserve:
             payload["reservationId"] = await self.store.next_reservation_id()
         # As operations.execute (the HTTP API) calls Commands, but the payload is checked where the
