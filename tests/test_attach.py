@@ -167,3 +167,22 @@ async def test_site_reads_agree_over_both_sites(csms: CentralSystem, api: ApiSer
         finally:
             if kind == "remote":
                 await site.stop()
+
+
+async def test_install_operator_ca_from_an_attached_console(csms: CentralSystem, api: ApiServer) -> None:
+    """The operator CA lives with the service: an attached console asks the service to install it
+    (POST /api/chargers/{id}/install-operator-ca), and the charger gets the site's CA."""
+    from ocpp_console.csms import errors
+    from tests.test_sim import base_url, running
+
+    site = RemoteSite(api.url, api.token)
+    await site.start()
+    try:
+        async with running(base_url(csms), "SIM-CA") as sim:
+            assert await site.install_operator_ca("SIM-CA") == {"status": "Accepted"}
+            ca = await csms.operator_ca()
+            assert [c.pem for c in sim.certificates.installed] == [ca.certificate_pem]
+        with pytest.raises(errors.UnknownCharger, match="NOPE is an unknown charger"):
+            await site.install_operator_ca("NOPE")
+    finally:
+        await site.stop()

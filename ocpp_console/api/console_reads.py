@@ -10,11 +10,22 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from aiohttp import web
 
 from ocpp_console import __version__
-from ocpp_console.api.server import STREAM_KEY, ApiError, _checked_body, _csms, _id_tag, _transaction_id, reply
+from ocpp_console.api.server import (
+    STREAM_KEY,
+    ApiError,
+    _checked_body,
+    _csms,
+    _id_tag,
+    _transaction_id,
+    answered,
+    reply,
+)
+from ocpp_console.csms import operations
 from ocpp_console.csms.billing import from_minor, to_minor
 from ocpp_console.export import export_to_text
 from ocpp_console.store.models import StoreError
@@ -23,7 +34,7 @@ from ocpp_console.timeutil import iso
 # The measurands the charger detail's charts read (charger_samples_since) when none is named.
 CHART_MEASURANDS = ("Power.Active.Import", "Energy.Active.Import.Register", "SoC")
 # Sub-resources of a charger, beside its operations (POST /api/chargers/{id}/{operation}).
-CHARGER_PATHS = ("password", "configuration", "reservations", "charging-profiles", "samples")
+CHARGER_PATHS = ("password", "configuration", "reservations", "charging-profiles", "samples", "install-operator-ca")
 
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -181,6 +192,16 @@ async def export(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={"X-Row-Count": str(count)})
 
 
+async def install_operator_ca(request: web.Request) -> web.Response:
+    """InstallCertificate with the site's own operator CA (which only the service holds)."""
+    commands = _csms(request).commands
+    return reply(await answered(_installed(commands, request.match_info["charger_id"])))
+
+
+async def _installed(commands: Any, charger_id: str) -> dict[str, Any]:
+    return operations.answer_payload(await commands.install_operator_ca(charger_id))
+
+
 ROUTES = [
     web.get("/api/site", site),
     web.get("/api/connectors", connectors),
@@ -195,4 +216,5 @@ ROUTES = [
     web.get("/api/revenue", revenue),
     web.post("/api/id-tags/{id_tag}/wallet", wallet_movement),
     web.get("/api/export/{kind}", export),
+    web.post("/api/chargers/{charger_id}/install-operator-ca", install_operator_ca),
 ]

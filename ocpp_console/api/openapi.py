@@ -525,6 +525,20 @@ def document() -> dict[str, Any]:
                           "400": _error("a value is not valid"), "404": _error("unknown id tag"),
                           "409": _error("refused by the wallet"), **_NOT_JSON, **_UNAUTHORIZED},
         }},
+        "/api/chargers/{charger_id}/install-operator-ca": {"post": {
+            "operationId": "install_operator_ca", "tags": ["operations"],
+            "summary": "InstallCertificate (CentralSystemRootCertificate) with the site's own operator CA, which "
+                       "only the service holds; no body (or `{}`)",
+            "parameters": [_CHARGER_ID],
+            "responses": {
+                "200": _json(_ref("InstallCertificateResponse"), "the charger's InstallCertificate answer"),
+                "400": _error("the operator CA cannot be read or made (the message says why)"),
+                "404": _error("the charger is unknown or not connected"),
+                "502": _error("the charger answered with a CALLERROR or an invalid payload"),
+                "504": _error("the charger did not answer in time"),
+                **_UNAUTHORIZED,
+            },
+        }},
         "/api/export/{kind}": {"get": {
             "operationId": "export", "tags": ["read"],
             "summary": "Orders or wallet movements as CSV, as `ocpp-console export` writes them",

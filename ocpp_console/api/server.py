@@ -248,9 +248,13 @@ async def run_operation(request: web.Request) -> web.Response:
         names = ", ".join(operations.OPERATIONS)
         raise ApiError(404, "unknown_operation", f"no operation {request.match_info['action']!r}; one of: {names}")
     payload = await _body(request)
-    csms = _csms(request)
+    return reply(await answered(operations.execute(_csms(request).commands, charger_id, operation, payload)))
+
+
+async def answered(command: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """A command's answer, or its failure as the API's error (the same for every command)."""
     try:
-        answer = await operations.execute(csms.commands, charger_id, operation, payload)
+        return await command
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
     except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has
@@ -263,7 +267,6 @@ async def run_operation(request: web.Request) -> web.Response:
         raise ApiError(502, "invalid_answer", str(exc)) from None
     except CommandError as exc:
         raise ApiError(502, exc.outcome, str(exc)) from None
-    return reply(answer)
 
 
 # -- read ------------------------------------------------------------------------------------

@@ -112,6 +112,11 @@ def _readable(description: str) -> str:
     return f"{field}: {message.replace('data.', '', 1)}"
 
 
+def answer_payload(result: Any) -> dict[str, Any]:
+    """A charger's answer (an ocpp call_result) as OCPP JSON, as it sent it."""
+    return protocol.to_camel(remove_nones(serialize_as_dict(result)))
+
+
 def needs_reservation_id(operation: Operation, payload: Any) -> bool:
     """A ReserveNow without its reservationId: the central system takes the next free one (the
     operator has no way to know which numbers the site's reservations already use)."""
@@ -127,7 +132,7 @@ async def execute(commands: Commands, charger_id: str, operation: Operation, pay
     renamed = _RENAMED.get(operation.action, {})
     kwargs = {renamed.get(k, protocol.snake_key(k)): v for k, v in payload.items()}
     result = await getattr(commands, operation.method)(charger_id, **kwargs)
-    answer = protocol.to_camel(remove_nones(serialize_as_dict(result)))
+    answer = answer_payload(result)
     if allocated:  # the answer says which number the reservation got, to cancel it later
         answer["reservationId"] = payload["reservationId"]
     return answer

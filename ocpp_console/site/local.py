@@ -7,7 +7,6 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from ocpp.charge_point import remove_nones, serialize_as_dict
 
 from ocpp_console.api import resources
 from ocpp_console.csms import CentralSystem, operations, protocol
@@ -24,9 +23,7 @@ from ocpp_console.store import StoreError
 SECRET_COLUMNS = ("password_hash", "pending_password_hash")
 
 
-def _answer(result: Any) -> dict[str, Any]:
-    """A charger's answer (an ocpp call_result) as OCPP JSON, as the HTTP API answers it."""
-    return protocol.to_camel(remove_nones(serialize_as_dict(result)))
+_answer = operations.answer_payload  # a charger's answer as OCPP JSON, as the HTTP API answers it
 
 
 class LocalSite(Site):
