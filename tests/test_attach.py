@@ -186,3 +186,38 @@ async def test_install_operator_ca_from_an_attached_console(csms: CentralSystem,
             await site.install_operator_ca("NOPE")
     finally:
         await site.stop()
+
+
+async def test_what_changed_while_the_stream_was_away_is_read_again(csms: CentralSystem, api: ApiServer) -> None:
+    """Events lost in a gap the stream cannot replay (a new service): the console reads the whole
+    site again, so a transaction stopped meanwhile is not left "running", nor a charger "online"."""
+    async with charger(csms, "CP-GONE") as gone, charger(csms, "CP-TX") as cp:
+        await gone.boot()
+        tx = await busy_charger(cp)
+        app = ConsoleApp(RemoteSite(api.url, api.token))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await until(pilot, lambda: "online" in _row_text(app, "CP-GONE") and tx in app.live.running)
+            port = api.port
+            await api.stop()
+            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 5)
+            # meanwhile: the transaction stops, one charger leaves
+            await cp.call(call.StopTransaction(meter_stop=9000, timestamp=TS, transaction_id=tx, reason="Local"))
+            await cp.status(1, ChargePointStatus.available)
+            await gone._connection.close()
+            await until(pilot, lambda: "CP-GONE" not in csms.sessions, 5)
+            assert tx in app.live.running  # the console could not know yet
+            csms.settings = csms.settings.model_copy(update={"api_port": port})
+            again = ApiServer(csms)  # a new stream: it cannot replay what the old one published
+            await again.start()
+            try:
+                await until(pilot, lambda: app.sub_title == f"attached to {api.url}", 10)
+                await until(pilot, lambda: tx not in app.live.running, 5)
+                await until(pilot, lambda: "online" not in _row_text(app, "CP-GONE") and "1:Avail" in _row_text(app, "CP-TX"))
+                assert app.live.chargers["CP-TX"].connectors[1].transaction_id is None
+                await pilot.press("3")
+                await until(pilot, lambda: str(tx) not in cells(app))  # not among the running ones
+                assert any("read again" in item.text for item in app.live.feed)
+            finally:
+                await app.site.stop()
+                await again.stop()

@@ -4,6 +4,10 @@ The central system publishes them (csms/events.py); the console only reads them.
 decodes the same dataclasses from the API's event stream.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 from ocpp_console.csms.events import (
     CertificateInstalled,
     CertificateRequestRefused,
@@ -26,6 +30,15 @@ from ocpp_console.csms.events import (
     TransactionStopped,
 )
 
+
+
+@dataclass(frozen=True, slots=True)
+class SiteResynced(Event):
+    """Not a domain event: a remote site's stream could not give the events missed while it was
+    away (the service restarted, or this console fell too far behind), so the console reads the
+    whole site again. Site-wide: charger_id is empty."""
+
+
 __all__ = [
     "CertificateInstalled",
     "CertificateRequestRefused",
@@ -42,6 +55,7 @@ __all__ = [
     "RegistrationChanged",
     "RemoteStartFollowed",
     "RemoteStartUnanswered",
+    "SiteResynced",
     "StatusChanged",
     "TransactionSettledAgain",
     "TransactionStarted",

@@ -24,7 +24,7 @@ import aiohttp
 from ocpp_console.csms import errors
 from ocpp_console.csms.event_json import UnknownEvent, from_dict
 from ocpp_console.csms.operations import find
-from ocpp_console.site.events import Event, ExternalChange
+from ocpp_console.site.events import Event, ExternalChange, SiteResynced
 from ocpp_console.site.interface import Row, Site, SiteError, SiteInfo, Unsubscribe
 from ocpp_console.site.models import from_minor, to_minor
 
@@ -171,7 +171,7 @@ class RemoteSite(Site):
                 self._publish(ExternalChange("", 0))
         elif kind == "resync":
             self.epoch, self.seq = message["epoch"], message["seq"]
-            self._publish(ExternalChange("", 0))  # the console reads the site again
+            self._publish(SiteResynced(""))  # events were lost: the console reads the whole site again
         elif kind == "event":
             self.seq = message["seq"]
             try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ocpp_console.site import RunningTx, Site, Tariff, as_site, is_stale, running_tx
+from ocpp_console.site import RunningTx, Site, SiteError, Tariff, as_site, is_stale, running_tx
 from ocpp_console.site import events as ev
 from ocpp_console.timeutil import iso, now_iso, now_ts, utcnow
 
@@ -99,6 +99,7 @@ class LiveSite:
         # never takes its new row for the old one it cached.
         self._retired: dict[str, int] = {}
         self._reload_again = False
+        self._resync_pending = False  # a full read after lost events failed: the next change does it
         self._unsubscribe = self.site.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -312,6 +313,8 @@ class LiveSite:
         self._bump("orders")
 
     def _on_ExternalChange(self, e: ev.ExternalChange) -> None:
+        if self._resync_pending:
+            self._on_SiteResynced(ev.SiteResynced(""))
         self._bump("tags")  # the id tags screen queries the store on each refresh
         if self._reloading is not None and not self._reloading.done():
             self._reload_again = True  # changes that land during a reload are read by one more
@@ -342,6 +345,59 @@ class LiveSite:
             self._bump("chargers")
             if not self._reload_again:
                 return
+
+    def _on_SiteResynced(self, e: ev.SiteResynced) -> None:
+        self._note("", "the event stream restarted: the whole site is read again", "warning")
+        task = asyncio.ensure_future(self._resync())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resync(self) -> None:
+        try:
+            await self._read_everything()
+        except SiteError:  # the link dropped again: the next reconnection (ExternalChange) does it
+            self._resync_pending = True
+        else:
+            self._resync_pending = False
+
+    async def _read_everything(self) -> None:
+        """Read everything again (an attached console whose stream lost events): a transaction
+        stopped meanwhile must not stay "running" here, nor a charger that left "online". All the
+        reads first, then one synchronous update, so that no screen draws a half-read site."""
+        site = self.site
+        rows = await site.chargers()
+        connected = await site.connected()
+        running = {tx.id: tx for tx in map(running_tx, await site.running())}
+        finished = await site.energy_stopped_since(_today_start())
+        revenue = await site.revenue_since(_today_start())
+        log_rows = await site.message_log(limit=self.frames.maxlen or 1000)
+
+        ids = {row["id"] for row in rows}
+        for charger_id in [c for c in self.chargers if c not in ids and c not in connected]:
+            self._retired[charger_id] = self.chargers.pop(charger_id).version
+        for row in rows:
+            view = self.charger(row["id"])
+            view.registration, view.connected = row["registration"], bool(row["connected"])
+            view.vendor, view.model, view.firmware = row["vendor"], row["model"], row["firmware_version"]
+            view.last_seen, view.has_password, view.note = row["last_seen"], row["has_password"], row["note"]
+            view.last_boot = row["last_boot"]
+            for c in row["connectors"]:
+                connector = view.connector(c["connector_id"])
+                connector.status, connector.error_code, connector.info = c["status"], c["error_code"], c["info"]
+                connector.updated_at = c["updated_at"]
+                connector.transaction_id, connector.power_w = None, None
+            view.version += 1
+        self.running = running
+        for tx in running.values():
+            connector = self.charger(tx.charger_id).connector(tx.connector_id)
+            connector.transaction_id, connector.power_w = tx.id, tx.power_w
+        self.finished_today_wh, self.revenue_today = finished, revenue
+        newest = self.frames[-1][1].timestamp if self.frames else ""
+        for row in reversed(log_rows):  # the frames of the gap, after the last one this console has
+            if (row["timestamp"] or "") > (newest or ""):
+                self._add_frame(ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"],
+                                                 row["action"], row["unique_id"], row["raw"], row["timestamp"]))
+        self._bump(*self.versions)
 
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")
