@@ -221,3 +221,26 @@ async def test_what_changed_while_the_stream_was_away_is_read_again(csms: Centra
             finally:
                 await app.site.stop()
                 await again.stop()
+
+
+async def test_the_in_process_console_and_an_attached_one_see_each_others_changes(
+        csms: CentralSystem, api: ApiServer) -> None:
+    """A top-up or a tag saved on one console shows on the other within a second, whichever is
+    the in-process one."""
+    await csms.store.upsert_id_tag("TAG-X")
+    local, remote = ConsoleApp(LocalSite(csms)), ConsoleApp(RemoteSite(api.url, api.token))
+    async with local.run_test(size=SIZE) as here, remote.run_test(size=SIZE) as there:
+        for app, pilot in ((local, here), (remote, there)):
+            await pilot.press("4")
+            await until(pilot, lambda app=app: "TAG-X" in cells(app))
+        for (app, pilot), (other, other_pilot), amount in (((local, here), (remote, there), 1250),
+                                                              ((remote, there), (local, here), 250)):
+            await app.site.wallet_movement("TAG-X", amount, "topup", "test")
+            balance = (await csms.store.id_tag("TAG-X"))["balance"]
+            started = time.perf_counter()
+            await until(other_pilot, lambda other=other, b=balance: f"{b / 100:.2f}" in " ".join(cells(other)["TAG-X"]))
+            assert time.perf_counter() - started < 1.0
+        await remote.site.save_id_tag("TAG-X", "Blocked", None, None, "lost card")
+        await until(here, lambda: "Blocked" in cells(local)["TAG-X"], 1.0)
+        await local.site.save_id_tag("TAG-X", "Accepted", None, None, "found again")
+        await until(there, lambda: "Accepted" in cells(remote)["TAG-X"], 1.0)

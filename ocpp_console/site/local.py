@@ -154,16 +154,19 @@ class LocalSite(Site):
             except PasswordError as exc:
                 raise SiteError(str(exc)) from None
         await self.store.set_password(charger_id, hash_password(password) if password else None)
+        await self.csms.reload()  # sessions and attached consoles see it (our writes do not move data_version)
 
     async def save_id_tag(self, id_tag: str, status: str, expiry_date: str | None, parent_id_tag: str | None,
                           note: str | None) -> None:
         await self.store.upsert_id_tag(id_tag, status, expiry_date, parent_id_tag, note)
+        await self.csms.reload()
 
     async def wallet_movement(self, id_tag: str, amount: int, kind: str, reason: str) -> tuple[str, int]:
         try:
             wallet, balance = await self.store.wallet_movement(id_tag, amount, self.csms.settings.currency, kind, reason)
         except StoreError as exc:
             raise SiteError(str(exc)) from None
+        await self.csms.reload()
         return wallet, balance
 
     async def close_transaction(self, transaction_id: int) -> Row:
