@@ -225,8 +225,8 @@ async def test_what_changed_while_the_stream_was_away_is_read_again(csms: Centra
 
 async def test_the_in_process_console_and_an_attached_one_see_each_others_changes(
         csms: CentralSystem, api: ApiServer) -> None:
-    """A top-up or a tag saved on one console shows on the other within a second, whichever is
-    the in-process one."""
+    """A top-up, a tag saved, a charger rejected or approved on one console shows on the other
+    within a second, whichever is the in-process one."""
     await csms.store.upsert_id_tag("TAG-X")
     local, remote = ConsoleApp(LocalSite(csms)), ConsoleApp(RemoteSite(api.url, api.token))
     async with local.run_test(size=SIZE) as here, remote.run_test(size=SIZE) as there:
@@ -244,3 +244,12 @@ async def test_the_in_process_console_and_an_attached_one_see_each_others_change
         await until(here, lambda: "Blocked" in cells(local)["TAG-X"], 1.0)
         await local.site.save_id_tag("TAG-X", "Accepted", None, None, "found again")
         await until(there, lambda: "Accepted" in cells(remote)["TAG-X"], 1.0)
+        async with charger(csms, "CP-P") as cp:
+            await cp.boot()
+            for app, pilot in ((local, here), (remote, there)):
+                await pilot.press("2")
+                await until(pilot, lambda app=app: "Accepted" in cells(app).get("CP-P", []))
+            await remote.site.reject("CP-P")
+            await until(here, lambda: "Rejected" in cells(local)["CP-P"], 1.0)
+            await local.site.approve("CP-P")
+            await until(there, lambda: "Accepted" in cells(remote)["CP-P"], 1.0)
