@@ -154,6 +154,32 @@ class Settings(BaseSettings):
         description="Stop a running session with RemoteStopTransaction when its cost so far reaches the "
         "spendable balance of its wallet (the balance above --min-balance); the order says why.",
     )
+    # -- load management (csms/load.py): the sessions share the grid connection --
+    site_limit_kw: float | None = Field(
+        None, gt=0, description="The site's grid connection in kW: running sessions share it (a TxProfile each), "
+        "never over it; off unless this or --site-limit-amps is given.",
+    )
+    site_limit_amps: float | None = Field(
+        None, gt=0, description="The grid connection in amps per phase, instead of --site-limit-kw "
+        "(kW = amps x --site-voltage x --site-phases).",
+    )
+    site_voltage: float = Field(230.0, gt=0, description="Phase voltage of the site (limits and minimums in amps).")
+    site_phases: Literal[1, 3] = Field(3, description="Phases of the site's connection and of its chargers.")
+    load_policy: Literal["equal", "priority"] = Field(
+        "equal", description="How sessions share the limit: equally, or higher priority first (the charger's).",
+    )
+    load_rotation_minutes: float = Field(
+        15.0, gt=0, description="When the limit cannot give every session its minimum (6 A per phase), the "
+        "paused ones take turns: a session that has charged this long gives its place to the one waiting longest.",
+    )
+    charger_max_kw: float = Field(
+        22.0, gt=0, description="The maximum of a charger that has none of its own (its max_power_w).",
+    )
+    load_lease_seconds: int = Field(
+        300, ge=10, le=86_400, description="A share holds this long on the charger unless renewed (at half of it): "
+        "if the central system stops, the chargers fall back to their failsafe default, the limit divided by the "
+        "site's connectors.",
+    )
     stale_transaction_grace: float = Field(
         300.0, gt=0,
         description="Seconds a rebooted charger has to send the StopTransaction of a session that started "
@@ -220,6 +246,19 @@ class Settings(BaseSettings):
         if self.api_port is not None and not is_loopback(self.api_host) and not self.api_token:
             raise ValueError(f"the HTTP API on {self.api_host} (not loopback) needs --api-token")
         return self
+
+    @model_validator(mode="after")
+    def _check_site_limit(self) -> Settings:
+        if self.site_limit_kw is not None and self.site_limit_amps is not None:
+            raise ValueError("give the site limit once: --site-limit-kw or --site-limit-amps")
+        return self
+
+    @property
+    def site_limit_w(self) -> float | None:
+        """The grid connection in W, from kW or from amps per phase; None: no load management."""
+        if self.site_limit_amps is not None:
+            return self.site_limit_amps * self.site_voltage * self.site_phases
+        return None if self.site_limit_kw is None else self.site_limit_kw * 1000
 
     @model_validator(mode="after")
     def _check_ca(self) -> Settings:

@@ -26,6 +26,7 @@ from ocpp_console.csms.errors import CommandError
 from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
+from ocpp_console.csms.load import LoadManager
 from ocpp_console.csms.wallet_guard import WalletGuard
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
@@ -84,6 +85,7 @@ class CentralSystem:
         self._watcher: asyncio.Task[None] | None = None
         self.sweeper = StaleSweeper(self)  # closes transactions rebooted chargers never stopped
         self.wallet_guard = WalletGuard(self)  # stop_on_empty_wallet
+        self.load = LoadManager(self)  # the site limit shared by the running sessions
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
         self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
@@ -111,6 +113,7 @@ class CentralSystem:
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
         self.sweeper.start()
         self.wallet_guard.start()
+        await self.load.start()
 
     def _client_ca(self) -> Path | None:
         """The CA whose charger certificates the TLS port accepts (profile 3); None: no client
@@ -183,6 +186,7 @@ class CentralSystem:
         await self.sweeper.stop()
         self.remote_starts.close()
         await self.wallet_guard.stop()
+        await self.load.stop()
         for task in list(self._followups):
             task.cancel()
         if self._servers:

@@ -1,0 +1,452 @@
+"""Site load management: the running sessions share the grid connection (`site_limit_kw`), never
+over it, decided by the central system continuously and sent as OCPP 1.6 smart charging.
+
+- Each running session gets its share (csms/allocation.py) as a TxProfile for its transaction, at
+  the charger's highest stack level (ChargeProfileMaxStackLevel), in the unit it accepts
+  (ChargingScheduleAllowedChargingRateUnit: W where it can, else A per phase).
+- A share is a lease: its schedule lasts `load_lease_seconds` and is renewed at half of that. If
+  the central system stops or the link drops, the charger falls back to its TxDefaultProfile: the
+  failsafe, sent to every charger on connection, the limit divided by the number of connectors of
+  the site, so that the site stays under its limit whatever happens here.
+- On a change the reductions are sent first, and the increases only once they are answered, so
+  the site is never over the limit in between.
+- A charger that refuses profiles (Rejected, NotSupported, a CALLERROR) is counted as a fixed load
+  at its maximum, and shown so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ocpp.v16.enums import (
+    ChargingProfileKindType,
+    ChargingProfilePurposeType,
+    ChargingProfileStatus,
+    ChargingRateUnitType,
+    ConfigurationKey,
+)
+
+from ocpp_console.csms import events as ev
+from ocpp_console.csms.allocation import MIN_AMPS, Allocation, Demand, allocate
+from ocpp_console.csms.errors import CallErrorReceived, CommandError, InvalidAnswer
+from ocpp_console.timeutil import iso, utcnow
+
+if TYPE_CHECKING:
+    from ocpp_console.csms.server import CentralSystem
+
+log = logging.getLogger("ocpp_console.load")
+
+SHARE_PROFILE_ID = 7_000  # + connector id: one TxProfile per connector, replaced by each share
+FAILSAFE_PROFILE_ID = 6_999  # the TxDefaultProfile on connector 0
+CLOCK_MARGIN_S = 60  # a share starts this much before now: a charger whose clock is behind applies it at once
+DEBOUNCE_S = 0.2  # changes within this are decided together
+UNDER_DRAW = 0.8  # a car drawing less than this part of its share for UNDER_DRAW_S ...
+UNDER_DRAW_S = 30.0
+CAP_MARGIN_W = 1_000.0  # ... is capped at what it draws plus this; the rest goes to the others
+HISTORY = 3_600  # points of the site's power kept for the chart
+REFUSED = (ChargingProfileStatus.rejected, ChargingProfileStatus.not_supported)
+
+
+@dataclass
+class ChargerLoad:
+    """What the load manager knows of one charger's smart charging."""
+
+    unit: ChargingRateUnitType = ChargingRateUnitType.watts
+    stack_level: int = 0
+    asked: bool = False  # its configuration keys were asked for (once per connection)
+    known: bool = False  # ... and answered (or not: then the defaults); until then it is not controlled
+    refused: str | None = None  # why it is a fixed load ("SetChargingProfile Rejected", ...)
+    failsafe_w: float | None = None  # the TxDefaultProfile it holds
+
+
+@dataclass
+class SessionLoad:
+    transaction_id: int
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    measured_w: float | None = None
+    sent_w: float | None = None  # the share the charger accepted last
+    sent_at: float = 0.0  # time.monotonic() of that answer
+    running_since: float | None = None  # its current turn (wall-clock seconds)
+    paused_since: float | None = None
+    under_since: float | None = None  # drawing well below its share since
+    cap_w: float | None = None
+    sending: bool = False
+
+
+@dataclass
+class LoadPoint:
+    at: float  # epoch seconds
+    measured_w: float
+    allocated_w: float
+    limit_w: float | None
+
+
+@dataclass
+class LoadManager:
+    csms: CentralSystem
+    limit_w: float | None = None
+    sessions: dict[int, SessionLoad] = field(default_factory=dict)
+    chargers: dict[str, ChargerLoad] = field(default_factory=dict)
+    allocation: Allocation | None = None
+    history: deque[LoadPoint] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    clock: Any = time.time  # wall clock of turns (tests may replace it)
+
+    def __post_init__(self) -> None:
+        self.limit_w = self.csms.settings.site_limit_w
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Any = None
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self.decisions = 0  # how many times the shares were decided (tests and benchmarks wait on it)
+        self.decided = asyncio.Condition()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit_w is not None
+
+    async def start(self) -> None:
+        self._unsubscribe = self.csms.events.subscribe(self._on_event)
+        for row in await self.csms.store.transactions(running=True, limit=100_000):
+            self._add_session(row["id"], row["charger_id"], row["connector_id"], row["id_tag"])
+        self._task = asyncio.create_task(self._run(), name="load-manager")
+        if self.enabled:
+            log.info("site limit %.1f kW shared by the running sessions (%s policy)", self.limit_w / 1000,
+                     self.csms.settings.load_policy)
+
+    async def stop(self) -> None:
+        if callable(self._unsubscribe):
+            self._unsubscribe()
+        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+
+    async def set_limit(self, limit_kw: float | None) -> None:
+        """The operator's new limit (None: off), in force from the next decision (at once)."""
+        before = self.limit_w
+        self.limit_w = None if limit_kw is None else float(limit_kw) * 1000
+        log.info("site limit %s (was %s)", _kw(self.limit_w), _kw(before))
+        for charger in self.chargers.values():
+            charger.failsafe_w = None  # every failsafe is sent again for the new limit
+        if self.limit_w is None:
+            for charger_id in list(self.csms.sessions):
+                self._spawn(self._release(charger_id))
+            for session in self.sessions.values():
+                session.sent_w = None
+        self.wake()
+
+    async def _release(self, charger_id: str) -> None:
+        """No limit any more: our shares and failsafe leave the charger (its own profiles stay)."""
+        running = {s.connector_id for s in self.sessions.values() if s.charger_id == charger_id}
+        for profile_id in (FAILSAFE_PROFILE_ID, *(SHARE_PROFILE_ID + c for c in sorted(running))):
+            try:
+                await self.csms.commands.clear_charging_profile(charger_id, id=profile_id)
+            except CommandError:
+                return
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.TransactionStarted):
+            self._add_session(event.transaction_id, event.charger_id, event.connector_id, event.id_tag)
+            self.wake()
+        elif isinstance(event, ev.TransactionStopped):
+            if self.sessions.pop(event.transaction_id, None) is not None:
+                self.wake()
+        elif isinstance(event, ev.MeterSample) and event.transaction_id in self.sessions:
+            self._measured(self.sessions[event.transaction_id], event.values)
+        elif isinstance(event, (ev.ChargerBooted, ev.ChargerConnected)):
+            charger = self.chargers.setdefault(event.charger_id, ChargerLoad())
+            charger.failsafe_w = None  # a rebooted charger may have lost its profiles
+            charger.asked = charger.known = False  # and may have new firmware: ask again
+            for session in self.sessions.values():
+                if session.charger_id == event.charger_id:
+                    session.sent_w = None  # its share is sent again
+            self.wake()
+        elif isinstance(event, ev.StatusChanged):
+            self.wake()
+
+    def _add_session(self, transaction_id: int, charger_id: str, connector_id: int, id_tag: str) -> None:
+        self.sessions[transaction_id] = SessionLoad(transaction_id, charger_id, connector_id, id_tag)
+        self.chargers.setdefault(charger_id, ChargerLoad())
+
+    def _measured(self, session: SessionLoad, values: dict[str, float]) -> None:
+        power = values.get("Power.Active.Import")
+        if power is None:
+            return
+        session.measured_w = power
+        now = self.clock()
+        share = session.sent_w
+        if share and power < share * UNDER_DRAW:
+            if session.under_since is None:
+                session.under_since = now
+            elif now - session.under_since >= UNDER_DRAW_S and session.cap_w is None:
+                session.cap_w = power + CAP_MARGIN_W  # its headroom goes to the others
+                self.wake()
+        else:
+            session.under_since = None
+            if session.cap_w is not None and power >= session.cap_w - CAP_MARGIN_W / 2:
+                session.cap_w = None  # it wants more again
+                self.wake()
+
+    # -- deciding --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        lease = self.csms.settings.load_lease_seconds
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(lease / 4, 30.0))
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await asyncio.sleep(DEBOUNCE_S)
+            try:
+                await self.decide()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a busy database or a charger's odd answer is no reason to stop sharing
+                log.exception("deciding the site's load shares failed")
+
+    async def decide(self) -> Allocation | None:
+        """Decide every share and send what changed (reductions first)."""
+        if not self.enabled:
+            self.allocation = None
+            return None
+        settings = self.csms.settings
+        connected = set(self.csms.sessions)
+        await self._learn_chargers(connected)
+        await self._send_failsafes(connected)
+        now = self.clock()
+        rows = {row["id"]: row for row in await self.csms.store.chargers()}
+        demands = [self._demand(s, rows.get(s.charger_id), s.charger_id in connected) for s in self.sessions.values()]
+        assert self.limit_w is not None
+        allocation = allocate(demands, self.limit_w, policy=settings.load_policy, now=now,
+                              rotation_s=settings.load_rotation_minutes * 60)
+        self.allocation = allocation
+        self._turns(allocation, now)
+        renew_after = settings.load_lease_seconds / 2
+        lower, higher = [], []
+        for key, share in allocation.shares.items():
+            session = self.sessions.get(key)
+            if session is None or session.sending or share.reason == "fixed load" or session.charger_id not in connected:
+                continue
+            due = session.sent_w is None or time.monotonic() - session.sent_at >= renew_after
+            if not due and abs((session.sent_w or 0) - share.watts) < 50:
+                continue
+            (lower if session.sent_w is None or share.watts < session.sent_w else higher).append((session, share.watts))
+        await self._send_all(lower)
+        await self._send_all(higher)
+        self._record(allocation)
+        async with self.decided:
+            self.decisions += 1
+            self.decided.notify_all()
+        return allocation
+
+    def _demand(self, session: SessionLoad, row: dict[str, Any] | None, connected: bool) -> Demand:
+        settings = self.csms.settings
+        max_w = float((row or {}).get("max_power_w") or settings.charger_max_kw * 1000)
+        charger = self.chargers.get(session.charger_id) or ChargerLoad()
+        priority = int((row or {}).get("priority") or 0)
+        if charger.refused is not None or (connected and not charger.known):
+            return Demand(session.transaction_id, max_w, 0.0, fixed=True)  # not under our control (yet)
+        if not connected:  # it keeps what it holds (its lease, then its failsafe): nothing to decide
+            held = session.sent_w if session.sent_w is not None else (charger.failsafe_w or max_w)
+            return Demand(session.transaction_id, held, 0.0, fixed=True)
+        return Demand(session.transaction_id, max_w, MIN_AMPS * settings.site_voltage * settings.site_phases,
+                      cap_w=session.cap_w, priority=priority, running_since=session.running_since,
+                      paused_since=session.paused_since)
+
+    def _turns(self, allocation: Allocation, now: float) -> None:
+        for key, share in allocation.shares.items():
+            session = self.sessions.get(key)
+            if session is None:
+                continue
+            if share.watts > 0 and session.running_since is None:
+                session.running_since, session.paused_since = now, None
+            elif share.watts == 0 and share.reason.startswith("paused") and session.paused_since is None:
+                session.running_since, session.paused_since = None, now
+
+    def _record(self, allocation: Allocation) -> None:
+        measured = sum(s.measured_w or 0.0 for s in self.sessions.values())
+        self.history.append(LoadPoint(time.time(), measured, allocation.allocated_w, self.limit_w))
+
+    # -- chargers: what they accept, and their failsafe ------------------------------------
+
+    async def _learn_chargers(self, connected: set[str]) -> None:
+        for charger_id in connected:
+            charger = self.chargers.setdefault(charger_id, ChargerLoad())
+            if not charger.asked and charger.refused is None:
+                charger.asked = True
+                self._spawn(self._learn(charger_id, charger))
+
+    async def _learn(self, charger_id: str, charger: ChargerLoad) -> None:
+        try:
+            await self._read_keys(charger_id, charger)
+        finally:
+            charger.known = True  # a charger that does not say keeps the defaults (W, level 0)
+            self.wake()
+
+    async def _read_keys(self, charger_id: str, charger: ChargerLoad) -> None:
+        keys = [ConfigurationKey.charge_profile_max_stack_level, ConfigurationKey.charging_schedule_allowed_charging_rate_unit]
+        try:
+            result = await self.csms.commands.get_configuration(charger_id, [str(k) for k in keys])
+        except CommandError:
+            return
+        values = {k["key"]: k.get("value") for k in result.configuration_key or []}
+        try:
+            charger.stack_level = int(values.get(str(keys[0])) or 0)
+        except ValueError:
+            pass
+        units = str(values.get(str(keys[1])) or "Current,Power")
+        charger.unit = ChargingRateUnitType.watts if "Power" in units else ChargingRateUnitType.amps
+
+    def failsafe_share_w(self, connectors: int) -> float:
+        assert self.limit_w is not None
+        return self.limit_w / max(connectors, 1)
+
+    async def _send_failsafes(self, connected: set[str]) -> None:
+        connectors = sum(1 for c in await self.csms.store.connectors() if c["connector_id"] > 0)
+        share = self.failsafe_share_w(connectors)
+        for charger_id in connected:
+            charger = self.chargers.setdefault(charger_id, ChargerLoad())
+            if charger.known and charger.refused is None and charger.failsafe_w != share:
+                charger.failsafe_w = share  # sent once per change; a failure marks it refused
+                self._spawn(self._send_failsafe(charger_id, charger, share))
+
+    async def _send_failsafe(self, charger_id: str, charger: ChargerLoad, watts: float) -> None:
+        profile = self._profile(FAILSAFE_PROFILE_ID, ChargingProfilePurposeType.tx_default_profile, charger, watts)
+        await self._set(charger_id, charger, 0, profile)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _send_all(self, sends: list[tuple[SessionLoad, float]]) -> None:
+        if sends:
+            await asyncio.gather(*(self._send_share(session, watts) for session, watts in sends))
+
+    async def _send_share(self, session: SessionLoad, watts: float) -> None:
+        charger = self.chargers.setdefault(session.charger_id, ChargerLoad())
+        lease = self.csms.settings.load_lease_seconds
+        profile = self._profile(SHARE_PROFILE_ID + session.connector_id, ChargingProfilePurposeType.tx_profile,
+                                charger, watts, lease=lease, transaction_id=session.transaction_id)
+        session.sending = True
+        try:
+            if await self._set(session.charger_id, charger, session.connector_id, profile):
+                session.sent_w, session.sent_at = watts, time.monotonic()
+        finally:
+            session.sending = False
+
+    def _profile(self, profile_id: int, purpose: ChargingProfilePurposeType, charger: ChargerLoad, watts: float,
+                 lease: int | None = None, transaction_id: int | None = None) -> dict[str, Any]:
+        settings = self.csms.settings
+        if charger.unit == ChargingRateUnitType.amps:  # per phase, rounded down: never above the share
+            limit = int(watts / (settings.site_voltage * settings.site_phases) * 10) / 10
+        else:
+            limit = int(watts)
+        schedule: dict[str, Any] = {
+            "charging_rate_unit": charger.unit,
+            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+        }
+        profile: dict[str, Any] = {
+            "charging_profile_id": profile_id, "stack_level": charger.stack_level,
+            "charging_profile_purpose": purpose, "charging_schedule": schedule,
+        }
+        if lease is None:
+            profile["charging_profile_kind"] = ChargingProfileKindType.relative
+        else:  # a lease: from a little before now (clocks differ) to its end
+            profile["charging_profile_kind"] = ChargingProfileKindType.absolute
+            schedule["start_schedule"] = iso(utcnow() - timedelta(seconds=CLOCK_MARGIN_S))
+            schedule["duration"] = lease + CLOCK_MARGIN_S
+        if transaction_id is not None:
+            profile["transaction_id"] = transaction_id
+        return profile
+
+    async def _set(self, charger_id: str, charger: ChargerLoad, connector_id: int, profile: dict[str, Any]) -> bool:
+        """SetChargingProfile; True when Accepted. A refusal makes the charger a fixed load."""
+        try:
+            result = await self.csms.commands.set_charging_profile(charger_id, connector_id, profile)
+        except (CallErrorReceived, InvalidAnswer) as exc:
+            self._refused(charger_id, charger, f"SetChargingProfile answered {exc}")
+            return False
+        except CommandError as exc:  # offline, timed out: tried again at the next decision
+            log.info("%s: share not sent (%s)", charger_id, exc)
+            return False
+        if result.status in REFUSED:
+            self._refused(charger_id, charger, f"SetChargingProfile {result.status}")
+            return False
+        return result.status == ChargingProfileStatus.accepted
+
+    def _refused(self, charger_id: str, charger: ChargerLoad, reason: str) -> None:
+        if charger.refused is None:
+            log.warning("%s does not take charging profiles (%s): counted as a fixed load at its maximum",
+                        charger_id, reason)
+        charger.refused = reason
+        self.wake()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # -- what the console and the API show -------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        allocation = self.allocation
+        shares = allocation.shares if allocation is not None else {}
+        sessions = []
+        for tx_id, session in sorted(self.sessions.items()):
+            share = shares.get(tx_id)
+            charger = self.chargers.get(session.charger_id) or ChargerLoad()
+            sessions.append({
+                "transaction_id": tx_id, "charger_id": session.charger_id, "connector_id": session.connector_id,
+                "id_tag": session.id_tag,
+                "allocated_kw": _kw_value(share.watts if share else None),
+                "sent_kw": _kw_value(session.sent_w),
+                "measured_kw": _kw_value(session.measured_w),
+                "state": _state(share, charger),
+                "reason": charger.refused or (share.reason if share else "not decided yet"),
+                "next_turn_at": iso_or_none(share.next_turn_at if share else None),
+            })
+        return {
+            "limit_kw": _kw_value(self.limit_w),
+            "measured_kw": round(sum(s.measured_w or 0.0 for s in self.sessions.values()) / 1000, 3),
+            "allocated_kw": _kw_value(allocation.allocated_w if allocation is not None else 0.0),
+            "policy": self.csms.settings.load_policy,
+            "sessions": sessions,
+            "fixed_chargers": sorted(cid for cid, c in self.chargers.items() if c.refused),
+        }
+
+
+def _state(share: Any, charger: ChargerLoad) -> str:
+    if charger.refused is not None:
+        return "fixed"
+    if share is None:
+        return "new"
+    return "paused" if share.watts == 0 else "charging"
+
+
+def _kw(watts: float | None) -> str:
+    return "off" if watts is None else f"{watts / 1000:.1f} kW"
+
+
+def _kw_value(watts: float | None) -> float | None:
+    return None if watts is None else round(watts / 1000, 3)
+
+
+def iso_or_none(epoch: float | None) -> str | None:
+    from datetime import datetime, timezone
+
+    return None if epoch is None else iso(datetime.fromtimestamp(epoch, timezone.utc))

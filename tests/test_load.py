@@ -1,0 +1,128 @@
+"""Site load management end to end, over real sockets with the simulator (whose chargers obey
+charging profiles): six chargers at 22 kW under a 40 kW site limit never draw more than the limit
+for longer than a change takes, a car that finishes frees its share, a limit lowered at run time
+takes effect, a paused session resumes in its turn, and every charger holds its failsafe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from ocpp_console.csms import CentralSystem
+from ocpp_console.csms.load import FAILSAFE_PROFILE_ID, SHARE_PROFILE_ID
+from ocpp_console.settings import Settings
+from ocpp_console.sim import SimulatedCharger
+from tests.test_sim import SPEED, base_url, big_ev, fast_options, until
+
+LIMIT_W = 40_000.0
+CHARGER_W = 22_080.0  # 32 A x 230 V x 3
+IDS = [f"SIM-L{i}" for i in range(1, 7)]
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(site_limit_kw=40, load_lease_seconds=10, load_rotation_minutes=0.1,
+                            unknown_id_tags="accept")
+
+
+class PowerWatch:
+    """The site's real power, summed over the simulated chargers' meters at every tick: how long
+    it was ever over the limit in one go."""
+
+    def __init__(self, chargers: list[SimulatedCharger]) -> None:
+        self.chargers = chargers
+        self.limit_w = LIMIT_W
+        self.longest_over = 0.0
+        self.peak_w = 0.0
+        self._over_since: float | None = None
+        self._task = asyncio.create_task(self._watch())
+
+    def power_w(self) -> float:
+        return sum(c.meter.power_w for cp in self.chargers for c in cp.connectors.values() if c.id > 0)
+
+    async def _watch(self) -> None:
+        while True:
+            now, power = time.monotonic(), self.power_w()
+            self.peak_w = max(self.peak_w, power)
+            if power > self.limit_w + 1:
+                self._over_since = self._over_since or now
+                self.longest_over = max(self.longest_over, now - self._over_since)
+            else:
+                self._over_since = None
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def site(csms: CentralSystem) -> AsyncIterator[list[SimulatedCharger]]:
+    options = fast_options(max_current_a=32.0)
+    chargers = [SimulatedCharger(cid, base_url(csms), speed=SPEED, seed=i, options=options) for i, cid in enumerate(IDS)]
+    tasks = [asyncio.create_task(c.run()) for c in chargers]
+    try:
+        yield chargers
+    finally:
+        for c in chargers:
+            await c.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def offered(charger: SimulatedCharger) -> float:
+    return charger.connectors[1].offered_w
+
+
+def failsafe(charger: SimulatedCharger) -> list[float]:
+    return [p.periods[0].limit for p in charger.profiles.installed if p.id == FAILSAFE_PROFILE_ID]
+
+
+def share_profile(charger: SimulatedCharger) -> Any:
+    return next((p for p in charger.profiles.installed if p.id == SHARE_PROFILE_ID + 1), None)
+
+
+async def test_six_chargers_share_a_40_kw_site(csms: CentralSystem) -> None:
+    load = csms.load
+    async with site(csms) as chargers:
+        await until(lambda: all(len(failsafe(c)) == 1 for c in chargers), 15, "every charger's failsafe")
+        assert all(failsafe(c) == [int(LIMIT_W / 6)] for c in chargers)  # a sixth of the limit each, in W
+        watch = PowerWatch(chargers)
+        try:
+            for charger in chargers:
+                charger.plug_in(1, f"DRIVER-{charger.id}", ev=big_ev(CHARGER_W))
+            # every car charges, at an equal share of 40 kW, by a TxProfile for its transaction
+            def shared() -> bool:
+                return all(share_profile(c) is not None and abs(offered(c) - LIMIT_W / 6) < 2 for c in chargers)
+
+            await until(shared, 15, "equal shares")
+            await until(lambda: watch.power_w() > LIMIT_W - 100, 10, "the site drawing its limit")
+            assert all(share_profile(c).transaction_id == c.connectors[1].transaction.transaction_id for c in chargers)
+            snapshot = load.snapshot()
+            assert snapshot["limit_kw"] == 40 and len(snapshot["sessions"]) == 6
+            assert {s["state"] for s in snapshot["sessions"]} == {"charging"}
+
+            # a car that finishes frees its share for the others
+            chargers[0].request_stop(1)
+            await until(lambda: all(abs(offered(c) - LIMIT_W / 5) < 2 for c in chargers[1:]), 15, "shares of five")
+
+            # a limit lowered at run time: 20 kW leave room for four minimums (4 x 4.14 kW); one waits
+            watch.limit_w = 20_000.0
+            await load.set_limit(20)
+            await until(lambda: sorted(round(offered(c)) for c in chargers[1:]) == [0, 5000, 5000, 5000, 5000], 15,
+                        "four sessions at 5 kW, one paused")
+            paused = next(c for c in chargers[1:] if offered(c) == 0)
+            assert paused.connectors[1].status == "SuspendedEVSE"
+            assert next(s for s in load.snapshot()["sessions"] if s["charger_id"] == paused.id)["state"] == "paused"
+            # its turn comes (rotation every 6 s here): it charges again, another one waits
+            await until(lambda: offered(paused) > 0, 20, "the paused session's turn")
+            await until(lambda: sorted(round(offered(c)) for c in chargers[1:]) == [0, 5000, 5000, 5000, 5000], 10)
+            assert watch.longest_over < 1.0, f"over the limit for {watch.longest_over:.2f} s in one go"
+            assert watch.peak_w <= LIMIT_W + 1  # never above the first limit, not even for a moment
+        finally:
+            await watch.close()
