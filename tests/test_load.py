@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.load import FAILSAFE_PROFILE_ID, SHARE_PROFILE_ID
 from ocpp_console.settings import Settings
 from ocpp_console.sim import SimulatedCharger
+from tests.test_cli import free_port
+from tests.test_service import Served
 from tests.test_sim import SPEED, base_url, big_ev, fast_options, until
 
 LIMIT_W = 40_000.0
@@ -80,7 +83,7 @@ def offered(charger: SimulatedCharger) -> float:
 
 
 def failsafe(charger: SimulatedCharger) -> list[float]:
-    return [p.periods[0].limit for p in charger.profiles.installed if p.id == FAILSAFE_PROFILE_ID]
+    return [p.periods[0].limit for p in charger.profiles.installed if p.id == FAILSAFE_PROFILE_ID + 1]
 
 
 def share_profile(charger: SimulatedCharger) -> Any:
@@ -91,7 +94,7 @@ async def test_six_chargers_share_a_40_kw_site(csms: CentralSystem) -> None:
     load = csms.load
     async with site(csms) as chargers:
         await until(lambda: all(len(failsafe(c)) == 1 for c in chargers), 15, "every charger's failsafe")
-        assert all(failsafe(c) == [int(LIMIT_W / 6)] for c in chargers)  # a sixth of the limit each, in W
+        assert all(failsafe(c) == [6_600] for c in chargers)  # a sixth of the limit each (in steps of 100 W)
         watch = PowerWatch(chargers)
         try:
             for charger in chargers:
@@ -110,6 +113,10 @@ async def test_six_chargers_share_a_40_kw_site(csms: CentralSystem) -> None:
             # a car that finishes frees its share for the others
             chargers[0].request_stop(1)
             await until(lambda: all(abs(offered(c) - LIMIT_W / 5) < 2 for c in chargers[1:]), 15, "shares of five")
+            # the failsafes: a running connector falls to a sixth when its lease ends; the idle one gets
+            # what the others leave (nothing), so a car plugged in while nobody decides adds nothing
+            await until(lambda: failsafe(chargers[0]) == [0], 5, "no failsafe room on the idle connector")
+            assert all(failsafe(c) == [6_600] for c in chargers[1:])
 
             # a limit lowered at run time: 20 kW leave room for four minimums (4 x 4.14 kW); one waits
             watch.limit_w = 20_000.0
@@ -126,3 +133,42 @@ async def test_six_chargers_share_a_40_kw_site(csms: CentralSystem) -> None:
             assert watch.peak_w <= LIMIT_W + 1  # never above the first limit, not even for a moment
         finally:
             await watch.close()
+
+
+async def test_the_site_stays_under_its_limit_when_the_central_system_dies(tmp_path: Path) -> None:
+    """`serve` is killed (SIGKILL) mid-session: each charger keeps its share until its lease ends,
+    then falls back to its failsafe default; a car plugged in meanwhile gets what was left (here
+    nothing). The site never draws more than its limit."""
+    port = free_port()
+    served = Served(tmp_path, "--site-limit-kw", "40", "--load-lease-seconds", "10", "--unknown-chargers", "accept",
+                    "--unknown-id-tags", "accept", port=port)
+    try:
+        await asyncio.to_thread(served.wait_for, r"site limit 40\.0 kW")
+        options = fast_options(max_current_a=32.0, call_timeout=2.0)
+        chargers = [SimulatedCharger(cid, f"ws://127.0.0.1:{port}", speed=SPEED, seed=i, options=options)
+                    for i, cid in enumerate(IDS)]
+        tasks = [asyncio.create_task(c.run()) for c in chargers]
+        watch = PowerWatch(chargers)
+        try:
+            await until(lambda: all(failsafe(c) == [6_600] for c in chargers), 20, "every charger's failsafe")
+            for charger in chargers[1:]:
+                charger.plug_in(1, f"DRIVER-{charger.id}", ev=big_ev(CHARGER_W))
+            await until(lambda: all(abs(offered(c) - 8_000) < 2 for c in chargers[1:]), 20, "shares of five")
+            await until(lambda: failsafe(chargers[0]) == [0] and all(failsafe(c) == [6_600] for c in chargers[1:]), 10)
+
+            served.proc.kill()  # no goodbye: the chargers are on their own
+            assert await asyncio.to_thread(served.proc.wait, 10) == -9
+            chargers[0].plug_in(1, "LATE-DRIVER", ev=big_ev(CHARGER_W))
+            # within the lease (10 s) every running charger falls back to its failsafe
+            await until(lambda: all(abs(offered(c) - 6_600) < 2 for c in chargers[1:]), 15, "failsafe shares")
+            assert offered(chargers[0]) == 0
+            assert watch.power_w() <= 5 * 6_600 + 1
+            assert watch.peak_w <= LIMIT_W + 1, f"the site drew {watch.peak_w:.0f} W"
+        finally:
+            await watch.close()
+            for c in chargers:
+                c.options.drain_timeout_s = 0.5
+                await c.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        served.stop()

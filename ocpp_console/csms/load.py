@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ocpp_console.load")
 
 SHARE_PROFILE_ID = 7_000  # + connector id: one TxProfile per connector, replaced by each share
-FAILSAFE_PROFILE_ID = 6_999  # the TxDefaultProfile on connector 0
+FAILSAFE_PROFILE_ID = 6_000  # + connector id: its TxDefaultProfile, the failsafe
+STEP_W = 100.0  # shares and failsafes move in steps of this at least (fewer profiles sent)
 CLOCK_MARGIN_S = 60  # a share starts this much before now: a charger whose clock is behind applies it at once
 DEBOUNCE_S = 0.2  # changes within this are decided together
 UNDER_DRAW = 0.8  # a car drawing less than this part of its share for UNDER_DRAW_S ...
@@ -62,7 +63,8 @@ class ChargerLoad:
     asked: bool = False  # its configuration keys were asked for (once per connection)
     known: bool = False  # ... and answered (or not: then the defaults); until then it is not controlled
     refused: str | None = None  # why it is a fixed load ("SetChargingProfile Rejected", ...)
-    failsafe_w: float | None = None  # the TxDefaultProfile it holds
+    connectors: set[int] = field(default_factory=set)  # its connectors (> 0), as the store knows them
+    defaults: dict[int, float] = field(default_factory=dict)  # connector -> the failsafe it accepted
 
 
 @dataclass
@@ -79,6 +81,17 @@ class SessionLoad:
     under_since: float | None = None  # drawing well below its share since
     cap_w: float | None = None
     sending: bool = False
+
+
+@dataclass(eq=False)
+class Plan:
+    """A profile to send: a session's share (TxProfile) or a connector's failsafe (TxDefaultProfile)."""
+
+    charger_id: str
+    connector_id: int
+    watts: float
+    current: float | None  # the limit in force there now (None: unknown)
+    session: SessionLoad | None
 
 
 @dataclass
@@ -105,10 +118,16 @@ class LoadManager:
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        self.safe_w: float | None = None  # the failsafe of a running connector, as last decided
         self.decisions = 0  # how many times the shares were decided (tests and benchmarks wait on it)
         self.decided = asyncio.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def min_w(self) -> float:
+        """The least a car takes while charging (6 A on each phase)."""
+        return MIN_AMPS * self.csms.settings.site_voltage * self.csms.settings.site_phases
 
     @property
     def enabled(self) -> bool:
@@ -138,7 +157,7 @@ class LoadManager:
         self.limit_w = None if limit_kw is None else float(limit_kw) * 1000
         log.info("site limit %s (was %s)", _kw(self.limit_w), _kw(before))
         for charger in self.chargers.values():
-            charger.failsafe_w = None  # every failsafe is sent again for the new limit
+            charger.defaults.clear()  # every failsafe is sent again for the new limit
         if self.limit_w is None:
             for charger_id in list(self.csms.sessions):
                 self._spawn(self._release(charger_id))
@@ -148,8 +167,11 @@ class LoadManager:
 
     async def _release(self, charger_id: str) -> None:
         """No limit any more: our shares and failsafe leave the charger (its own profiles stay)."""
+        charger = self.chargers.get(charger_id) or ChargerLoad()
         running = {s.connector_id for s in self.sessions.values() if s.charger_id == charger_id}
-        for profile_id in (FAILSAFE_PROFILE_ID, *(SHARE_PROFILE_ID + c for c in sorted(running))):
+        ids = [FAILSAFE_PROFILE_ID + c for c in sorted(charger.defaults)] + [SHARE_PROFILE_ID + c for c in sorted(running)]
+        charger.defaults.clear()
+        for profile_id in ids:
             try:
                 await self.csms.commands.clear_charging_profile(charger_id, id=profile_id)
             except CommandError:
@@ -171,7 +193,7 @@ class LoadManager:
             self._measured(self.sessions[event.transaction_id], event.values)
         elif isinstance(event, (ev.ChargerBooted, ev.ChargerConnected)):
             charger = self.chargers.setdefault(event.charger_id, ChargerLoad())
-            charger.failsafe_w = None  # a rebooted charger may have lost its profiles
+            charger.defaults.clear()  # a rebooted charger may have lost its profiles
             charger.asked = charger.known = False  # and may have new firmware: ask again
             for session in self.sessions.values():
                 if session.charger_id == event.charger_id:
@@ -222,53 +244,110 @@ class LoadManager:
                 log.exception("deciding the site's load shares failed")
 
     async def decide(self) -> Allocation | None:
-        """Decide every share and send what changed (reductions first)."""
+        """Decide every share and each connector's failsafe; send what changed, the reductions
+        first and the increases once those are answered."""
         if not self.enabled:
             self.allocation = None
             return None
+        assert self.limit_w is not None
         settings = self.csms.settings
         connected = set(self.csms.sessions)
-        await self._learn_chargers(connected)
-        await self._send_failsafes(connected)
-        now = self.clock()
+        self._learn_chargers(connected)
         rows = {row["id"]: row for row in await self.csms.store.chargers()}
+        for charger_id, charger in self.chargers.items():
+            charger.connectors = set()
+        for row in await self.csms.store.connectors():
+            if row["connector_id"] > 0 and row["charger_id"] in self.chargers:
+                self.chargers[row["charger_id"]].connectors.add(row["connector_id"])
+        controlled = {cid for cid in connected if self.chargers[cid].known and self.chargers[cid].refused is None}
+        now = self.clock()
         demands = [self._demand(s, rows.get(s.charger_id), s.charger_id in connected) for s in self.sessions.values()]
-        assert self.limit_w is not None
         allocation = allocate(demands, self.limit_w, policy=settings.load_policy, now=now,
                               rotation_s=settings.load_rotation_minutes * 60)
         self.allocation = allocation
         self._turns(allocation, now)
-        renew_after = settings.load_lease_seconds / 2
-        lower, higher = [], []
-        for key, share in allocation.shares.items():
-            session = self.sessions.get(key)
-            if session is None or session.sending or share.reason == "fixed load" or session.charger_id not in connected:
-                continue
-            due = session.sent_w is None or time.monotonic() - session.sent_at >= renew_after
-            if not due and abs((session.sent_w or 0) - share.watts) < 50:
-                continue
-            (lower if session.sent_w is None or share.watts < session.sent_w else higher).append((session, share.watts))
-        await self._send_all(lower)
-        await self._send_all(higher)
+        plans = self._share_plans(allocation, controlled) + self._failsafe_plans(allocation, controlled)
+        lower = [p for p in plans if p.current is None or p.watts < p.current]
+        higher = [p for p in plans if p not in lower]
+        await self._send_all(lower)  # the site only goes down here ...
+        await self._send_all(higher)  # ... and up once the chargers have taken the reductions
+        if higher:
+            self.wake()  # a connector whose share is now in force gets its failsafe raised next time
         self._record(allocation)
         async with self.decided:
             self.decisions += 1
             self.decided.notify_all()
         return allocation
 
+    def _share_plans(self, allocation: Allocation, controlled: set[str]) -> list[Plan]:
+        renew_after = self.csms.settings.load_lease_seconds / 2
+        plans = []
+        for key, share in allocation.shares.items():
+            session = self.sessions.get(key)
+            if session is None or session.sending or session.charger_id not in controlled:
+                continue
+            due = session.sent_w is None or time.monotonic() - session.sent_at >= renew_after
+            if not due and abs((session.sent_w or 0) - share.watts) < STEP_W:
+                continue
+            plans.append(Plan(session.charger_id, session.connector_id, share.watts, self._in_force(session), session))
+        return plans
+
+    def _in_force(self, session: SessionLoad) -> float | None:
+        """The limit the connector applies now: its share while the lease runs, else its failsafe
+        (None: unknown, maybe none at all)."""
+        lease = self.csms.settings.load_lease_seconds
+        if session.sent_w is not None and time.monotonic() - session.sent_at < lease:
+            return session.sent_w
+        return self.chargers[session.charger_id].defaults.get(session.connector_id)
+
+    def safe_share_w(self, allocation: Allocation, controlled: set[str]) -> float:
+        """What every controlled connector may draw with nobody deciding: what fixed loads leave of
+        the limit, divided by the connectors we control."""
+        assert self.limit_w is not None
+        fixed = sum(share.watts for share in allocation.shares.values() if share.reason == "fixed load")
+        connectors = sum(len(self.chargers[cid].connectors) for cid in controlled)
+        return _floor_step(max(self.limit_w - fixed, 0.0) / max(connectors, 1))
+
+    def _failsafe_plans(self, allocation: Allocation, controlled: set[str]) -> list[Plan]:
+        """Each connector's TxDefaultProfile: a running one's is the safe share (where it falls when
+        its lease ends); an idle one's is also no more than the headroom left, shared by the idle
+        connectors, so that a car plugged in while nobody decides never takes the site over."""
+        assert self.limit_w is not None
+        safe = self.safe_share_w(allocation, controlled)
+        self.safe_w = safe
+        busy = {(s.charger_id, s.connector_id): s for s in self.sessions.values()}
+        idle = [(cid, c) for cid in sorted(controlled) for c in sorted(self.chargers[cid].connectors) if (cid, c) not in busy]
+        headroom = max(self.limit_w - allocation.allocated_w, 0.0)
+        idle_w = min(safe, _floor_step(headroom / len(idle))) if idle else safe
+        if idle_w < self.min_w:
+            idle_w = 0.0  # less than a car takes is nothing
+        plans = []
+        for charger_id in sorted(controlled):
+            charger = self.chargers[charger_id]
+            for connector_id in sorted(charger.connectors):
+                session = busy.get((charger_id, connector_id))
+                if session is None:
+                    wanted = idle_w
+                elif session.sent_w is not None and not session.sending:
+                    wanted = safe  # its share is in force: the failsafe only matters when the lease ends
+                else:
+                    continue  # its share is not in force yet: raising its failsafe would raise its limit
+                held = charger.defaults.get(connector_id)
+                if held is None or abs(held - wanted) >= STEP_W:
+                    plans.append(Plan(charger_id, connector_id, wanted, held, None))
+        return plans
+
     def _demand(self, session: SessionLoad, row: dict[str, Any] | None, connected: bool) -> Demand:
-        settings = self.csms.settings
-        max_w = float((row or {}).get("max_power_w") or settings.charger_max_kw * 1000)
+        max_w = float((row or {}).get("max_power_w") or self.csms.settings.charger_max_kw * 1000)
         charger = self.chargers.get(session.charger_id) or ChargerLoad()
         priority = int((row or {}).get("priority") or 0)
         if charger.refused is not None or (connected and not charger.known):
             return Demand(session.transaction_id, max_w, 0.0, fixed=True)  # not under our control (yet)
-        if not connected:  # it keeps what it holds (its lease, then its failsafe): nothing to decide
-            held = session.sent_w if session.sent_w is not None else (charger.failsafe_w or max_w)
-            return Demand(session.transaction_id, held, 0.0, fixed=True)
-        return Demand(session.transaction_id, max_w, MIN_AMPS * settings.site_voltage * settings.site_phases,
-                      cap_w=session.cap_w, priority=priority, running_since=session.running_since,
-                      paused_since=session.paused_since)
+        if not connected:  # it keeps its lease, then falls to its failsafe: counted at the larger
+            held = max(session.sent_w or 0.0, charger.defaults.get(session.connector_id, max_w))
+            return Demand(session.transaction_id, min(held, max_w), 0.0, fixed=True)
+        return Demand(session.transaction_id, max_w, self.min_w, cap_w=session.cap_w, priority=priority,
+                      running_since=session.running_since, paused_since=session.paused_since)
 
     def _turns(self, allocation: Allocation, now: float) -> None:
         for key, share in allocation.shares.items():
@@ -286,7 +365,7 @@ class LoadManager:
 
     # -- chargers: what they accept, and their failsafe ------------------------------------
 
-    async def _learn_chargers(self, connected: set[str]) -> None:
+    def _learn_chargers(self, connected: set[str]) -> None:
         for charger_id in connected:
             charger = self.chargers.setdefault(charger_id, ChargerLoad())
             if not charger.asked and charger.refused is None:
@@ -314,38 +393,28 @@ class LoadManager:
         units = str(values.get(str(keys[1])) or "Current,Power")
         charger.unit = ChargingRateUnitType.watts if "Power" in units else ChargingRateUnitType.amps
 
-    def failsafe_share_w(self, connectors: int) -> float:
-        assert self.limit_w is not None
-        return self.limit_w / max(connectors, 1)
-
-    async def _send_failsafes(self, connected: set[str]) -> None:
-        connectors = sum(1 for c in await self.csms.store.connectors() if c["connector_id"] > 0)
-        share = self.failsafe_share_w(connectors)
-        for charger_id in connected:
-            charger = self.chargers.setdefault(charger_id, ChargerLoad())
-            if charger.known and charger.refused is None and charger.failsafe_w != share:
-                charger.failsafe_w = share  # sent once per change; a failure marks it refused
-                self._spawn(self._send_failsafe(charger_id, charger, share))
-
-    async def _send_failsafe(self, charger_id: str, charger: ChargerLoad, watts: float) -> None:
-        profile = self._profile(FAILSAFE_PROFILE_ID, ChargingProfilePurposeType.tx_default_profile, charger, watts)
-        await self._set(charger_id, charger, 0, profile)
-
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send_all(self, sends: list[tuple[SessionLoad, float]]) -> None:
-        if sends:
-            await asyncio.gather(*(self._send_share(session, watts) for session, watts in sends))
+    async def _send_all(self, plans: list[Plan]) -> None:
+        if plans:
+            await asyncio.gather(*(self._send(plan) for plan in plans))
 
-    async def _send_share(self, session: SessionLoad, watts: float) -> None:
-        charger = self.chargers.setdefault(session.charger_id, ChargerLoad())
+    async def _send(self, plan: Plan) -> None:
+        charger = self.chargers[plan.charger_id]
+        session = plan.session
+        if session is None:  # a connector's failsafe: until the next change, whatever happens here
+            profile = self._profile(FAILSAFE_PROFILE_ID + plan.connector_id, ChargingProfilePurposeType.tx_default_profile,
+                                    charger, plan.watts)
+            if await self._set(plan.charger_id, charger, plan.connector_id, profile):
+                charger.defaults[plan.connector_id] = plan.watts
+            return
         lease = self.csms.settings.load_lease_seconds
         profile = self._profile(SHARE_PROFILE_ID + session.connector_id, ChargingProfilePurposeType.tx_profile,
-                                charger, watts, lease=lease, transaction_id=session.transaction_id)
+                                charger, plan.watts, lease=lease, transaction_id=session.transaction_id)
         session.sending = True
         try:
             if await self._set(session.charger_id, charger, session.connector_id, profile):
-                session.sent_w, session.sent_at = watts, time.monotonic()
+                session.sent_w, session.sent_at = plan.watts, time.monotonic()
         finally:
             session.sending = False
 
@@ -428,6 +497,10 @@ class LoadManager:
             "sessions": sessions,
             "fixed_chargers": sorted(cid for cid, c in self.chargers.items() if c.refused),
         }
+
+
+def _floor_step(watts: float) -> float:
+    return max(watts // STEP_W * STEP_W, 0.0)
 
 
 def _state(share: Any, charger: ChargerLoad) -> str:
