@@ -156,3 +156,10 @@ async def test_reserve_now_without_a_reservation_id_gets_the_next_free_one(csms:
         status, doc = await get(http, "/api/openapi.json")
         assert "reservationId" not in doc["components"]["schemas"]["ReserveNow"]["required"]
         assert "reservationId" in doc["components"]["schemas"]["ReserveNowResponse"]["properties"]
+
+
+async def test_the_next_reservation_id_stays_within_32_bits(csms: CentralSystem) -> None:
+    """A reservation numbered by hand at the top of the range does not push the next free one past it."""
+    await csms.store.save_reservation(2147483647, "CP-X", 1, "TAG1", None, soon(), "Accepted")
+    await csms.store.save_reservation(41, "CP-X", 1, "TAG1", None, soon(), "Accepted")
+    assert await csms.store.next_reservation_id() == 42

@@ -18,6 +18,7 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.load import FAILSAFE_PROFILE_ID, SHARE_PROFILE_ID
 from ocpp_console.settings import Settings
 from ocpp_console.sim import SimulatedCharger
+from tests.test_api import api_for, get
 from tests.test_cli import free_port
 from tests.test_service import Served
 from tests.test_sim import SPEED, base_url, big_ev, fast_options, until
@@ -30,7 +31,7 @@ IDS = [f"SIM-L{i}" for i in range(1, 7)]
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory(site_limit_kw=40, load_lease_seconds=10, load_rotation_minutes=0.1,
-                            unknown_id_tags="accept")
+                            unknown_id_tags="accept", api_port=0)
 
 
 class PowerWatch:
@@ -172,3 +173,33 @@ async def test_the_site_stays_under_its_limit_when_the_central_system_dies(tmp_p
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         served.stop()
+
+
+async def test_the_load_and_the_limit_over_the_api(csms: CentralSystem) -> None:
+    async with site(csms) as chargers, api_for(csms) as (api, http):
+        await until(lambda: all(len(failsafe(c)) == 1 for c in chargers), 15, "every charger's failsafe")
+        for charger in chargers[:2]:
+            charger.plug_in(1, f"DRIVER-{charger.id}", ev=big_ev(CHARGER_W))
+        await until(lambda: all(share_profile(c) is not None for c in chargers[:2]), 15, "two shares")
+        status, load = await get(http, "/api/site/load")
+        assert status == 200 and load["limit_kw"] == 40 and load["policy"] == "equal"
+        assert sorted((s["charger_id"], s["state"], s["allocated_kw"]) for s in load["sessions"]) == [
+            ("SIM-L1", "charging", 20.0), ("SIM-L2", "charging", 20.0)]
+
+        async with http.put("/api/site/limit", json={"limit_kw": 10}) as response:
+            assert response.status == 200
+            answer = await response.json()
+        assert answer["limit_kw"] == 10 and [s["allocated_kw"] for s in answer["sessions"]] == [5.0, 5.0]
+        await until(lambda: all(abs(offered(c) - 5_000) < 2 for c in chargers[:2]), 10, "5 kW each")
+
+        for bad in ({"limit_kw": -3}, {"limit_kw": "lots"}, {}, {"limit_kw": 10, "extra": 1}):
+            async with http.put("/api/site/limit", json=bad) as response:
+                assert response.status == 400, bad
+                assert "limit_kw" in (await response.json())["message"] or "extra" in (await response.json())["message"]
+
+        async with http.put("/api/site/limit", json={"limit_kw": None}) as response:
+            assert response.status == 200 and (await response.json())["limit_kw"] is None
+        # off: our shares and failsafes leave the chargers, the cars take what they can
+        await until(lambda: not any(p.id in (FAILSAFE_PROFILE_ID + 1, SHARE_PROFILE_ID + 1)
+                                    for c in chargers for p in c.profiles.installed), 10, "profiles cleared")
+        await until(lambda: all(offered(c) > 20_000 for c in chargers[:2]), 10, "full power")

@@ -469,9 +469,10 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         await stream.shutdown()  # before the runner waits for the handlers: they are endless
 
     app.on_shutdown.append(close_streams)
-    from ocpp_console.api import console_reads  # it builds on this module
+    from ocpp_console.api import console_reads, load  # they build on this module
 
     app.add_routes(console_reads.ROUTES)
+    app.add_routes(load.ROUTES)
     app.add_routes([
         web.get("/api/events", events),
         web.get("/api/openapi.json", openapi),

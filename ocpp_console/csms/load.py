@@ -156,22 +156,20 @@ class LoadManager:
         before = self.limit_w
         self.limit_w = None if limit_kw is None else float(limit_kw) * 1000
         log.info("site limit %s (was %s)", _kw(self.limit_w), _kw(before))
-        for charger in self.chargers.values():
-            charger.defaults.clear()  # every failsafe is sent again for the new limit
         if self.limit_w is None:
             for charger_id in list(self.csms.sessions):
-                self._spawn(self._release(charger_id))
+                charger = self.chargers.get(charger_id) or ChargerLoad()
+                running = {s.connector_id for s in self.sessions.values() if s.charger_id == charger_id}
+                ids = [FAILSAFE_PROFILE_ID + c for c in sorted(charger.defaults)]
+                self._spawn(self._release(charger_id, ids + [SHARE_PROFILE_ID + c for c in sorted(running)]))
+                charger.defaults.clear()
             for session in self.sessions.values():
                 session.sent_w = None
         self.wake()
 
-    async def _release(self, charger_id: str) -> None:
-        """No limit any more: our shares and failsafe leave the charger (its own profiles stay)."""
-        charger = self.chargers.get(charger_id) or ChargerLoad()
-        running = {s.connector_id for s in self.sessions.values() if s.charger_id == charger_id}
-        ids = [FAILSAFE_PROFILE_ID + c for c in sorted(charger.defaults)] + [SHARE_PROFILE_ID + c for c in sorted(running)]
-        charger.defaults.clear()
-        for profile_id in ids:
+    async def _release(self, charger_id: str, profile_ids: list[int]) -> None:
+        """No limit any more: our shares and failsafes leave the charger (its own profiles stay)."""
+        for profile_id in profile_ids:
             try:
                 await self.csms.commands.clear_charging_profile(charger_id, id=profile_id)
             except CommandError:
@@ -493,6 +491,7 @@ class LoadManager:
             "limit_kw": _kw_value(self.limit_w),
             "measured_kw": round(sum(s.measured_w or 0.0 for s in self.sessions.values()) / 1000, 3),
             "allocated_kw": _kw_value(allocation.allocated_w if allocation is not None else 0.0),
+            "safe_kw": _kw_value(self.safe_w) if self.enabled else None,
             "policy": self.csms.settings.load_policy,
             "sessions": sessions,
             "fixed_chargers": sorted(cid for cid, c in self.chargers.items() if c.refused),

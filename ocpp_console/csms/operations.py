@@ -120,7 +120,7 @@ def answer_payload(result: Any) -> dict[str, Any]:
 def needs_reservation_id(operation: Operation, payload: Any) -> bool:
     """A ReserveNow without its reservationId: the central system takes the next free one (the
     operator has no way to know which numbers the site's reservations already use)."""
-    return operation.action == Action.reserve_now and isinstance(payload, dict) and payload.get("reservationId") is None
+    return operation.action == Action.reserve_now and isinstance(payload, dict) and "reservationId" not in payload
 
 
 async def execute(commands: Commands, charger_id: str, operation: Operation, payload: dict[str, Any]) -> dict[str, Any]:

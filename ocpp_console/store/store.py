@@ -861,7 +861,9 @@ class Store(TransactionsMixin, WalletMixin):
 
     def next_reservation_id(self) -> asyncio.Future[int]:
         return self._write(
-            lambda conn: int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM reservations").fetchone()[0])
+            # below the 32-bit ceiling OCPP integers have, whatever number someone gave by hand
+            lambda conn: int(conn.execute(
+                "SELECT coalesce(max(id), 0) + 1 FROM reservations WHERE id BETWEEN 0 AND 2147483645").fetchone()[0])
         )
 
     def set_reservation_status(self, reservation_id: int, status: str) -> asyncio.Future[None]:
