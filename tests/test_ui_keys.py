@@ -11,15 +11,15 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.modals import ActionForm
-from tests.conftest import charger
+from tests.conftest import Console, charger
 from tests.test_ui import SIZE, cells, until
 
 
 @pytest.mark.parametrize("where", ["row", "detail"])
-async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSystem, where: str) -> None:
+async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSystem, where: str, console: Console) -> None:
     """Opened over the chargers table (its selected row) or a charger's detail screen, ctrl+p offers
     that charger's remote actions: the palette once looked at itself for a selected charger."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-PALETTE") as cp:
         await cp.boot()
         await pilot.press("2")
@@ -63,13 +63,13 @@ async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any
             await until(pilot, lambda: not app.is_running)
 
 
-async def test_remote_start_defaults_to_a_free_connector(csms: CentralSystem) -> None:
+async def test_remote_start_defaults_to_a_free_connector(csms: CentralSystem, console: Console) -> None:
     """`s` on a charger whose connector 1 is busy and 2 free offers connector 2, from the chargers
     table and from the detail screen (whose context once named the busy connector)."""
     from ocpp.v16.enums import ChargePointStatus
     from textual.widgets import Input
 
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-FREE") as cp:
         await cp.boot()
         await cp.status(1, ChargePointStatus.charging)
