@@ -65,10 +65,10 @@ async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_ord
             status, live = await get(http, f"/api/transactions/{tx}")
             assert status == 200 and live["running"] and (live["energy_wh"], live["cost"]) == (1500, "1.50")
             assert live["power_w"] == 11000
-            console = LiveSite(system)  # the console's Transactions screen reads this model
-            await console.load()
-            shown = console.running[tx]
-            console.close()
+            model = LiveSite(system)  # the console's Transactions screen reads this model
+            await model.load()
+            shown = model.running[tx]
+            model.close()
             status, listed = await get(http, "/api/transactions", running="true")
             assert [(t["id"], t["energy_wh"], t["cost"], t["power_w"]) for t in listed] == [
                 (tx, int(shown.energy_wh), str(from_minor(shown.cost_so_far() or 0, "EUR")), shown.power_w)]

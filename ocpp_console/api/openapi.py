@@ -425,6 +425,22 @@ def document() -> dict[str, Any]:
             "get_transaction", "Transaction", "one transaction",
             {"name": "transaction_id", "in": "path", "required": True, "schema": {"type": "integer"}},
         ),
+        "/api/chargers/{charger_id}/install-operator-ca": {"post": {
+            "operationId": "install_operator_ca", "tags": ["operations"],
+            "summary": "Send InstallCertificate of the operator CA (which this service holds) as the charger's "
+                       "CentralSystemRootCertificate and return its answer",
+            "parameters": [_CHARGER_ID],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("TransactionClose")}}},
+            "responses": {
+                "200": _json(_ref("InstallCertificateResponse"), "the charger's InstallCertificate answer"),
+                "400": _error("the body is not {}, or the operator CA is not available"), **_NOT_JSON,
+                "404": _error("the charger is unknown or not connected"),
+                "502": _error("the charger answered with a CALLERROR (its code in `code`) or an invalid payload"),
+                "504": _error("the charger did not answer in time"),
+                **_UNAUTHORIZED,
+            },
+        }},
         "/api/transactions/{transaction_id}/close": {"post": {
             "operationId": "close_transaction", "tags": ["manage"],
             "summary": "Close a stuck transaction with its last meter value and settle it (closed-by-operator); "

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 import orjson
 from aiohttp import web
+from ocpp.charge_point import remove_nones, serialize_as_dict
 
 from ocpp_console import provision
 from ocpp_console.api import resources
@@ -248,9 +249,26 @@ async def run_operation(request: web.Request) -> web.Response:
         names = ", ".join(operations.OPERATIONS)
         raise ApiError(404, "unknown_operation", f"no operation {request.match_info['action']!r}; one of: {names}")
     payload = await _body(request)
+    return await _answered(operations.execute(_csms(request).commands, charger_id, operation, payload))
+
+
+async def install_operator_ca(request: web.Request) -> web.Response:
+    """InstallCertificate of the operator CA, which this service holds, as the charger's
+    CentralSystemRootCertificate (what `Install Our CA` does in an attached console)."""
+    if (await request.read()).strip():
+        await _checked_body(request, "TransactionClose")  # {} (or nothing): there is nothing to say
     csms = _csms(request)
+    return await _answered(_camel(csms.commands.install_operator_ca(request.match_info["charger_id"])))
+
+
+async def _camel(command: Awaitable[Any]) -> dict[str, Any]:
+    return protocol.to_camel(remove_nones(serialize_as_dict(await command)))
+
+
+async def _answered(command: Awaitable[dict[str, Any]]) -> web.Response:
+    """The charger's answer, or why there is none as the API's error."""
     try:
-        answer = await operations.execute(csms.commands, charger_id, operation, payload)
+        answer = await command
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
     except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has
@@ -477,6 +495,7 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         web.put("/api/chargers/{charger_id}", put_charger),
         web.delete("/api/chargers/{charger_id}", delete_charger),
         web.put("/api/chargers/{charger_id}/password", set_password),
+        web.post("/api/chargers/{charger_id}/install-operator-ca", install_operator_ca),
         # not the charger's own sub-resources (password, configuration, ...): their methods say so in Allow
         web.post(rf"/api/chargers/{{charger_id}}/{{action:(?!({'|'.join(console_reads.CHARGER_PATHS)})$)[^{{}}/]+}}",
                  run_operation),

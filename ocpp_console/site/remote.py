@@ -312,8 +312,7 @@ class RemoteSite(Site):
         return await self._command("POST", f"/api/chargers/{_q(charger_id)}/{operation.path_name}", payload)
 
     async def install_operator_ca(self, charger_id: str) -> dict[str, Any]:
-        raise errors.InvalidCommand("installing the operator CA is done on the service's own console, "
-                                    "not over the API (it holds the CA)")
+        return await self._command("POST", f"/api/chargers/{_q(charger_id)}/install-operator-ca", {})
 
     async def approve(self, charger_id: str) -> None:
         await self._command("PUT", f"/api/chargers/{_q(charger_id)}", {"registration": "Accepted"})
