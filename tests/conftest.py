@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,13 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from ocpp_console.api import ApiServer
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
 from ocpp_console.settings import Settings, load_settings
+from ocpp_console.site.remote import RemoteSite
 from ocpp_console.store import Store
+from ocpp_console.ui.app import ConsoleApp
 from tests.clients import TestCharger
 
 TIMEOUT = 10.0
@@ -63,6 +66,44 @@ async def csms(settings: Settings) -> AsyncIterator[CentralSystem]:
         yield system
     finally:
         await system.stop()
+
+
+SITE_MODES = ["local", "remote"]
+Console = Callable[..., Awaitable[ConsoleApp]]
+
+
+@pytest.fixture(params=SITE_MODES)
+def site_mode(request: pytest.FixtureRequest) -> str:
+    """Each screen test runs twice: the console in this process (LocalSite), and attached over the
+    HTTP API and event stream (RemoteSite, as `ocpp-console attach`) to the same central system."""
+    return str(request.param)
+
+
+@contextlib.asynccontextmanager
+async def consoles(mode: str) -> AsyncIterator[Console]:
+    """`await make(system)`: a ConsoleApp on `system` in `mode`; in remote mode an ApiServer is
+    started for that system (ephemeral port) and stopped when this block ends."""
+    servers: list[ApiServer] = []
+
+    async def make(system: CentralSystem, **options: Any) -> ConsoleApp:
+        if mode == "local":
+            return ConsoleApp(system, manage_csms=False, **options)
+        server = ApiServer(system)
+        await server.start()
+        servers.append(server)
+        return ConsoleApp(RemoteSite(server.url, server.token), **options)  # the app attaches and detaches
+
+    try:
+        yield make
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+
+
+@pytest.fixture
+async def console(site_mode: str) -> AsyncIterator[Console]:
+    async with consoles(site_mode) as make:
+        yield make
 
 
 def url(csms: CentralSystem, cp_id: str) -> str:

@@ -16,7 +16,7 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
 from tests.clients import TestCharger
-from tests.conftest import charger
+from tests.conftest import Console, charger
 from tests.test_ui import SIZE, cells, table, until
 
 
@@ -44,10 +44,10 @@ async def _reset_from_the_list(app: ConsoleApp, pilot: Any, charger_id: str) -> 
     return await until(pilot, lambda: next((n for n in app._notifications if n.title.startswith("Reset")), None), 8)
 
 
-async def test_offline_callerror_and_timeout_are_sentences(settings_factory: Any) -> None:
+async def test_offline_callerror_and_timeout_are_sentences(settings_factory: Any, console: Console) -> None:
     async with CentralSystem(settings_factory(call_timeout=0.5)) as system:
         await system.store.add_charger("GHOST")
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot:
             note = await _reset_from_the_list(app, pilot, "GHOST")
             assert (note.title, str(note.message), note.severity) == (
@@ -67,8 +67,8 @@ async def test_offline_callerror_and_timeout_are_sentences(settings_factory: Any
                     "CP-SLOW did not answer Reset within 0.5 s; it may still act on it (see the message log).")
 
 
-async def test_a_lockout_change_is_confirmed_by_name_and_refused_with_a_reason(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_a_lockout_change_is_confirmed_by_name_and_refused_with_a_reason(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-SEC") as cp:
         await cp.boot()
         await pilot.press("2")

@@ -24,7 +24,7 @@ from ocpp_console.csms.operations import OPERATIONS
 from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso, utcnow
 from tests.clients import TS, TestCharger
-from tests.conftest import charger
+from tests.conftest import Console, charger
 from tests.schemas import assert_valid_response, validator
 from tests.test_security import basic
 from tests.test_sim import fast_options, running, until
@@ -324,12 +324,11 @@ async def test_provisioning_through_the_api(system: CentralSystem) -> None:
             assert response.status == 404
 
 
-async def test_changes_through_the_api_reach_the_console(system: CentralSystem) -> None:
+async def test_changes_through_the_api_reach_the_console(system: CentralSystem, console: Console) -> None:
     """The API writes through the running process's own store: the console still sees them."""
-    from ocpp_console.ui.app import ConsoleApp
     from tests.test_ui import cells, until as ui_until
 
-    app = ConsoleApp(system, manage_csms=False)
+    app = await console(system)
     async with app.run_test(size=(140, 45)) as pilot, api_for(system) as (_, http):
         await pilot.press("2")
         async with http.put("/api/chargers/CP-FROM-API", json={"note": "new bay"}) as response:

@@ -28,10 +28,9 @@ from ocpp_console.csms import events as ev
 from ocpp_console.csms.billing import tariff_for
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
-from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.chargers import ChargersScreen
 from tests.clients import TS
-from tests.conftest import EventWaiter, charger
+from tests.conftest import Console, EventWaiter, charger
 from tests.test_security import basic, boots, refused
 from tests.test_ui import SIZE, cells, until
 
@@ -183,8 +182,8 @@ async def test_imported_tariff_prices_a_transaction_in_the_running_server(settin
 # -- the console -------------------------------------------------------------------------------------------
 
 
-async def test_console_shows_a_charger_added_from_the_shell_within_a_second(csms: CentralSystem, shell: Any) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_console_shows_a_charger_added_from_the_shell_within_a_second(csms: CentralSystem, shell: Any, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         assert isinstance(app.screen, ChargersScreen)

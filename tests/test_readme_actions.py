@@ -35,7 +35,7 @@ from ocpp_console.ui.actions import ACTIONS
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.modals import ActionForm, ActionPicker, ConfirmScreen
-from tests.conftest import EventWaiter, eventually
+from tests.conftest import SITE_MODES, EventWaiter, consoles, eventually
 from tests.test_ui import SIZE, cells, until
 
 
@@ -110,17 +110,20 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
 
 
 @dataclass
-class Console:
+class OpenConsole:
     app: ConsoleApp
     pilot: Any
+    mode: str  # conftest.SITE_MODES
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def console(site: Site) -> AsyncIterator[Console]:
-    """One console for the module (as an operator keeps it open); each case starts on Chargers."""
-    app = ConsoleApp(site.csms, manage_csms=False)
-    async with app.run_test(size=SIZE) as pilot:
-        yield Console(app, pilot)
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=SITE_MODES)
+async def console(site: Site, request: pytest.FixtureRequest) -> AsyncIterator[OpenConsole]:
+    """One console per mode for the module (as an operator keeps it open), in this process and
+    attached over the API; each case starts on Chargers."""
+    async with consoles(request.param) as make:
+        app = await make(site.csms)
+        async with app.run_test(size=SIZE) as pilot:
+            yield OpenConsole(app, pilot, request.param)
 
 
 async def _on_chargers(app: ConsoleApp, pilot: Any) -> None:
@@ -561,7 +564,7 @@ def _matches(text: str, pattern: str) -> bool:
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])
-async def test_remote_action_from_the_console(site: Site, console: Console, case: Case) -> None:
+async def test_remote_action_from_the_console(site: Site, console: OpenConsole, case: Case) -> None:
     fill = dict(case.fill)
     if case.before is not None:
         fill.update(await case.before(site))

@@ -29,7 +29,7 @@ from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from ocpp_console.ui.screens.overview import OverviewScreen
 from ocpp_console.ui.screens.transactions import TransactionsScreen
 from tests.clients import TS
-from tests.conftest import charger, eventually
+from tests.conftest import Console, charger, eventually
 from tests.test_ui import busy_charger, cells, table, until
 
 SIZE = (120, 40)
@@ -82,8 +82,8 @@ def test_the_readme_documents_every_footer_key() -> None:
 # -- 1-5, ? and q ------------------------------------------------------------------------------
 
 
-async def test_number_keys_switch_screens_and_question_mark_shows_their_keys(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_number_keys_switch_screens_and_question_mark_shows_their_keys(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         for key, screen in (("2", ChargersScreen), ("3", TransactionsScreen), ("4", IdTagsScreen),
                             ("5", MessageLogScreen), ("1", OverviewScreen)):
@@ -95,10 +95,10 @@ async def test_number_keys_switch_screens_and_question_mark_shows_their_keys(csm
         await until(pilot, lambda: not app.screen.query(HelpPanel))
 
 
-async def test_q_quits(csms: CentralSystem) -> None:
+async def test_q_quits(csms: CentralSystem, console: Console) -> None:
     """With no charger connected, `q` quits at once (with chargers connected it asks first:
     tests/test_ui_keys.py)."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running)
@@ -107,12 +107,12 @@ async def test_q_quits(csms: CentralSystem) -> None:
 # -- 2: Chargers, and a charger's detail ----------------------------------------------------------
 
 
-async def test_chargers_keys(settings_factory: Any) -> None:
+async def test_chargers_keys(settings_factory: Any, console: Console) -> None:
     """`a` approves a pending charger, `x` rejects one (after a confirmation), `Enter` opens the
     detail, `o` the remote actions, `s` Remote Start (sent), `p` the password (stored)."""
     async with CentralSystem(settings_factory(unknown_chargers="pending")) as csms:
         await csms.store.upsert_id_tag("TAG1", "Accepted", None, None, None)
-        app = ConsoleApp(csms, manage_csms=False)
+        app = await console(csms)
         async with (app.run_test(size=SIZE) as pilot, charger(csms, "CP-A") as cp_a, charger(csms, "CP-B") as cp_b):
             await cp_a.boot()
             await cp_b.boot()
@@ -164,11 +164,11 @@ async def test_chargers_keys(settings_factory: Any) -> None:
             await eventually(lambda: password_hash(csms, "CP-A"))
 
 
-async def test_charger_detail_keys(csms: CentralSystem) -> None:
+async def test_charger_detail_keys(csms: CentralSystem, console: Console) -> None:
     """On a charger's detail: `o` actions, `s` Remote Start, `x` Remote Stop of its transaction,
     `r` Reset, `g` Get Configuration (sent: its keys fill the configuration tab), `e` edits the
     selected key, `[`/`]` switch tabs (tests/test_ui_layout.py), Esc goes back."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-D") as cp:
         tx = await busy_charger(cp)
         await pilot.press("2")
@@ -209,10 +209,10 @@ async def test_charger_detail_keys(csms: CentralSystem) -> None:
 # -- 3: Transactions --------------------------------------------------------------------------
 
 
-async def test_transactions_keys(csms: CentralSystem, tmp_path: Path) -> None:
+async def test_transactions_keys(csms: CentralSystem, tmp_path: Path, console: Console) -> None:
     """`Enter` opens the order, `x` sends RemoteStopTransaction for it, `c` closes a stuck one
     (after a confirmation), `e` exports the orders as CSV."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-T") as cp:
         tx = await busy_charger(cp)
         await pilot.press("3")
@@ -250,10 +250,10 @@ async def test_transactions_keys(csms: CentralSystem, tmp_path: Path) -> None:
 # -- 4: Id tags ---------------------------------------------------------------------------------
 
 
-async def test_id_tags_keys(csms: CentralSystem, tmp_path: Path) -> None:
+async def test_id_tags_keys(csms: CentralSystem, tmp_path: Path, console: Console) -> None:
     """`n` adds, `Enter` edits, `b` blocks and unblocks, `t` tops the wallet up, `e` exports the
     ledger."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         await until(pilot, lambda: isinstance(app.screen, IdTagsScreen))
@@ -297,8 +297,8 @@ async def test_id_tags_keys(csms: CentralSystem, tmp_path: Path) -> None:
 # -- 5: Message log -------------------------------------------------------------------------------
 
 
-async def test_f_pauses_following_the_log(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_f_pauses_following_the_log(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-LOG") as cp:
         await cp.boot()
         await pilot.press("5")
@@ -326,12 +326,12 @@ LISTS = [  # keys to reach the list, its table, a text only one row has, that ro
 ]
 
 
-async def test_slash_filters_every_list_and_escape_clears_it(csms: CentralSystem) -> None:
+async def test_slash_filters_every_list_and_escape_clears_it(csms: CentralSystem, console: Console) -> None:
     """On each list the README names, `/` and a text hide the rows without it; Esc shows them all
     again. One site for all five lists."""
     for tag in ("TAG-A", "TAG-B"):
         await csms.store.upsert_id_tag(tag, "Accepted", None, None, None)
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-FLT-A") as a, charger(csms, "CP-FLT-B") as b:
         for cp, tag in ((a, "TAG-A"), (b, "TAG-B")):
             await cp.boot()
@@ -360,10 +360,10 @@ async def test_slash_filters_every_list_and_escape_clears_it(csms: CentralSystem
 # -- o and ctrl+p -------------------------------------------------------------------------------
 
 
-async def test_ctrl_p_offers_the_selected_transaction_and_the_screens(csms: CentralSystem) -> None:
+async def test_ctrl_p_offers_the_selected_transaction_and_the_screens(csms: CentralSystem, console: Console) -> None:
     """The palette has the screens and, over Transactions, closing the selected transaction (its
     charger actions are in tests/test_ui_keys.py)."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-P") as cp:
         tx = await busy_charger(cp)
         await pilot.press("3")

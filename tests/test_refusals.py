@@ -13,10 +13,9 @@ from textual.widgets import Input
 
 from ocpp_console.csms import CentralSystem, ChargerOffline
 from ocpp_console.csms import events as ev
-from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm
 from tests.clients import TS, TestCharger
-from tests.conftest import EventWaiter, charger
+from tests.conftest import Console, EventWaiter, charger
 from tests.test_ui import SIZE, cells, until
 from tests.test_ui_sim import simulated
 
@@ -146,14 +145,14 @@ async def test_a_rejected_or_failed_remote_start_is_not_followed(csms: CentralSy
 
 
 async def test_console_shows_a_refused_remote_start_in_the_feed_on_the_tag_and_as_its_outcome(
-    settings_factory: Any,
+    settings_factory: Any, console: Console,
 ) -> None:
     """A driver whose wallet is below the minimum: the operator's Remote Start is accepted by the
     simulated charger, which authorizes the tag first and is refused; the console says so."""
     async with CentralSystem(settings_factory(min_balance="1.00")) as system:
         system.remote_starts.window = 1.0  # instead of a minute
         await system.store.upsert_id_tag("POOR")
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot, simulated(system, "SIM-RF") as sim:
             await sim.wait_ready(10)
             await pilot.press("2")
@@ -188,9 +187,9 @@ async def test_console_shows_a_refused_remote_start_in_the_feed_on_the_tag_and_a
             assert row[5].startswith("Blocked: wallet below minimum")
 
 
-async def test_console_says_which_transaction_a_remote_start_started(csms: CentralSystem) -> None:
+async def test_console_says_which_transaction_a_remote_start_started(csms: CentralSystem, console: Console) -> None:
     await csms.store.upsert_id_tag("DRIVER")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-RSU", StartsAtOnce) as cp:
         await _ready(cp)
         await pilot.press("2")

@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.security import check_password, hash_password, parse_basic, PasswordError
+from tests.conftest import Console
 
 PASSWORD = "correct-horse-battery"
 
@@ -172,16 +173,15 @@ def test_profiles_2_and_3_need_certificates(tmp_path: Path) -> None:
     assert settings.tls_ca is None
 
 
-async def test_password_set_from_the_console(settings_factory: Any) -> None:
+async def test_password_set_from_the_console(settings_factory: Any, console: Console) -> None:
     from textual.widgets import Input
 
-    from ocpp_console.ui.app import ConsoleApp
     from ocpp_console.ui.screens.modals import ActionForm
     from tests.test_ui import SIZE, cells, until
 
     async with CentralSystem(settings_factory(security_profile=1)) as system:
         await system.store.add_charger("CP-P")
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
             await until(pilot, lambda: "CP-P" in cells(app))

@@ -27,7 +27,7 @@ from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.charger_detail import short_serial
 from ocpp_console.ui.live import LiveSite, local_time
 from ocpp_console.ui.screens.modals import ActionForm
-from tests.conftest import EventWaiter, raw_socket
+from tests.conftest import Console, EventWaiter, raw_socket
 from tests.test_messages import BOOT, raw_call
 from tests.test_security_ca import make_csr
 from tests.test_sim import base_url, fast_options, fresh, running
@@ -205,8 +205,8 @@ async def pick(app: ConsoleApp, pilot: Any, key: str) -> ActionForm:
     return await until(pilot, lambda: isinstance(app.screen, ActionForm) and app.screen)
 
 
-async def test_console_renews_the_certificate_and_installs_our_ca(csms: CentralSystem, waiter: EventWaiter) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_console_renews_the_certificate_and_installs_our_ca(csms: CentralSystem, waiter: EventWaiter, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, running(base_url(csms), "SIM-CERT-UI") as sim:
         await pilot.press("2")
         await until(pilot, lambda: "SIM-CERT-UI" in str(app.screen.query_one("SyncedTable")._rows))

@@ -30,9 +30,8 @@ from ocpp_console.site.local import LocalSite
 from ocpp_console.sim.security import certificate_hash_data, pem_certificates
 from ocpp_console.timeutil import iso, utcnow
 from ocpp_console.ui.actions import ACTIONS_BY_KEY, Field, FieldError
-from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm
-from tests.conftest import EventWaiter
+from tests.conftest import Console, EventWaiter
 from tests.schemas import validator
 from tests.test_sim import base_url, fast_options, file_server, fresh, running  # noqa: F401 - a fixture
 from tests.test_ui import SIZE as UI_SIZE
@@ -437,11 +436,11 @@ async def test_console_forms_send_the_security_operations(csms: CentralSystem, w
     assert assert_frames_valid(waiter, "SIM-UI") > 0
 
 
-async def test_console_opens_every_security_form_and_installs_a_certificate(csms: CentralSystem) -> None:
+async def test_console_opens_every_security_form_and_installs_a_certificate(csms: CentralSystem, console: Console) -> None:
     keys = ("install_certificate", "installed_certificates", "delete_certificate", "certificate_signed",
             "extended_trigger", "get_log", "signed_update_firmware")
     async with running(base_url(csms), "SIM-CON") as charger:
-        app = ConsoleApp(csms, manage_csms=False)
+        app = await console(csms)
         async with app.run_test(size=UI_SIZE) as pilot:
             for key in keys:  # every form opens with its defaults, and closes again
                 app.start_action("SIM-CON", key, {})

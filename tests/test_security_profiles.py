@@ -22,7 +22,7 @@ from ocpp_console.csms.errors import InvalidCommand
 from ocpp_console.csms.security import FailureThrottle, hash_password
 from ocpp_console.settings import Settings
 from tests.clients import TestCharger
-from tests.conftest import charger, eventually
+from tests.conftest import Console, charger, eventually
 from tests.test_security import _openssl, basic, boots, client_tls, refused
 
 PASSWORD = "correct-horse-battery"
@@ -329,17 +329,16 @@ async def test_security_profile_from_import_files_and_the_api(
         assert await refused(f"ws://127.0.0.1:{system.port}/T-1") == 401
 
 
-async def test_the_console_confirms_a_security_profile_change_first(csms: CentralSystem) -> None:
+async def test_the_console_confirms_a_security_profile_change_first(csms: CentralSystem, console: Console) -> None:
     from textual.widgets import Input
 
-    from ocpp_console.ui.app import ConsoleApp
     from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
     from tests.test_ui import SIZE, cells, until
 
     async with charger(csms, "CP-UI") as cp:
         cp.config["securityprofile"] = ("0", False)
         await cp.boot()
-        app = ConsoleApp(csms, manage_csms=False)
+        app = await console(csms)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
             await until(pilot, lambda: "CP-UI" in cells(app))

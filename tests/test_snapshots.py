@@ -25,6 +25,7 @@ def scenario_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Co
     timeutil.set_clock(story_clock)
     settings = load_settings(tmp_path / "none.toml", host="127.0.0.1", port=0, db=tmp_path / "snap.sqlite",
                              **SCENARIO_SETTINGS)
+    # In-process only: the picture is of the app that runs the scenario's central system itself.
     app = ConsoleApp(CentralSystem(settings), prepare=play_scenario)
     try:
         yield app

@@ -17,7 +17,7 @@ from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
 from ocpp_console.ui.widgets.tables import SyncedTable
 from tests.clients import TS
-from tests.conftest import charger
+from tests.conftest import Console, charger
 
 SIZE = (140, 45)
 
@@ -62,8 +62,8 @@ async def busy_charger(cp: Any) -> int:
     return tx
 
 
-async def test_every_screen_shows_live_data(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_every_screen_shows_live_data(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-LIVE") as cp:
         tx = await busy_charger(cp)
         # Overview
@@ -97,8 +97,8 @@ async def test_every_screen_shows_live_data(csms: CentralSystem) -> None:
         await until(pilot, lambda: any(" ERROR " in r[0] and "Nope" in r[0] for r in cells(app).values()))
 
 
-async def test_remote_start_from_the_console(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_remote_start_from_the_console(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-RS") as cp:
         await cp.boot()
         await pilot.press("2")
@@ -111,8 +111,8 @@ async def test_remote_start_from_the_console(csms: CentralSystem) -> None:
         assert cp.received[-1] == ("RemoteStartTransaction", {"id_tag": "DRIVER-7", "connector_id": 1})
 
 
-async def test_form_validation_shows_a_message_not_a_traceback(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_form_validation_shows_a_message_not_a_traceback(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-V") as cp:
         await cp.boot()
         await pilot.press("2")
@@ -129,8 +129,8 @@ async def test_form_validation_shows_a_message_not_a_traceback(csms: CentralSyst
         assert cp.received == []
 
 
-async def test_cancelled_confirmation_sends_nothing(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_cancelled_confirmation_sends_nothing(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-C") as cp:
         await busy_charger(cp)
         await pilot.press("2")
@@ -156,8 +156,8 @@ async def test_cancelled_confirmation_sends_nothing(csms: CentralSystem) -> None
         assert cp.received[-1] == ("Reset", {"type": "Hard"})
 
 
-async def test_change_configuration_from_detail_screen(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_change_configuration_from_detail_screen(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-CFG") as cp:
         await cp.boot()
         await pilot.press("2")
@@ -177,9 +177,9 @@ async def test_change_configuration_from_detail_screen(csms: CentralSystem) -> N
         await until(pilot, lambda: cells(app, "#config")["HeartbeatInterval"][1] == "90")
 
 
-async def test_approve_pending_charger_from_the_console(settings_factory: Any) -> None:
+async def test_approve_pending_charger_from_the_console(settings_factory: Any, console: Console) -> None:
     async with CentralSystem(settings_factory(unknown_chargers="pending")) as system:
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot, charger(system, "CP-NEW") as cp:
             assert (await cp.boot()).status == "Pending"
             await pilot.press("2")
@@ -191,9 +191,9 @@ async def test_approve_pending_charger_from_the_console(settings_factory: Any) -
             await until(pilot, lambda: cells(app)["CP-NEW"][1] == "Accepted")
 
 
-async def test_offline_charger_command_is_a_clear_notification(csms: CentralSystem) -> None:
+async def test_offline_charger_command_is_a_clear_notification(csms: CentralSystem, console: Console) -> None:
     await csms.store.add_charger("GHOST")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await until(pilot, lambda: "GHOST" in cells(app))
@@ -206,23 +206,32 @@ async def test_offline_charger_command_is_a_clear_notification(csms: CentralSyst
         await until(pilot, lambda: any("not connected" in str(n.message) for n in app._notifications))
 
 
-async def test_id_tag_added_and_blocked_from_the_console(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_id_tag_added_and_blocked_from_the_console(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        await pilot.press("n")
-        await until(pilot, lambda: app.screen.query("#tag"))
-        app.screen.query_one("#tag", Input).value = "NEWTAG"
-        app.screen.query_one("#parent", Input).value = "FLEET"
-        await pilot.click("#save")
+        async def add(tag: str, parent: str) -> None:
+            await pilot.press("4")
+            await pilot.press("n")
+            await until(pilot, lambda: app.screen.query("#tag"))
+            app.screen.query_one("#tag", Input).value = tag
+            app.screen.query_one("#parent", Input).value = parent
+            await pilot.click("#save")
+
+        await add("NEWTAG", "FLEET")  # a parent that does not exist is refused, as the CLI and the API refuse it
+        await until(pilot, lambda: any(str(n.message) == "Id tag NEWTAG not saved: parent tag FLEET of NEWTAG does "
+                                       "not exist" for n in app._notifications))
+        assert await csms.store.id_tag("NEWTAG") is None
+        await csms.store.upsert_id_tag("FLEET")
+        await add("NEWTAG", "FLEET")
         await until(pilot, lambda: "NEWTAG" in cells(app))
         assert (await csms.store.id_tag("NEWTAG"))["parent_id_tag"] == "FLEET"
+        table(app).move_cursor(row=list(cells(app)).index("NEWTAG"))
         await pilot.press("b")
         await until(pilot, lambda: cells(app)["NEWTAG"][1] == "Blocked")
         assert (await csms.store.id_tag("NEWTAG"))["status"] == "Blocked"
 
 
-async def test_site_power_history_survives_a_restart(csms: CentralSystem) -> None:
+async def test_site_power_history_survives_a_restart(csms: CentralSystem, console: Console) -> None:
     from datetime import timedelta
 
     from ocpp_console.timeutil import iso, utcnow
@@ -236,21 +245,21 @@ async def test_site_power_history_survives_a_restart(csms: CentralSystem) -> Non
         old = iso(utcnow() - timedelta(hours=3))
         await cp.call(call.MeterValues(connector_id=1, meter_value=[{"timestamp": old, "sampledValue": [
             {"value": "99000", "unit": "W", "measurand": "Power.Active.Import"}]}]))
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         history = [round(kw, 1) for _, kw in app.live.site_power]
         assert history[:3] == [3.0, 11.0, 7.0]  # the 3-hour-old sample is outside the hour
 
 
-async def test_wallet_top_up_order_costs_and_export_from_the_console(settings_factory: Any, tmp_path: Any) -> None:
+async def test_wallet_top_up_order_costs_and_export_from_the_console(settings_factory: Any, tmp_path: Any, console: Console) -> None:
     import csv
 
     system = CentralSystem(settings_factory(price_per_kwh="0.50", session_fee="1.00", currency="EUR"))
     async with system:
         await system.store.upsert_id_tag("FLEET")
         await system.store.upsert_id_tag("VAN", parent_id_tag="FLEET")
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot, charger(system, "CP-W") as cp:
             await cp.boot()
             await pilot.press("4")
@@ -295,7 +304,7 @@ async def test_wallet_top_up_order_costs_and_export_from_the_console(settings_fa
     assert [(r["transaction_id"], r["total"], r["wallet"]) for r in rows] == [(str(tx), "6.00", "FLEET")]
 
 
-async def test_console_survives_hostile_data(csms: CentralSystem) -> None:
+async def test_console_survives_hostile_data(csms: CentralSystem, console: Console) -> None:
     """Very long strings, odd unicode and absurd meter readings reach every screen without a traceback."""
     weird = "🚗⚡ مرحبا \u202e\u0000" + "x" * 3000
     async with charger(csms, "CP-WEIRD") as cp:
@@ -311,7 +320,7 @@ async def test_console_survives_hostile_data(csms: CentralSystem) -> None:
         await cp.call(call.DataTransfer(vendor_id="v", data=weird))
         await cp.call(call.StopTransaction(meter_stop=2**31 - 1, timestamp=TS, transaction_id=tx))
     await csms.store.upsert_id_tag("T" * 20, note=weird)
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=(80, 24)) as pilot:
         for key in ("1", "2", "3", "4", "5"):
             await pilot.press(key)
@@ -332,10 +341,10 @@ async def test_console_survives_hostile_data(csms: CentralSystem) -> None:
     assert all(s["value_num"] is None or abs(s["value_num"]) < 1e15 for s in samples)  # absurd readings not used
 
 
-async def test_authorization_key_is_typed_unseen(csms: CentralSystem) -> None:
+async def test_authorization_key_is_typed_unseen(csms: CentralSystem, console: Console) -> None:
     async with charger(csms, "CP-SECRET") as cp:
         await cp.boot()
-        app = ConsoleApp(csms, manage_csms=False)
+        app = await console(csms)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
             await until(pilot, lambda: "CP-SECRET" in cells(app))

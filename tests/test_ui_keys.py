@@ -11,15 +11,15 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.modals import ActionForm
-from tests.conftest import charger
+from tests.conftest import Console, charger, consoles
 from tests.test_ui import SIZE, cells, until
 
 
 @pytest.mark.parametrize("where", ["row", "detail"])
-async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSystem, where: str) -> None:
+async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSystem, where: str, console: Console) -> None:
     """Opened over the chargers table (its selected row) or a charger's detail screen, ctrl+p offers
     that charger's remote actions: the palette once looked at itself for a selected charger."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-PALETTE") as cp:
         await cp.boot()
         await pilot.press("2")
@@ -38,6 +38,7 @@ async def test_the_palette_offers_the_selected_chargers_actions(csms: CentralSys
         assert form.spec.title == "Unlock Connector" and form.charger_id == "CP-PALETTE"
 
 
+# In-process only by nature: quitting stops the central system this console owns (attached: below).
 @pytest.mark.parametrize("key", ["q", "ctrl+q"])
 async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any, key: str) -> None:
     """`q` and Textual's own ctrl+q both ask before they stop the central system under connected
@@ -63,13 +64,27 @@ async def test_quitting_with_chargers_connected_asks_first(settings_factory: Any
             await until(pilot, lambda: not app.is_running)
 
 
-async def test_remote_start_defaults_to_a_free_connector(csms: CentralSystem) -> None:
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+async def test_an_attached_console_quits_at_once_and_leaves_the_chargers_connected(
+    csms: CentralSystem, key: str,
+) -> None:
+    async with consoles("remote") as make, charger(csms, "CP-STAYS") as cp:
+        await cp.boot()
+        app = await make(csms)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.live.chargers.get("CP-STAYS") and app.live.chargers["CP-STAYS"].connected)
+            await pilot.press(key)  # nothing to confirm: the service keeps its chargers
+            await until(pilot, lambda: not app.is_running)
+        assert "CP-STAYS" in csms.sessions and not csms.sessions["CP-STAYS"].closing
+
+
+async def test_remote_start_defaults_to_a_free_connector(csms: CentralSystem, console: Console) -> None:
     """`s` on a charger whose connector 1 is busy and 2 free offers connector 2, from the chargers
     table and from the detail screen (whose context once named the busy connector)."""
     from ocpp.v16.enums import ChargePointStatus
     from textual.widgets import Input
 
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-FREE") as cp:
         await cp.boot()
         await cp.status(1, ChargePointStatus.charging)

@@ -26,7 +26,7 @@ from ocpp_console.ui.screens.modals import ActionForm, IdTagForm
 from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from ocpp_console.ui.widgets.tables import SyncedTable, cell_width
 from tests.clients import TS
-from tests.conftest import charger
+from tests.conftest import Console, charger
 from tests.test_ui import busy_charger, cells, table, text_of, until
 
 NARROW, WIDE = (80, 24), (120, 40)
@@ -87,10 +87,10 @@ async def finished_order(cp: Any, connector: int = 2, stop: str = "2026-11-25T09
 # -- columns ---------------------------------------------------------------------------------
 
 
-async def test_columns_grow_with_their_content(csms: CentralSystem) -> None:
+async def test_columns_grow_with_their_content(csms: CentralSystem, console: Console) -> None:
     """A power going from 9.9 to 11.0 kW and a balance gaining digits widen their columns: updated
     cells once kept the width of the first value ("11.0 k")."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     await csms.store.upsert_id_tag("TAG1", "Accepted", None, None, None)
     async with app.run_test(size=WIDE) as pilot, charger(csms, "CP-GROW") as cp:
         tx = await running_session(cp, 9900)
@@ -111,8 +111,8 @@ async def test_columns_grow_with_their_content(csms: CentralSystem) -> None:
 
 
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
-async def test_chargers_keep_id_state_connectors_and_power(csms: CentralSystem, size: tuple[int, int]) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_chargers_keep_id_state_connectors_and_power(csms: CentralSystem, size: tuple[int, int], console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=size) as pilot, charger(csms, "CP-NARROW-0001") as cp:
         await cp.boot()
         for connector in (1, 2):
@@ -128,11 +128,11 @@ async def test_chargers_keep_id_state_connectors_and_power(csms: CentralSystem, 
 
 
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
-async def test_transactions_show_their_cost(csms: CentralSystem, size: tuple[int, int]) -> None:
+async def test_transactions_show_their_cost(csms: CentralSystem, size: tuple[int, int], console: Console) -> None:
     """Running: id, charger, energy, power, cost and state at 80 columns. Orders: the cost at 80,
     and start, stop and reason too at 120 (compact times: MM-DD HH:MM, not the full date)."""
     await csms.store.upsert_id_tag("TAG1", "Accepted", None, None, None)
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=size) as pilot, charger(csms, "CP-COST") as cp:
         tx = await running_session(cp)
         order = await finished_order(cp)
@@ -161,8 +161,8 @@ def test_one_duration_format() -> None:
         "0s", "45s", "1m", "12m", "1h 00m", "1h 05m", "26h 10m", "-"]
 
 
-async def test_orders_and_order_detail_write_durations_alike(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_orders_and_order_detail_write_durations_alike(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=WIDE) as pilot, charger(csms, "CP-DUR") as cp:
         await cp.boot()
         order = await finished_order(cp)
@@ -186,9 +186,9 @@ WIDE_EXTRA = {"2": {"s", "x", "p", "1", "5"}, "3": {"e", "1", "5"}, "4": {"e", "
 
 
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
-async def test_the_footer_keeps_the_essential_keys(csms: CentralSystem, size: tuple[int, int]) -> None:
+async def test_the_footer_keeps_the_essential_keys(csms: CentralSystem, size: tuple[int, int], console: Console) -> None:
     await csms.store.upsert_id_tag("TAG1", "Accepted", None, None, None)
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=size) as pilot, charger(csms, "CP-FOOT") as cp:
         await running_session(cp)
         for screen, keys in ESSENTIAL.items():
@@ -206,10 +206,10 @@ async def test_the_footer_keeps_the_essential_keys(csms: CentralSystem, size: tu
         assert detail <= set(footer_keys(app)), sorted(detail - set(footer_keys(app)))
 
 
-async def test_tabs_switch_with_keys(csms: CentralSystem) -> None:
+async def test_tabs_switch_with_keys(csms: CentralSystem, console: Console) -> None:
     """`]` and `[` walk the tabs of Transactions and of a charger's detail, and the shown list takes
     the focus (Enter acts on it)."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=WIDE) as pilot, charger(csms, "CP-TABS") as cp:
         await cp.boot()
         order = await finished_order(cp)
@@ -236,10 +236,10 @@ async def test_tabs_switch_with_keys(csms: CentralSystem) -> None:
         await until(pilot, lambda: tabs.active == "tab-profiles" and app.focused is detail.query_one("#profiles"))
 
 
-async def test_help_lists_the_keys_of_the_current_screen(csms: CentralSystem) -> None:
+async def test_help_lists_the_keys_of_the_current_screen(csms: CentralSystem, console: Console) -> None:
     """`?` shows the keys of the screen in front, and stays on (with that screen's keys) as the
     operator moves between screens, until `?` again."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
 
     def help_text() -> str:
         from rich.console import Console
@@ -276,10 +276,10 @@ async def test_help_lists_the_keys_of_the_current_screen(csms: CentralSystem) ->
 # -- 80x24: the detail screen and every form -------------------------------------------------
 
 
-async def test_the_detail_screen_opens_at_its_top(csms: CentralSystem) -> None:
+async def test_the_detail_screen_opens_at_its_top(csms: CentralSystem, console: Console) -> None:
     """At 80x24 the identity panels are taller than half the screen: focusing the connectors
     table once scrolled them out of view."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=NARROW) as pilot, charger(csms, "CP-TOP") as cp:
         await running_session(cp)
         await pilot.press("2")
@@ -303,11 +303,11 @@ FORMS = [pytest.param(lambda spec=spec: ActionForm(spec, "CP-FORM", spec.default
 ]
 
 
-async def test_every_forms_buttons_are_on_screen_at_80x24(csms: CentralSystem) -> None:
+async def test_every_forms_buttons_are_on_screen_at_80x24(csms: CentralSystem, console: Console) -> None:
     """Every form's buttons are in view when it opens at 80x24, and its title: a tall form scrolls
     its fields under buttons that stay put (the id tag form's once lay below the bottom edge, and
     focusing its first field scrolled the title away)."""
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     screen_region = Region(0, 0, *NARROW)
     async with app.run_test(size=NARROW) as pilot:
         await until(pilot, lambda: app.current_mode == "overview" and app.screen.is_current)

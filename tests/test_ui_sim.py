@@ -12,7 +12,6 @@ from textual.widgets import Input, OptionList
 from ocpp_console.csms import CentralSystem
 from ocpp_console.sim import SimulatedCharger
 from ocpp_console.ui.actions import ACTIONS
-from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm
 from tests.test_ui import SIZE, cells, text_of, until
 
@@ -29,9 +28,9 @@ async def simulated(csms: CentralSystem, charger_id: str, **kwargs: Any) -> Asyn
         await asyncio.wait_for(task, 15)
 
 
-async def test_remote_start_from_console_starts_a_simulated_transaction(csms: CentralSystem) -> None:
+async def test_remote_start_from_console_starts_a_simulated_transaction(csms: CentralSystem, console: Console) -> None:
     await csms.store.upsert_id_tag("DRIVER-1")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-UI") as sim:
         await sim.wait_ready(10)
         await pilot.press("2")
@@ -56,8 +55,8 @@ async def test_remote_start_from_console_starts_a_simulated_transaction(csms: Ce
         assert order[9] == "Remote"
 
 
-async def test_change_configuration_changes_the_simulators_key(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_change_configuration_changes_the_simulators_key(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-CFG") as sim:
         await sim.wait_ready(10)
         await pilot.press("2")
@@ -85,9 +84,9 @@ async def test_change_configuration_changes_the_simulators_key(csms: CentralSyst
         assert sim.config.get("NumberOfConnectors") == "2"
 
 
-async def test_approving_a_pending_simulated_charger(settings_factory: Any) -> None:
+async def test_approving_a_pending_simulated_charger(settings_factory: Any, console: Console) -> None:
     async with CentralSystem(settings_factory(unknown_chargers="pending", boot_retry_interval=60)) as system:
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=SIZE) as pilot, simulated(system, "SIM-NEW") as sim:
             await pilot.press("2")
             await until(pilot, lambda: cells(app).get("SIM-NEW", [None, ""])[1] == "awaiting approval", 10)
@@ -99,8 +98,8 @@ async def test_approving_a_pending_simulated_charger(settings_factory: Any) -> N
             assert row is not None and row["registration"] == "Accepted"
 
 
-async def test_firmware_update_progress_and_new_version_on_the_detail_screen(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_firmware_update_progress_and_new_version_on_the_detail_screen(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-FW") as sim:
         await sim.wait_ready(10)
         await pilot.press("2")
@@ -117,8 +116,8 @@ async def test_firmware_update_progress_and_new_version_on_the_detail_screen(csm
         await until(pilot, lambda: "2.1.0" in text_of(app.screen.query_one("#identity")), 20)
 
 
-async def test_help_and_command_palette(csms: CentralSystem) -> None:
-    app = ConsoleApp(csms, manage_csms=False)
+async def test_help_and_command_palette(csms: CentralSystem, console: Console) -> None:
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, simulated(csms, "SIM-PAL") as sim:
         await sim.wait_ready(10)
         await pilot.press("2")

@@ -12,7 +12,7 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ConfirmScreen
-from tests.conftest import EventWaiter, charger
+from tests.conftest import Console, EventWaiter, charger
 from tests.test_ui import SIZE, busy_charger, cells, text_of, until
 
 
@@ -26,9 +26,9 @@ async def same_as_the_store(app: ConsoleApp, csms: CentralSystem, expected: set[
     assert {row["id"] for row in await csms.store.stale_transactions()} == expected
 
 
-async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralSystem, waiter: EventWaiter) -> None:
+async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralSystem, waiter: EventWaiter, console: Console) -> None:
     await csms.store.upsert_id_tag("TAG1")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         async with charger(csms, "CP-ST") as cp:
             tx = await busy_charger(cp)
@@ -61,9 +61,9 @@ async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralS
             await same_as_the_store(app, csms, {tx})
 
 
-async def test_operator_closes_a_stuck_transaction_in_the_console(csms: CentralSystem) -> None:
+async def test_operator_closes_a_stuck_transaction_in_the_console(csms: CentralSystem, console: Console) -> None:
     await csms.store.upsert_id_tag("TAG1")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-STUCK") as cp:
         tx = await busy_charger(cp)
         await pilot.press("3")
@@ -91,9 +91,9 @@ async def test_operator_closes_a_stuck_transaction_in_the_console(csms: CentralS
         assert not isinstance(app.screen, ConfirmScreen)
 
 
-async def test_close_from_the_command_palette(csms: CentralSystem) -> None:
+async def test_close_from_the_command_palette(csms: CentralSystem, console: Console) -> None:
     await csms.store.upsert_id_tag("TAG1")
-    app = ConsoleApp(csms, manage_csms=False)
+    app = await console(csms)
     async with app.run_test(size=SIZE) as pilot, charger(csms, "CP-PAL") as cp:
         tx = await busy_charger(cp)
         await pilot.press("3")

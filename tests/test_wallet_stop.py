@@ -20,11 +20,10 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.billing import from_minor
 from ocpp_console.settings import Settings
 from ocpp_console.timeutil import iso, utcnow
-from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.live import LiveSite
 from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from tests.clients import TestCharger
-from tests.conftest import charger, eventually
+from tests.conftest import Console, charger, eventually
 from tests.test_api import api_for, get
 from tests.test_billing import mv
 from tests.test_provision import run_cli
@@ -54,7 +53,7 @@ async def meter(cp: TestCharger, tx: int, wh: int, minutes_ago: float = 0) -> No
 
 
 async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_order_says_why(
-    settings_factory: Callable[..., Settings], tmp_path: Any,
+    settings_factory: Callable[..., Settings], tmp_path: Any, console: Console,
 ) -> None:
     settings = settings_factory(stop_on_empty_wallet=True, **ONE_EURO_PER_KWH)
     async with CentralSystem(settings) as system:
@@ -66,10 +65,10 @@ async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_ord
             status, live = await get(http, f"/api/transactions/{tx}")
             assert status == 200 and live["running"] and (live["energy_wh"], live["cost"]) == (1500, "1.50")
             assert live["power_w"] == 11000
-            console = LiveSite(system)  # the console's Transactions screen reads this model
-            await console.load()
-            shown = console.running[tx]
-            console.close()
+            model = LiveSite(system)  # the console's Transactions screen reads this model
+            await model.load()
+            shown = model.running[tx]
+            model.close()
             status, listed = await get(http, "/api/transactions", running="true")
             assert [(t["id"], t["energy_wh"], t["cost"], t["power_w"]) for t in listed] == [
                 (tx, int(shown.energy_wh), str(from_minor(shown.cost_so_far() or 0, "EUR")), shown.power_w)]
@@ -95,7 +94,7 @@ async def test_a_session_is_stopped_when_its_cost_reaches_the_wallet_and_the_ord
     assert "wallet_empty" in line["flags"]
     # The console says why too: in the Orders tab, and on the order itself.
     async with CentralSystem(settings) as system:
-        app = ConsoleApp(system, manage_csms=False)
+        app = await console(system)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.press("3", "]")
             await until(pilot, lambda: cells(app, "#orders").get(str(tx), [""])[-2] == "Remote, wallet empty")

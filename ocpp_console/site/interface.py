@@ -179,7 +179,8 @@ class Site(abc.ABC):
     @abc.abstractmethod
     async def save_id_tag(self, id_tag: str, status: str, expiry_date: str | None, parent_id_tag: str | None,
                           note: str | None) -> None:
-        """Create or replace an id tag (every field as given)."""
+        """Create or replace an id tag (every field as given), by the rules the CLI and the API
+        keep (its parent exists, ...); SiteError saying why not."""
 
     @abc.abstractmethod
     async def wallet_movement(self, id_tag: str, amount: int, kind: str, reason: str) -> tuple[str, int]:

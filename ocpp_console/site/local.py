@@ -158,8 +158,12 @@ class LocalSite(Site):
 
     async def save_id_tag(self, id_tag: str, status: str, expiry_date: str | None, parent_id_tag: str | None,
                           note: str | None) -> None:
-        await self.store.upsert_id_tag(id_tag, status, expiry_date, parent_id_tag, note)
-        await self.csms.reload()
+        # As the HTTP API and the CLI save it (a parent must exist, ...): the same rules in both consoles.
+        body = {"status": status, "expiry_date": expiry_date, "parent_id_tag": parent_id_tag, "note": note}
+        try:
+            await resources.put_id_tag(self.csms, id_tag, body)
+        except ValueError as exc:
+            raise SiteError(str(exc)) from None
 
     async def wallet_movement(self, id_tag: str, amount: int, kind: str, reason: str) -> tuple[str, int]:
         try:

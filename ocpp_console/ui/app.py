@@ -327,9 +327,12 @@ class ConsoleApp(App[None]):
             await self.save_id_tag(values)
 
     async def save_id_tag(self, values: dict[str, Any]) -> None:
-        await self.site.save_id_tag(
-            values["id_tag"], values["status"], values.get("expiry_date"), values.get("parent_id_tag"), values.get("note")
-        )
+        try:
+            await self.site.save_id_tag(values["id_tag"], values["status"], values.get("expiry_date"),
+                                        values.get("parent_id_tag"), values.get("note"))
+        except SiteError as exc:  # e.g. its parent does not exist
+            self.notify(f"Id tag {values['id_tag']} not saved: {exc}", title="Id tag not saved", severity="error")
+            return
         self.live.versions["tags"] += 1
         self.notify(f"Id tag {values['id_tag']} saved: {values['status']}.", title="Id tag saved")
 
