@@ -164,6 +164,7 @@ class LocalSite(Site):
             await resources.put_id_tag(self.csms, id_tag, body)
         except ValueError as exc:
             raise SiteError(str(exc)) from None
+        await self.csms.reload()
 
     async def wallet_movement(self, id_tag: str, amount: int, kind: str, reason: str) -> tuple[str, int]:
         try:
