@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
@@ -61,7 +62,11 @@ class Service:
         self.ocpp_port, self.api_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.server = start_server("ocpp-console", self.ocpp_port, tmp, ("--api-port", str(self.api_port)))
-        self.token = self._token(tmp / "api-token")
+        try:
+            self.token = self._token(tmp / "api-token")
+        except BaseException:
+            self.stop()
+            raise
         self.load: subprocess.Popen[str] | None = None
 
     def _token(self, path: Path) -> str:
@@ -90,6 +95,13 @@ class Service:
     def cpu(self) -> float:
         return cpu_seconds(self.server.pid)
 
+    async def calls(self) -> int:
+        """Calls the chargers have had answered so far."""
+        assert self.load is not None and self.load.stderr is not None
+        self.load.send_signal(signal.SIGUSR1)
+        line = await asyncio.to_thread(self.load.stderr.readline)
+        return json.loads(line)["calls"]
+
     def stop_load(self) -> dict:
         assert self.load is not None
         self.load.send_signal(signal.SIGINT)
@@ -106,11 +118,23 @@ class Service:
             self.server.kill()
 
 
-async def cpu_window(service: Service, seconds: float) -> float:
-    """The service's CPU seconds per second of wall time over the next `seconds`."""
-    cpu0, t0 = service.cpu(), time.monotonic()
+@dataclass
+class Window:
+    cores: float  # the service's CPU seconds per second of wall time
+    per_1000: float  # the service's CPU seconds per 1,000 calls answered
+    calls_per_s: float
+    client_cores: float  # this process's (the stream client's) CPU seconds per second
+
+
+async def cpu_window(service: Service, seconds: float) -> Window:
+    """What the service spent over the next `seconds`."""
+    calls0 = await service.calls()
+    cpu0, own0, t0 = service.cpu(), time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
-    return (service.cpu() - cpu0) / (time.monotonic() - t0)
+    cpu1, own1, t1 = service.cpu(), time.process_time(), time.monotonic()
+    calls = await service.calls() - calls0
+    return Window(round((cpu1 - cpu0) / (t1 - t0), 3), round((cpu1 - cpu0) / calls * 1000, 4) if calls else float("nan"),
+                  round(calls / (t1 - t0)), round((own1 - own0) / (t1 - t0), 3))
 
 
 async def raw_reader(url: str, token: str, counts: dict[str, int], ready: asyncio.Event) -> None:
@@ -180,10 +204,8 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict:
     try:
         await service.drive()
         await asyncio.sleep(args.settle)
-        idle: list[float] = []  # CPU share of each client-less window, in order
-        raw: list[tuple[int, float]] = []  # (index of the client-less window before it, CPU share)
-        console: list[tuple[int, float]] = []
-        raw_events = 0.0
+        idle: list[Window] = []  # the client-less windows, in order
+        with_client: dict[str, list[tuple[int, Window]]] = {"raw": [], "console": []}  # (idle window before, it)
         idle.append(await cpu_window(service, args.window))
         for _ in range(args.rounds):
             counts: dict[str, int] = {}
@@ -192,8 +214,8 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict:
             await asyncio.wait_for(ready.wait(), 30)
             await asyncio.sleep(1)
             before = counts.get("event", 0)
-            raw.append((len(idle) - 1, await cpu_window(service, args.window)))
-            raw_events += (counts.get("event", 0) - before) / args.window / max(args.rounds, 1)
+            with_client["raw"].append((len(idle) - 1, await cpu_window(service, args.window)))
+            report.setdefault("raw_client_events_per_s", []).append(round((counts.get("event", 0) - before) / args.window))
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             idle.append(await cpu_window(service, args.window))
@@ -201,21 +223,17 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict:
             async with app.run_test(size=(160, 50)):
                 await until(lambda: app.live.counts()["online"] >= args.chargers and app.screen.refreshed_at, 60)
                 await asyncio.sleep(2)  # its first reads (1,000 chargers, the message log) are done
-                console.append((len(idle) - 1, await cpu_window(service, args.window)))
+                with_client["console"].append((len(idle) - 1, await cpu_window(service, args.window)))
             idle.append(await cpu_window(service, args.window))
-        if args.rounds:
-            def increase(windows: list[tuple[int, float]]) -> list[float]:
-                return [round((share / ((idle[i] + idle[i + 1]) / 2) - 1) * 100, 1) for i, share in windows]
-            report |= {
-                "service_cpu_cores_no_client": [round(x, 3) for x in idle],
-                "service_cpu_cores_raw_client": [round(x, 3) for _, x in raw],
-                "service_cpu_cores_console": [round(x, 3) for _, x in console],
-                "cpu_increase_pct_raw_client": increase(raw),
-                "cpu_increase_pct_console": increase(console),
-                "cpu_increase_pct_raw_client_median": statistics.median(increase(raw)),
-                "cpu_increase_pct_console_median": statistics.median(increase(console)),
-                "raw_client_events_per_s": round(raw_events),
-            }
+        report["windows"] = {"none": [asdict(w) for w in idle]} | {
+            kind: [asdict(w) for _, w in windows] for kind, windows in with_client.items()}
+        for kind, windows in with_client.items():
+            for field in ("per_1000", "cores"):
+                more = [round((getattr(w, field) / statistics.mean((getattr(idle[i], field), getattr(idle[i + 1], field)))
+                               - 1) * 100, 1) for i, w in windows]
+                report[f"cpu_{field}_increase_pct_{kind}"] = more
+                if more:
+                    report[f"cpu_{field}_increase_pct_{kind}_median"] = statistics.median(more)
         if args.keys:
             app = ConsoleApp(RemoteSite(service.url, service.token))
             async with app.run_test(size=(160, 50)):

@@ -142,7 +142,11 @@ async def main() -> None:
     runs = [asyncio.create_task(c.run(interval, args.heartbeat, until)) for c in live]
     # SIGINT ends the measurement early (a driver that runs phases of its own length)
     interrupted = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    # SIGUSR1: the calls answered so far, on stderr (a driver that measures windows of its own)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps({"event": "calls", "calls": stats.calls}),
+                                                          file=sys.stderr, flush=True))
     early = asyncio.create_task(interrupted.wait())
     await asyncio.wait([asyncio.gather(*runs), early], return_when=asyncio.FIRST_COMPLETED)
     elapsed = time.perf_counter() - t0
