@@ -142,6 +142,7 @@ async def raw_reader(url: str, token: str, counts: dict[str, int], ready: asynci
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         async with http.ws_connect(url.replace("http", "ws", 1) + "/api/events") as ws:
             async for msg in ws:
+                counts["frames"] = counts.get("frames", 0) + 1
                 for line in msg.data.splitlines():
                     kind = json.loads(line)["type"]
                     counts[kind] = counts.get(kind, 0) + 1
@@ -213,9 +214,10 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict:
             reader = asyncio.create_task(raw_reader(service.url, service.token, counts, ready))
             await asyncio.wait_for(ready.wait(), 30)
             await asyncio.sleep(1)
-            before = counts.get("event", 0)
+            before, frames = counts.get("event", 0), counts["frames"]
             with_client["raw"].append((len(idle) - 1, await cpu_window(service, args.window)))
             report.setdefault("raw_client_events_per_s", []).append(round((counts.get("event", 0) - before) / args.window))
+            report.setdefault("raw_client_frames_per_s", []).append(round((counts["frames"] - frames) / args.window))
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             idle.append(await cpu_window(service, args.window))
