@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -116,7 +117,8 @@ async def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--chargers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200.0, help="MeterValues calls per second, all chargers together")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured after all are connected")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds measured after all are connected (SIGINT ends it sooner)")
     parser.add_argument("--heartbeat", type=float, default=60.0)
     parser.add_argument("--tx-fraction", type=float, default=0.5, help="share of chargers with a running transaction")
     parser.add_argument("--prefix", default="BENCH")
@@ -137,9 +139,22 @@ async def main() -> None:
     stats.measuring = True
     t0 = time.perf_counter()
     until = t0 + args.duration
-    await asyncio.gather(*(c.run(interval, args.heartbeat, until) for c in live))
+    runs = [asyncio.create_task(c.run(interval, args.heartbeat, until)) for c in live]
+    # SIGINT ends the measurement early (a driver that runs phases of its own length)
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    # SIGUSR1: the calls answered so far, on stderr (a driver that measures windows of its own)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps({"event": "calls", "calls": stats.calls}),
+                                                          file=sys.stderr, flush=True))
+    early = asyncio.create_task(interrupted.wait())
+    await asyncio.wait([asyncio.gather(*runs), early], return_when=asyncio.FIRST_COMPLETED)
     elapsed = time.perf_counter() - t0
     stats.measuring = False
+    early.cancel()
+    for run in runs:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
     if args.hold:
         await asyncio.sleep(args.hold)
     lat = sorted(stats.latencies)

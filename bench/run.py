@@ -41,13 +41,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_server(kind: str, port: int, tmp: Path) -> subprocess.Popen[str]:
+def start_server(kind: str, port: int, tmp: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     if kind == "ocpp-console":
         cmd = [sys.executable, "-m", "ocpp_console", "serve", "--config", str(tmp / "none.toml"), "--host", "127.0.0.1",
                "--port", str(port), "--db", str(tmp / f"bench-{port}.sqlite"), "--unknown-chargers", "accept",
                "--unknown-id-tags", "accept", "--log-level", "WARNING", "--max-calls-per-second", "1000"]
         marker_stream = "stderr"
-        cmd[6:6] = []
+        cmd += extra
     else:
         cmd = [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
         marker_stream = "stdout"

@@ -4,7 +4,8 @@ Every event the bus publishes gets the next sequence number and goes into a boun
 count and by size). Each client has only a cursor into that ring and one writer task, so
 publishing costs the central system the same whether no client, a fast one or a stuck one is
 connected: an append, and a wake-up. Events are encoded to JSON once, when a client first
-needs them, and shared by every client.
+needs them, and shared by every client; a client gets at most one frame every FRAME_INTERVAL
+unless it has a backlog to catch up on.
 
 A client that falls behind has MeterSample and MessageLogged events (superseded by the next
 ones anyway) skipped; one that falls off the end of the ring is told to resync and continues
@@ -44,6 +45,11 @@ RING_BYTES = 32 * 1024 * 1024
 FRAME_BYTES = 256 * 1024  # a batch sent in one WebSocket frame stops growing here
 SEND_TIMEOUT = 30.0  # a socket that takes nothing for this long belongs to a dead or stuck client
 OTHER_EVENT_BYTES = 200  # what an event other than a message frame takes, roughly, as JSON
+# After a frame, a client's writer waits this long before the next, so that the events of a busy
+# moment go out together: at 2,000 MeterValues/s a frame per wake-up was ~650 frames a second,
+# ~9 events each, and each frame costs a send (a task, a syscall) here and a receive in the client.
+# The first event after a quiet spell still goes out at once.
+FRAME_INTERVAL = 0.025
 
 
 class EventStream:
@@ -145,6 +151,8 @@ class EventStream:
                     continue
                 batch, cursor = self._batch(cursor)
                 await self._send(ws, batch)
+                if cursor > self.seq:  # caught up: let the next events gather (a backlog goes on at once)
+                    await asyncio.sleep(FRAME_INTERVAL)
         except TimeoutError:
             self.dropped_clients += 1
             log.warning("event stream: dropped a client that took nothing for %.0f s", self.send_timeout)

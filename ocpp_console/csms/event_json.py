@@ -37,11 +37,26 @@ def _nested(cls: type[ev.Event]) -> frozenset[str]:
 _NESTED = {name: _nested(cls) for name, cls in EVENT_TYPES.items()}
 
 
+# Field names by class, looked up once: the stream encodes and decodes thousands of events a
+# second at a busy site, and dataclasses.fields() builds its answer anew on every call.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type[ev.Event]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+_NAME_SETS: dict[str, frozenset[str]] = {name: frozenset(_names(cls)) for name, cls in EVENT_TYPES.items()}
+
+
 def to_dict(event: ev.Event) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type(event).__name__}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        out[f.name] = to_dict(value) if isinstance(value, ev.Event) else value
+    for name in _names(type(event)):
+        value = getattr(event, name)
+        out[name] = to_dict(value) if isinstance(value, ev.Event) else value
     return out
 
 
@@ -57,9 +72,9 @@ def from_dict(data: dict[str, Any]) -> ev.Event:
     if cls is None:
         raise UnknownEvent(f"unknown event type {name!r}")
     kwargs: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(cls)}
+    names, nested = _NAME_SETS[cls.__name__], _NESTED[cls.__name__]
     for key, value in data.items():
-        if key == "type" or key not in names:
-            continue  # a field a newer service added: ignored, as the rest still makes sense
-        kwargs[key] = from_dict(value) if key in _NESTED[cls.__name__] and isinstance(value, dict) else value
+        if key not in names:  # "type", or a field a newer service added: ignored, the rest still makes sense
+            continue
+        kwargs[key] = from_dict(value) if key in nested and isinstance(value, dict) else value
     return cls(**kwargs)
