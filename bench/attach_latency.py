@@ -39,20 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from keypress import press_screens  # noqa: E402
 from run import cpu_seconds, free_port, start_server  # noqa: E402
-from textual import events  # noqa: E402
 
 from ocpp_console.site.remote import RemoteSite  # noqa: E402
 from ocpp_console.ui.app import ConsoleApp  # noqa: E402
-
-SCREENS = {"1": "OverviewScreen", "2": "ChargersScreen", "3": "TransactionsScreen", "4": "IdTagsScreen",
-           "5": "MessageLogScreen"}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
 
 class Service:
     """`serve` with its HTTP API, and a load generator driving chargers into it."""
@@ -149,13 +140,6 @@ async def raw_reader(url: str, token: str, counts: dict[str, int], ready: asynci
                     ready.set()
 
 
-async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        started = time.perf_counter()
-        await asyncio.sleep(0.01)
-        samples.append(time.perf_counter() - started - 0.01)
-
-
 async def until(predicate: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -166,37 +150,7 @@ async def until(predicate: Callable[[], object], timeout: float) -> None:
 
 async def press_keys(app: ConsoleApp, seconds: float) -> dict:
     """Screens 1-5 in turn, 0.25 s apart: key press to the new screen drawn from the live model."""
-    presses: list[float] = []
-    by_screen: dict[str, list[float]] = {}
-    lags: list[float] = []
-    stop = asyncio.Event()
-    probe = asyncio.create_task(lag_probe(lags, stop))
-    deadline = time.perf_counter() + seconds
-    keys = "21345"
-    i = 0
-    while time.perf_counter() < deadline:
-        key = keys[i % len(keys)]
-        i += 1
-        started = time.perf_counter()
-        app.post_message(events.Key(key, key))
-        while type(app.screen).__name__ != SCREENS[key] or app.screen.refreshed_at < started:
-            await asyncio.sleep(0.001)
-        elapsed = time.perf_counter() - started
-        presses.append(elapsed)
-        by_screen.setdefault(SCREENS[key], []).append(elapsed)
-        await asyncio.sleep(0.25)
-    stop.set()
-    await probe
-    return {
-        "key_presses": len(presses),
-        "key_to_screen_ms_p50": round(statistics.median(presses) * 1000, 1),
-        "key_to_screen_ms_p95": round(pct(presses, 95) * 1000, 1),
-        "key_to_screen_ms_max": round(max(presses) * 1000, 1),
-        "loop_lag_ms_p50": round(statistics.median(lags) * 1000, 1),
-        "loop_lag_ms_p99": round(pct(lags, 99) * 1000, 1),
-        "loop_lag_ms_max": round(max(lags) * 1000, 1),
-        "key_to_screen_ms_median_by_screen": {k: round(statistics.median(v) * 1000, 1) for k, v in by_screen.items()},
-    }
+    return (await press_screens(app, seconds)).report()
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict:
