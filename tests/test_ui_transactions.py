@@ -4,6 +4,8 @@ Textual app, Pilot pressing the keys, a real charger over a real socket."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ocpp.v16 import call
 from ocpp.v16.enums import ChargePointStatus
 from textual.command import CommandPalette
@@ -21,9 +23,13 @@ def tile(app: ConsoleApp, tile_id: str) -> str:
 
 
 async def same_as_the_store(app: ConsoleApp, csms: CentralSystem, expected: set[int]) -> None:
-    """The console's idea of stale (in memory, from events) is the store's (SQL)."""
-    assert {tx.id for tx in app.live.running.values() if app.live.is_stale(tx)} == expected
+    """The console's idea of stale (in memory, from events) is the store's (SQL): at once in this
+    process, as soon as the stream has brought the events to an attached console."""
     assert {row["id"] for row in await csms.store.stale_transactions()} == expected
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while {tx.id for tx in app.live.running.values() if app.live.is_stale(tx)} != expected:
+        assert asyncio.get_running_loop().time() < deadline, "the console's stale sessions are not the store's"
+        await asyncio.sleep(0.02)
 
 
 async def test_stale_sessions_on_the_overview_and_on_transactions(csms: CentralSystem, waiter: EventWaiter, console: Console) -> None:
