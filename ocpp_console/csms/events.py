@@ -60,6 +60,7 @@ class TransactionStarted(Event):
     connector_id: int
     id_tag: str
     auth_status: str
+    meter_start: int = 0  # Wh: a console computes energy from the first meter value on, at once
 
 
 @dataclass(frozen=True, slots=True)

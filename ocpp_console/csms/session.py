@@ -470,7 +470,8 @@ class ChargerSession(ChargePoint):
             log.info("%s: repeated StartTransaction answered with transaction %d", self.id, result.transaction_id)
         else:
             info = result.id_tag_info
-            self.csms.events.publish(ev.TransactionStarted(self.id, result.transaction_id, connector_id, id_tag, info.status))
+            self.csms.events.publish(ev.TransactionStarted(self.id, result.transaction_id, connector_id, id_tag, info.status,
+                                                           meter_start))
             if info.status != AuthorizationStatus.accepted:
                 self._refused(ev.IdTagRefused(self.id, id_tag, info.status, Action.start_transaction.value, info.reason,
                                               result.transaction_id, connector_id))

@@ -271,7 +271,7 @@ class LiveSite:
 
     def _on_TransactionStarted(self, e: ev.TransactionStarted) -> None:
         self.running[e.transaction_id] = RunningTx(
-            e.transaction_id, e.charger_id, e.connector_id, e.id_tag, 0, now_iso(), received=now_iso()
+            e.transaction_id, e.charger_id, e.connector_id, e.id_tag, e.meter_start, now_iso(), received=now_iso()
         )
         self.charger(e.charger_id).connector(e.connector_id).transaction_id = e.transaction_id
         self._note(e.charger_id, f"transaction {e.transaction_id} started on connector {e.connector_id} by {e.id_tag}")
@@ -285,6 +285,8 @@ class LiveSite:
         row = await self.site.transaction(transaction_id)
         tx = self.running.get(transaction_id)
         if row is not None and tx is not None:
+            # a meter value applied meanwhile counted from the event's meter start: keep its register
+            tx.energy_wh = max(0.0, tx.energy_wh + tx.meter_start - row["meter_start"]) if tx.energy_wh else 0.0
             tx.meter_start, tx.started, tx.received = row["meter_start"], row["start_timestamp"], row["started_at"]
             tx.tariff = Tariff.from_json(row["tariff"]) if row["tariff"] else None
 
