@@ -13,11 +13,9 @@ from ocpp_console.api.server import _bool, _checked_body, _csms, reply
 
 
 async def site_load(request: web.Request) -> web.Response:
-    history_since = None
+    history_since = 0.0 if _bool(request, "history") else None  # 0: every point kept
     if "since" in request.query:  # only the points after it: a console that has the rest asks for these
         history_since = datetime.fromisoformat(_since(request).replace("Z", "+00:00")).timestamp()
-    elif _bool(request, "history"):
-        history_since = 0.0  # every point kept
     return reply(_csms(request).load.snapshot(history_since))
 
 

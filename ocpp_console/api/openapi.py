@@ -529,7 +529,7 @@ def document() -> dict[str, Any]:
                 {"name": "history", "in": "query", "required": False, "schema": {"type": "boolean"},
                  "description": "true: with `history`, the site's power and limit at each decision kept"},
                 {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
-                 "description": "with `history`, only the points after this RFC 3339 time (a chart that has the rest)"}],
+                 "description": "`history` with only the points after this RFC 3339 time (a chart that has the rest)"}],
             "responses": {"200": _json(_ref("SiteLoad"), "the site's load"),
                           "400": _error("a query parameter is not valid"), **_UNAUTHORIZED},
         }},
