@@ -15,7 +15,7 @@ from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
 from ocpp_console.timeutil import now_ts
-from ocpp_console.ui.live import format_duration, local_time, parse_iso
+from ocpp_console.ui.live import compact_time, format_duration, parse_iso
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
 from ocpp_console.ui.widgets.tables import SyncedTable
@@ -24,9 +24,9 @@ from ocpp_console.ui.widgets.tiles import Tile
 CHART_SECONDS = 3600
 COLUMNS = [
     ("charger", "Charger"), ("connector", "#"), ("tag", "Id tag"), ("share", "Share"), ("measured", "Measured"),
-    ("state", "State"), ("why", "Why"), ("turn", "Next turn"),
+    ("state", "State"), ("why", "Why"), ("turn", "Next turn"), ("turn_at", "At"),
 ]
-HIDE_BELOW = {"tag": 100}  # at 80 columns the reason and the next turn matter more than the tag
+HIDE_BELOW = {"tag": 100, "turn_at": 100}  # at 80 columns the reason and the next turn matter more
 STATE_STYLES = {"charging": "bold green", "paused": "bold yellow", "fixed": "bold red", "new": "dim"}
 REASONS = {
     "share": "its share of the limit",
@@ -55,11 +55,12 @@ def why(session: dict[str, Any]) -> str:
     return REASONS.get(reason, reason)
 
 
-def next_turn(at: str | None, now: float) -> str:
+def next_turn(at: str | None, now: float) -> tuple[str, str]:
+    """When a paused session's turn comes: in how long, and at what time."""
     moment = parse_iso(at)
     if moment is None:
-        return ""
-    return f"{local_time(at)} (in {format_duration(moment.timestamp() - now)})"
+        return "", ""
+    return f"in {format_duration(moment.timestamp() - now)}", compact_time(at)
 
 
 class LoadScreen(LiveScreen):
@@ -117,7 +118,7 @@ class LoadScreen(LiveScreen):
                 kw(s["allocated_kw"]) if enabled else "-", kw(s["measured_kw"]),
                 Text(state, style=STATE_STYLES.get(state, "")),
                 why(s) if enabled else "load management is off",
-                next_turn(s["next_turn_at"], now) if enabled and s["state"] == "paused" else "",
+                *(next_turn(s["next_turn_at"], now) if enabled and s["state"] == "paused" else ("", "")),
             )
         self.query_one("#load-sessions", SyncedTable).show(rows)
 
