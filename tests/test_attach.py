@@ -16,6 +16,7 @@ from ocpp_console.api import ApiServer
 from ocpp_console.csms import CentralSystem
 from ocpp_console.settings import Settings
 from ocpp_console.sim import SimulatedCharger
+from ocpp_console.site import SiteError
 from ocpp_console.site.local import LocalSite
 from ocpp_console.site.remote import RemoteSite
 from ocpp_console.ui.app import ConsoleApp
@@ -164,6 +165,13 @@ async def test_site_reads_agree_over_both_sites(csms: CentralSystem, api: ApiSer
             assert await site.connected() == {"CP-S"}
             assert await site.charger("nope") is None and await site.transaction(999) is None
             assert await site.wallet_movement("TAG-W", 500, "topup", "test") == ("TAG-W", 500)
+            # the load: its running session (load management off), the history (every point) and a limit refused alike
+            load = await site.site_load()
+            assert load == await local.site_load() and [s["transaction_id"] for s in load["sessions"]] == [tx]
+            assert (await site.site_load(""))["history"] == (await local.site_load(""))["history"] == []
+            for bad in (0, -1.0):
+                with pytest.raises(SiteError, match=r"limit.*0\.1"):
+                    await site.set_site_limit(bad)
         finally:
             if kind == "remote":
                 await site.stop()

@@ -47,6 +47,7 @@ SAMPLES: dict[str, ev.Event] = {
     "MessageLogged": ev.MessageLogged("CP-1", "in", 2, "u1", "Heartbeat", '[2,"u1","Heartbeat",{}]', TS),
     "CommandFinished": ev.CommandFinished("CP-1", "Reset", "ok", {"status": "Accepted"}, None),
     "ExternalChange": ev.ExternalChange("", 17),
+    "LoadDecided": ev.LoadDecided("", 40.0, 39.6, 38.2, 6, 1),
 }
 
 

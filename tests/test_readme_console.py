@@ -23,6 +23,7 @@ from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
 from ocpp_console.ui.screens.id_tags import IdTagsScreen
+from ocpp_console.ui.screens.load import LoadScreen
 from ocpp_console.ui.screens.message_log import MessageLogScreen
 from ocpp_console.ui.screens.modals import ActionForm, ActionPicker, ConfirmScreen, IdTagForm
 from ocpp_console.ui.screens.order_detail import OrderDetailScreen
@@ -58,8 +59,8 @@ async def type_into(pilot: Any, widget: Input, text: str) -> None:
 
 # -- the README and the footers agree ------------------------------------------------------------
 
-SCREENS = [OverviewScreen, ChargersScreen, TransactionsScreen, IdTagsScreen, MessageLogScreen, ChargerDetailScreen,
-           OrderDetailScreen]
+SCREENS = [OverviewScreen, ChargersScreen, TransactionsScreen, IdTagsScreen, MessageLogScreen, LoadScreen,
+           ChargerDetailScreen, OrderDetailScreen]
 
 
 def test_the_readme_documents_every_footer_key() -> None:
@@ -79,14 +80,14 @@ def test_the_readme_documents_every_footer_key() -> None:
     assert missing == []
 
 
-# -- 1-5, ? and q ------------------------------------------------------------------------------
+# -- 1-6, ? and q ------------------------------------------------------------------------------
 
 
 async def test_number_keys_switch_screens_and_question_mark_shows_their_keys(csms: CentralSystem, console: Console) -> None:
     app = await console(csms)
     async with app.run_test(size=SIZE) as pilot:
         for key, screen in (("2", ChargersScreen), ("3", TransactionsScreen), ("4", IdTagsScreen),
-                            ("5", MessageLogScreen), ("1", OverviewScreen)):
+                            ("5", MessageLogScreen), ("6", LoadScreen), ("1", OverviewScreen)):
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, screen))
         await pilot.press("question_mark")

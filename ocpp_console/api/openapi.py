@@ -259,7 +259,15 @@ RESOURCES: dict[str, Any] = {
         })},
         "fixed_chargers": {"type": "array", "items": {"type": "string"},
                            "description": "chargers that refuse profiles: counted at their maximum"},
-    }),
+        "min_kw": {"type": "number", "description": "the least a car takes while charging (6 A per phase)"},
+        "rotation_minutes": {"type": "number", "description": "how long a turn lasts when sessions take turns"},
+        "history": {"type": "array", "description": "with history=true or since: the site at each decision, "
+                    "oldest first (up to 3,600 points)", "items": _object({
+                        "at": {"type": "string", "format": "date-time"},
+                        "measured_kw": {"type": "number"}, "allocated_kw": {"type": "number"},
+                        "limit_kw": {"type": "number", "nullable": True}})},
+    }, ["limit_kw", "measured_kw", "allocated_kw", "safe_kw", "policy", "sessions", "fixed_chargers", "min_kw",
+        "rotation_minutes"]),
     "WalletMovement": {
         "type": "object",
         "additionalProperties": False,
@@ -517,8 +525,13 @@ def document() -> dict[str, Any]:
         "/api/site/load": {"get": {
             "operationId": "get_site_load", "tags": ["read"],
             "summary": "Load management: the limit, what the site draws, each running session's share and why",
-            "parameters": [],
-            "responses": {"200": _json(_ref("SiteLoad"), "the site's load"), **_UNAUTHORIZED},
+            "parameters": [
+                {"name": "history", "in": "query", "required": False, "schema": {"type": "boolean"},
+                 "description": "true: with `history`, the site's power and limit at each decision kept"},
+                {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
+                 "description": "`history` with only the points after this RFC 3339 time (a chart that has the rest)"}],
+            "responses": {"200": _json(_ref("SiteLoad"), "the site's load"),
+                          "400": _error("a query parameter is not valid"), **_UNAUTHORIZED},
         }},
         "/api/site/limit": {"put": {
             "operationId": "set_site_limit", "tags": ["manage"],

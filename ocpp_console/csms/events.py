@@ -181,6 +181,19 @@ class CommandFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LoadDecided(Event):
+    """The load manager decided the sessions' shares (or load management was turned off: limit_kw
+    None). Site-wide, so charger_id is empty; the figures are a summary: the whole picture is
+    LoadManager.snapshot() (GET /api/site/load)."""
+
+    limit_kw: float | None = None
+    allocated_kw: float = 0.0
+    measured_kw: float = 0.0
+    sessions: int = 0
+    paused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalChange(Event):
     """Another process (the CLI, an import, a script) committed to the database: chargers, id tags
     or tariffs may have changed. Site-wide, so charger_id is empty."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ UNDER_DRAW = 0.8  # a car drawing less than this part of its share for UNDER_DRA
 UNDER_DRAW_S = 30.0
 CAP_MARGIN_W = 1_000.0  # ... is capped at what it draws plus this; the rest goes to the others
 HISTORY = 3_600  # points of the site's power kept for the chart
+MIN_LIMIT_KW = 0.1  # as the API's schema says (SiteLimit)
 REFUSED = (ChargingProfileStatus.rejected, ChargingProfileStatus.not_supported)
 
 
@@ -165,7 +167,16 @@ class LoadManager:
                 charger.defaults.clear()
             for session in self.sessions.values():
                 session.sent_w = None
+            self.allocation = None
+            self._publish(None)  # decide() says nothing while off: the consoles learn it here
         self.wake()
+
+    async def change_limit(self, limit_kw: float | None) -> dict[str, Any]:
+        """The operator's new limit (the API, the console), checked, decided at once: the snapshot
+        with the shares for it (already sent). ValueError saying why a limit is refused."""
+        await self.set_limit(check_limit(limit_kw))
+        await self.decide()
+        return self.snapshot()
 
     async def _release(self, charger_id: str, profile_ids: list[int]) -> None:
         """No limit any more: our shares and failsafes leave the charger (its own profiles stay)."""
@@ -272,6 +283,7 @@ class LoadManager:
         if higher:
             self.wake()  # a connector whose share is now in force gets its failsafe raised next time
         self._record(allocation)
+        self._publish(allocation)
         async with self.decided:
             self.decisions += 1
             self.decided.notify_all()
@@ -358,8 +370,18 @@ class LoadManager:
                 session.running_since, session.paused_since = None, now
 
     def _record(self, allocation: Allocation) -> None:
-        measured = sum(s.measured_w or 0.0 for s in self.sessions.values())
-        self.history.append(LoadPoint(time.time(), measured, allocation.allocated_w, self.limit_w))
+        self.history.append(LoadPoint(time.time(), self._measured_w(), allocation.allocated_w, self.limit_w))
+
+    def _measured_w(self) -> float:
+        return sum(s.measured_w or 0.0 for s in self.sessions.values())
+
+    def _publish(self, allocation: Allocation | None) -> None:
+        """A summary for the consoles (and the API's event stream): they read the snapshot on it."""
+        shares = allocation.shares.values() if allocation is not None else ()
+        self.csms.events.publish(ev.LoadDecided(
+            "", _kw_value(self.limit_w), round((allocation.allocated_w if allocation else 0.0) / 1000, 3),
+            round(self._measured_w() / 1000, 3), len(self.sessions),
+            sum(1 for share in shares if share.watts == 0 and share.reason.startswith("paused"))))
 
     # -- chargers: what they accept, and their failsafe ------------------------------------
 
@@ -470,7 +492,9 @@ class LoadManager:
 
     # -- what the console and the API show -------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, history_since: float | None = None) -> dict[str, Any]:
+        """What the console and GET /api/site/load show; with `history_since` (epoch seconds), also
+        the site's power and limit at each decision after it (`history`, oldest first: the chart)."""
         allocation = self.allocation
         shares = allocation.shares if allocation is not None else {}
         sessions = []
@@ -495,7 +519,31 @@ class LoadManager:
             "policy": self.csms.settings.load_policy,
             "sessions": sessions,
             "fixed_chargers": sorted(cid for cid, c in self.chargers.items() if c.refused),
+            "min_kw": _kw_value(self.min_w),
+            "rotation_minutes": self.csms.settings.load_rotation_minutes,
+            **({} if history_since is None else {"history": self.history_since(history_since)}),
         }
+
+    def history_since(self, since: float) -> list[dict[str, Any]]:
+        points = []
+        for point in reversed(self.history):  # the newest are the ones asked for: stop at the first older
+            if point.at <= since:
+                break
+            points.append({"at": iso_or_none(point.at), "measured_kw": _kw_value(point.measured_w),
+                           "allocated_kw": _kw_value(point.allocated_w), "limit_kw": _kw_value(point.limit_w)})
+        points.reverse()
+        return points
+
+
+def check_limit(limit_kw: Any) -> float | None:
+    """A site limit as the operator gave it: a number of kW of at least 0.1, or None (off)."""
+    if limit_kw is None:
+        return None
+    if isinstance(limit_kw, bool) or not isinstance(limit_kw, (int, float)):
+        raise ValueError(f"the site limit is a number of kW or null (off), not {limit_kw!r}")
+    if not math.isfinite(limit_kw) or limit_kw < MIN_LIMIT_KW:
+        raise ValueError(f"the site limit is at least {MIN_LIMIT_KW:g} kW (or off), not {limit_kw:g}")
+    return float(limit_kw)
 
 
 def _floor_step(watts: float) -> float:

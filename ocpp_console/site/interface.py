@@ -141,6 +141,14 @@ class Site(abc.ABC):
     async def power_samples_since(self, since: str) -> list[Row]:
         """Site power samples: charger_id, connector_id, timestamp, value_num (W)."""
 
+    # -- read models: load management ----------------------------------------------
+
+    @abc.abstractmethod
+    async def site_load(self, history_since: str | None = None) -> Row:
+        """The site limit and each running session's share, as GET /api/site/load gives it
+        (limit_kw None: load management off); with `history_since` (an ISO time, "" for every
+        point kept) also `history`: the site's power and limit at each decision after it."""
+
     # -- read models: id tags, messages --------------------------------------------
 
     @abc.abstractmethod
@@ -191,6 +199,11 @@ class Site(abc.ABC):
     async def close_transaction(self, transaction_id: int) -> Row:
         """Close a stuck transaction with its last meter value and settle it: transaction_id,
         charger_id, connector_id, energy_wh, cost_total, currency. SiteError if it is not running."""
+
+    @abc.abstractmethod
+    async def set_site_limit(self, limit_kw: float | None) -> Row:
+        """A new site limit in kW (None: load management off), in force at once: the load with the
+        shares decided for it (already sent to the chargers); SiteError saying why a limit is refused."""
 
     @abc.abstractmethod
     async def export_csv(self, kind: str, first: date | None, last: date | None) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 
@@ -113,6 +113,15 @@ class LocalSite(Site):
     async def power_samples_since(self, since: str) -> list[Row]:
         return await self.store.power_samples_since(since)
 
+    async def site_load(self, history_since: str | None = None) -> Row:
+        since = None
+        if history_since is not None:
+            try:
+                since = datetime.fromisoformat(history_since.replace("Z", "+00:00")).timestamp() if history_since else 0.0
+            except ValueError:
+                raise SiteError(f"not a time: {history_since!r}") from None
+        return self.csms.load.snapshot(since)
+
     async def id_tags(self) -> list[Row]:
         return await self.store.id_tags()
 
@@ -180,6 +189,12 @@ class LocalSite(Site):
         except TransactionError as exc:
             raise SiteError(str(exc)) from None
         return asdict(closed)
+
+    async def set_site_limit(self, limit_kw: float | None) -> Row:
+        try:
+            return await self.csms.load.change_limit(limit_kw)
+        except ValueError as exc:  # the API refuses the same (its schema): the same words here
+            raise SiteError(str(exc)) from None
 
     async def export_csv(self, kind: str, first: date | None, last: date | None) -> tuple[str, int]:
         return await export_to_text(self.store, kind, first, last, self.csms.settings.currency)

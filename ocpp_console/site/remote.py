@@ -297,6 +297,13 @@ class RemoteSite(Site):
     async def power_samples_since(self, since: str) -> list[Row]:
         return await self._get("/api/power-samples", since=since)
 
+    async def site_load(self, history_since: str | None = None) -> Row:
+        if history_since is None:
+            return await self._get("/api/site/load")
+        if history_since:
+            return await self._get("/api/site/load", since=history_since)
+        return await self._get("/api/site/load", history="true")
+
     async def id_tags(self) -> list[Row]:
         return [{**row, "balance": row["balance_minor"]} for row in await self._get("/api/id-tags")]
 
@@ -339,6 +346,9 @@ class RemoteSite(Site):
         stored = row["stored"]
         return {"transaction_id": row["id"], "charger_id": row["charger_id"], "connector_id": row["connector_id"],
                 "energy_wh": row["energy_wh"], "cost_total": stored.get("cost_total"), "currency": row["currency"]}
+
+    async def set_site_limit(self, limit_kw: float | None) -> Row:
+        return await self._change("PUT", "/api/site/limit", {"limit_kw": limit_kw})
 
     async def export_csv(self, kind: str, first: date | None, last: date | None) -> tuple[str, int]:
         params = {k: d.isoformat() for k, d in (("from", first), ("to", last)) if d is not None}

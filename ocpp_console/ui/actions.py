@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class Field:
                 value: Any = int(text) if self.kind == "int" else float(text)
             except ValueError:
                 raise FieldError(f"{self.label}: {text!r} is not a {'whole ' if self.kind == 'int' else ''}number") from None
+            if not math.isfinite(value):  # float() takes "nan" and "inf": no field means those
+                raise FieldError(f"{self.label}: {text!r} is not a number")
             if self.minimum is not None and value < self.minimum:
                 raise FieldError(f"{self.label}: at least {self.minimum:g}")
             return value
@@ -587,4 +590,12 @@ PASSWORD_FORM = _form_only(
     "Empty: remove it (then only security profile 0 lets the charger in).",
     (Field("password", "Password, 16 to 40 characters", "password", max_length=40),),
     "Save password",
+)
+
+SITE_LIMIT_FORM = _form_only(
+    "site_limit", "Set site limit",
+    "The grid connection the running sessions share, in kW; the chargers get their new shares at once. "
+    "Empty: load management off (our profiles are cleared, each car charges at its charger's maximum).",
+    (Field("limit_kw", "Site limit in kW (empty: off)", "float", minimum=0.1, placeholder="40"),),
+    "Set limit",
 )

@@ -32,6 +32,7 @@ from ocpp_console.ui.actions import (
     ACTIONS_BY_KEY,
     EXPORT_FORM,
     PASSWORD_FORM,
+    SITE_LIMIT_FORM,
     WALLET_FORM,
     lockout_warning,
 )
@@ -40,12 +41,13 @@ from ocpp_console.ui.screens.base import SCREENS
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.chargers import ChargersScreen
 from ocpp_console.ui.screens.id_tags import IdTagsScreen
+from ocpp_console.ui.screens.load import LoadScreen
 from ocpp_console.ui.screens.message_log import MessageLogScreen
 from ocpp_console.ui.screens.modals import ActionForm, ActionPicker, ConfirmScreen, IdTagForm
 from ocpp_console.ui.screens.order_detail import OrderDetailScreen
 from ocpp_console.ui.screens.overview import OverviewScreen
 from ocpp_console.ui.screens.transactions import TransactionsScreen
-from ocpp_console.ui.sentences import answer, confirmation, failure, lockout_confirmation
+from ocpp_console.ui.sentences import answer, confirmation, failure, lockout_confirmation, site_limit_confirmation
 
 BUSY_STATES = {"Charging", "SuspendedEV", "SuspendedEVSE"}
 
@@ -67,6 +69,7 @@ class ConsoleApp(App[None]):
         "transactions": TransactionsScreen,
         "tags": IdTagsScreen,
         "log": MessageLogScreen,
+        "load": LoadScreen,
     }
     BINDINGS = [
         Binding("1", "switch_mode('overview')", "Overview", group=SCREENS),
@@ -74,6 +77,7 @@ class ConsoleApp(App[None]):
         Binding("3", "switch_mode('transactions')", "Transactions", group=SCREENS),
         Binding("4", "switch_mode('tags')", "Id tags", group=SCREENS),
         Binding("5", "switch_mode('log')", "Message log", group=SCREENS),
+        Binding("6", "switch_mode('load')", "Load", group=SCREENS),
         Binding("question_mark", "toggle_help", "Keys", key_display="?"),
         Binding("q", "quit_console", "Quit"),
     ]
@@ -135,7 +139,7 @@ class ConsoleApp(App[None]):
         # Build every screen now, so that a key press never waits for a first build (a table of
         # 1,000 chargers takes ~250 ms to build; switching to a built screen, ~25 ms).
         with self.batch_update():
-            for mode in ("chargers", "transactions", "tags", "log", "overview"):
+            for mode in ("chargers", "transactions", "tags", "log", "load", "overview"):
                 await self.switch_mode(mode)
         self.settle_heap()
         for job in self._background:
@@ -391,12 +395,51 @@ class ConsoleApp(App[None]):
             return
         self.notify(f"{count} rows written to {path}", title=f"Export {kind}")
 
+    # -- load management -----------------------------------------------------------------
+
+    @work(group="site-limit", exclusive=True)
+    async def set_site_limit(self) -> None:
+        """A new site limit (empty: off), after a confirmation saying what it does to the cars."""
+        try:
+            load = await self.site.site_load()
+        except SiteError as exc:
+            self.notify(str(exc), title="Site limit", severity="error")
+            return
+        now = load["limit_kw"]
+        subject = "now off" if now is None else f"now {now:g} kW"
+        values = await self.push_screen_wait(
+            ActionForm(SITE_LIMIT_FORM, subject, {"limit_kw": "" if now is None else f"{now:g}"}))
+        if values is None:
+            return
+        limit = values["limit_kw"]
+        if limit == now:
+            self.notify(f"The site limit is {subject.removeprefix('now ')} already: nothing was changed.", title="Site limit")
+            return
+        ask = site_limit_confirmation(load, limit)
+        if not await self.push_screen_wait(ConfirmScreen(ask.title, ask.message, ask.button)):
+            self.notify("The site limit stays as it was: nothing was changed.", title="Site limit cancelled")
+            return
+        try:
+            after = await self.site.set_site_limit(limit)
+        except SiteError as exc:
+            self.notify(f"The site limit was not changed: {exc}", title="Site limit", severity="error")
+            return
+        self.live.versions["load"] += 1
+        if after["limit_kw"] is None:
+            self.notify("Load management is off: our profiles are cleared, the cars charge at their chargers' maximum.",
+                        title="Site limit off")
+            return
+        paused = sum(1 for s in after["sessions"] if s["state"] == "paused")
+        self.notify(f"Site limit {after['limit_kw']:g} kW: {len(after['sessions'])} session(s) share "
+                    f"{after['allocated_kw']:.1f} kW" + (f", {paused} paused (they take turns)." if paused else "."),
+                    title="Site limit")
+
     # -- command palette ---------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, title in (("overview", "Overview"), ("chargers", "Chargers"), ("transactions", "Transactions"),
-                            ("tags", "Id tags"), ("log", "Message log")):
+                            ("tags", "Id tags"), ("log", "Message log"), ("load", "Load")):
             yield SystemCommand(f"Go to {title}", f"Show the {title.lower()} screen", lambda m=mode: self.switch_mode(m))
         charger_id = self.selected_charger(screen)
         if charger_id is not None:
@@ -416,6 +459,8 @@ class ConsoleApp(App[None]):
             yield SystemCommand(f"Close transaction {tx.id} · {tx.charger_id} #{tx.connector_id}",
                                 "Close a stuck transaction with its last meter value and settle it",
                                 lambda tx_id=tx.id: self.close_transaction(tx_id))
+        yield SystemCommand("Set site limit", "The grid connection the running sessions share (empty: load management off)",
+                            self.set_site_limit)
         yield SystemCommand("Add id tag", "Create a new id tag", lambda: self.edit_id_tag(None))
         yield SystemCommand("Export orders (CSV)", "Finished transactions with line items", lambda: self.export_csv("orders"))
         yield SystemCommand("Export ledger (CSV)", "Every wallet movement", lambda: self.export_csv("ledger"))

@@ -89,8 +89,9 @@ class LiveSite:
         self.finished_today_wh = 0.0
         self.revenue_today: dict[str, int] = {}  # currency -> minor units of settled orders
         self._tasks: set[asyncio.Task[None]] = set()
-        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0}
+        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0, "load": 0}
         self.last_command: ev.CommandFinished | None = None
+        self.load_summary: ev.LoadDecided | None = None  # the last decision of the site's load manager
         # Outcomes the operator waits for after a command (a Remote Start's transaction) are also
         # told as a notification: (text, title, severity); the app sets it.
         self.announce: Callable[[str, str, str], None] | None = None
@@ -317,7 +318,7 @@ class LiveSite:
     def _on_ExternalChange(self, e: ev.ExternalChange) -> None:
         if self._resync_pending:
             self._on_SiteResynced(ev.SiteResynced(""))
-        self._bump("tags")  # the id tags screen queries the store on each refresh
+        self._bump("tags", "load")  # the id tags screen queries the store on each refresh
         if self._reloading is not None and not self._reloading.done():
             self._reload_again = True  # changes that land during a reload are read by one more
             return
@@ -348,7 +349,12 @@ class LiveSite:
             if not self._reload_again:
                 return
 
+    def _on_LoadDecided(self, e: ev.LoadDecided) -> None:
+        self.load_summary = e
+        self._bump("load")  # the load screen reads the whole picture (Site.site_load) when it shows
+
     def _on_SiteResynced(self, e: ev.SiteResynced) -> None:
+        self._bump("load")
         self._note("", "the event stream restarted: the whole site is read again", "warning")
         task = asyncio.ensure_future(self._resync())
         self._tasks.add(task)

@@ -157,6 +157,49 @@ def lockout_confirmation(title: str, charger_id: str, values: Values, warning: s
     return Confirmation(f"Change {key} of {charger_id}{shown}?", warning, f"Change {key}")
 
 
+def _kw(value: float) -> str:
+    return f"{value:.1f} kW"
+
+
+def site_limit_confirmation(load: dict[str, Any], limit_kw: float | None) -> Confirmation:
+    """What a new site limit does to the cars charging now (`load`: Site.site_load's picture):
+    lowering it lowers their shares at once and may pause some; off lets them draw their maximum."""
+    sessions = load.get("sessions") or []
+    fixed = [s for s in sessions if s["state"] == "fixed"]
+    managed = [s for s in sessions if s["state"] != "fixed"]
+    now = load.get("limit_kw")
+    n = len(managed)
+    cars = f"{n} running session{'s' if n != 1 else ''}"
+    if limit_kw is None:
+        message = ("Our shares and failsafe profiles are cleared from the chargers: "
+                   + (f"the {cars} charge at their chargers' maximum, " if n else "cars charge at their chargers' maximum, ")
+                   + "and nothing keeps the site under its grid connection any more.")
+        return Confirmation("Turn load management off?", message, "Turn off")
+    parts = []
+    fixed_kw = sum(s["allocated_kw"] or 0.0 for s in fixed)
+    if fixed:
+        parts.append(f"{len(fixed)} charger{'s' if len(fixed) != 1 else ''} refusing profiles count as fixed loads "
+                     f"({_kw(fixed_kw)} of it).")
+    room = limit_kw - fixed_kw
+    min_kw = float(load.get("min_kw") or 4.14)
+    if not n:
+        parts.insert(0, "No session is running: the next cars share it.")
+    elif now is not None and limit_kw >= now:
+        parts.insert(0, f"The {cars} may draw more: up to {_kw(room)} together (now {_kw(load['allocated_kw'])}).")
+    else:
+        fit = max(int(room // min_kw), 0) if room > 0 else 0
+        lowered = "are limited at once" if now is None else f"have their shares lowered at once (now {_kw(load['allocated_kw'])} together)"
+        parts.insert(0, f"The {cars} {lowered}: they share {_kw(max(room, 0.0))}.")
+        if fit == 0:
+            parts.append(f"That is less than the {_kw(min_kw)} a car takes at least: every session is paused.")
+        elif fit < n:
+            turns = load.get("rotation_minutes")
+            parts.append(f"Only {fit} of them can charge at the {_kw(min_kw)} a car takes at least: {n - fit} "
+                         f"{'is' if n - fit == 1 else 'are'} paused and take turns"
+                         + (f" every {turns:g} minutes." if turns else "."))
+    return Confirmation(f"Set the site limit to {limit_kw:g} kW?", " ".join(parts), "Set limit")
+
+
 # -- answers ------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 REFRESH_SECONDS = 0.25  # at most 4 redraws a second per screen, however busy the site
 WIDE_FOOTER = 120  # columns from which the footer shows every key; below, the essential ones
-SCREENS = Binding.Group("Screens", compact=True)  # 1-5 in the footer: "12345 Screens"
+SCREENS = Binding.Group("Screens", compact=True)  # 1-6 in the footer: "123456 Screens"
 TABS = Binding.Group("Tab")  # [ and ] in the footer: "[ ] Tab"
 TAB_BINDINGS = [
     Binding("left_square_bracket", "tab(-1)", "Previous tab", group=TABS),
@@ -37,7 +37,7 @@ class LiveScreen(Screen[None]):
     ALWAYS_REFRESH_EVERY: ClassVar[float | None] = None  # e.g. for durations that tick
     # Keys that stay out of a narrow footer (they work, and `?` lists them): the least used.
     NARROW_FOOTER_HIDES: ClassVar[frozenset[str]] = frozenset()
-    # The 1-5 screen keys in the footer: "wide" (from WIDE_FOOTER columns), "always" (a screen with
+    # The 1-6 screen keys in the footer: "wide" (from WIDE_FOOTER columns), "always" (a screen with
     # few keys of its own), "never" (a screen Esc leaves, with many keys of its own).
     SCREENS_IN_FOOTER: ClassVar[str] = "wide"
 
@@ -105,7 +105,7 @@ class LiveScreen(Screen[None]):
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """What the footer shows: below WIDE_FOOTER columns, the screen's essential keys, `?` and
-        `q` (the 1-5 screen keys and the least used ones step aside: they still work)."""
+        `q` (the 1-6 screen keys and the least used ones step aside: they still work)."""
         bindings = super().active_bindings
         wide = self.app.size.width >= WIDE_FOOTER
         hide_screens = self.SCREENS_IN_FOOTER == "never" or (self.SCREENS_IN_FOOTER == "wide" and not wide)

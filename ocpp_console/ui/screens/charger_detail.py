@@ -79,7 +79,7 @@ class ChargerDetailScreen(LiveScreen):
         Binding("e", "edit_key", "Edit key"),
     ]
     NARROW_FOOTER_HIDES = frozenset({"r", "g", "e"})
-    SCREENS_IN_FOOTER = "never"  # Esc goes back; 1-5 still work
+    SCREENS_IN_FOOTER = "never"  # Esc goes back; 1-6 still work
 
     def __init__(self, charger_id: str) -> None:
         super().__init__()

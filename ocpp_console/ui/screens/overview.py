@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, Header, Label, Static
+from textual.containers import Grid, Horizontal
+from textual.widgets import Footer, Header
 
 from ocpp_console.site import format_money
 from ocpp_console.timeutil import now_ts
@@ -13,22 +13,10 @@ from ocpp_console.ui.live import fmt_kwh, local_time
 from ocpp_console.ui.screens.base import LiveScreen
 from ocpp_console.ui.widgets.chart import TimeChart
 from ocpp_console.ui.widgets.tables import SyncedTable
+from ocpp_console.ui.widgets.tiles import Tile
 
 POWER_SAMPLE_SECONDS = 5.0
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
-
-
-class Tile(Vertical):
-    def __init__(self, label: str, tile_id: str) -> None:
-        super().__init__(id=tile_id, classes="tile")
-        self.label = label
-
-    def compose(self) -> ComposeResult:
-        yield Label(self.label, classes="tile-label")
-        yield Static("-", classes="tile-value")
-
-    def set(self, value: str, style: str = "") -> None:
-        self.query_one(".tile-value", Static).update(Text(value, style=style))
 
 
 class OverviewScreen(LiveScreen):
