@@ -65,6 +65,7 @@ class ChargerLoad:
     refused: str | None = None  # why it is a fixed load ("SetChargingProfile Rejected", ...)
     connectors: set[int] = field(default_factory=set)  # its connectors (> 0), as the store knows them
     defaults: dict[int, float] = field(default_factory=dict)  # connector -> the failsafe it accepted
+    max_w: float | None = None  # its provisioned maximum (chargers.max_power_w), as last read
 
 
 @dataclass
@@ -286,6 +287,8 @@ class LoadManager:
         for row in await self.csms.store.load_inputs():
             if row["kind"] == "charger":
                 rows[row["key"]] = row
+                if row["key"] in self.chargers:
+                    self.chargers[row["key"]].max_w = row["max_power_w"]
             elif row["kind"] == "connector":
                 if row["key"] in self.chargers:
                     self.chargers[row["key"]].connectors.add(row["number"])
@@ -346,6 +349,8 @@ class LoadManager:
                     wanted = safe  # its share is in force: the failsafe only matters when the lease ends
                 else:
                     continue  # its share is not in force yet: raising its failsafe would raise its limit
+                if charger.max_w is not None:  # a weak charger or cable: its failsafe is no more either
+                    wanted = min(wanted, _floor_step(charger.max_w))
                 held = charger.defaults.get(connector_id)
                 if held is None or abs(held - wanted) >= STEP_W:
                     plans.append(Plan(charger_id, connector_id, wanted, held, None))
