@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -150,3 +151,58 @@ async def test_a_charger_refusing_profiles_is_a_fixed_load(csms: CentralSystem) 
         assert load["allocated_kw"] == 40.0
         # it was asked once (its failsafe), then left alone: no share was sent to it
         assert [a for a, _ in old.received].count("SetChargingProfile") == 1
+
+
+def test_the_site_limit_from_flag_environment_toml_or_amps(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README's Load management says: kW by flag, environment or TOML; or amps per phase
+    with the site's voltage and phases."""
+    from ocpp_console.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text("site_limit_kw = 40\nload_policy = \"priority\"\n")
+    assert load_settings(config).site_limit_w == 40_000 and load_settings(config).load_policy == "priority"
+    monkeypatch.setenv("OCPP_CONSOLE_SITE_LIMIT_KW", "60")
+    assert load_settings(config).site_limit_w == 60_000  # the environment over the file
+    assert load_settings(config, site_limit_kw=80).site_limit_w == 80_000  # the flag over both
+    monkeypatch.delenv("OCPP_CONSOLE_SITE_LIMIT_KW")
+    config.write_text("site_limit_amps = 63\nsite_voltage = 230\nsite_phases = 3\n")
+    assert load_settings(config).site_limit_w == 63 * 230 * 3
+    config.write_text("site_limit_amps = 32\nsite_phases = 1\n")
+    assert load_settings(config).site_limit_w == 32 * 230
+
+
+class AmpsCharger(TestCharger):
+    """A charger that takes limits in amps only, at most at stack level 3."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.update({"ChargeProfileMaxStackLevel": ("3", True),
+                            "ChargingScheduleAllowedChargingRateUnit": ("Current", True),
+                            "NumberOfConnectors": ("1", True)})
+
+
+async def test_profiles_follow_the_chargers_stack_level_and_rate_unit(csms: CentralSystem) -> None:
+    """GetConfiguration first; then its failsafe (TxDefaultProfile) and its share (TxProfile for
+    the transaction) in A per phase, at its ChargeProfileMaxStackLevel."""
+    async with library_charger(csms, "AMPS-1", AmpsCharger) as cp:
+        await cp.boot()
+        await cp.status(1, ChargePointStatus.available)
+
+        def profiles() -> list[dict[str, Any]]:
+            return [kw["cs_charging_profiles"] for action, kw in cp.received if action == "SetChargingProfile"]
+
+        await until(lambda: profiles(), 10, "its failsafe")
+        assert [a for a, _ in cp.received][0] == "GetConfiguration"
+        failsafe_profile = profiles()[0]
+        assert failsafe_profile["charging_profile_purpose"] == "TxDefaultProfile"
+        assert failsafe_profile["stack_level"] == 3
+        schedule = failsafe_profile["charging_schedule"]
+        assert schedule["charging_rate_unit"] == "A"
+        assert schedule["charging_schedule_period"][0]["limit"] == Decimal("28.9")  # 20 kW / (230 V x 3), rounded down
+        started = await cp.call(call.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=0, timestamp=TS))
+        await cp.status(1, ChargePointStatus.charging)
+        await until(lambda: any(p["charging_profile_purpose"] == "TxProfile" for p in profiles()), 10, "its share")
+        share = next(p for p in profiles() if p["charging_profile_purpose"] == "TxProfile")
+        assert share["transaction_id"] == started.transaction_id and share["stack_level"] == 3
+        assert share["charging_schedule"]["charging_rate_unit"] == "A"
+        assert share["charging_schedule"]["charging_schedule_period"][0]["limit"] == Decimal("28.9")  # 20 kW: its maximum is 22

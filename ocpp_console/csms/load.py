@@ -123,6 +123,7 @@ class LoadManager:
         self.safe_w: float | None = None  # the failsafe of a running connector, as last decided
         self.decisions = 0  # how many times the shares were decided (tests and benchmarks wait on it)
         self.decided = asyncio.Condition()
+        self._deciding = asyncio.Lock()  # one decision at a time (the loop's, the API's after a new limit)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -245,7 +246,12 @@ class LoadManager:
 
     async def decide(self) -> Allocation | None:
         """Decide every share and each connector's failsafe; send what changed, the reductions
-        first and the increases once those are answered."""
+        first and the increases once those are answered. One at a time: two at once would send
+        the same failsafes twice."""
+        async with self._deciding:
+            return await self._decide()
+
+    async def _decide(self) -> Allocation | None:
         if not self.enabled:
             self.allocation = None
             return None
