@@ -149,8 +149,10 @@ async def test_a_charger_refusing_profiles_is_a_fixed_load(csms: CentralSystem) 
         assert (fixed["transaction_id"], fixed["state"], fixed["allocated_kw"]) == (started.transaction_id, "fixed", 11.0)
         assert "SetChargingProfile NotSupported" in fixed["reason"]
         assert load["allocated_kw"] == 40.0
-        # it was asked once (its failsafe), then left alone: no share was sent to it
-        assert [a for a, _ in old.received].count("SetChargingProfile") == 1
+        # it was asked once (its failsafe; it does not say its stack level and unit: 0, W), then left alone
+        asked = [kw["cs_charging_profiles"] for a, kw in old.received if a == "SetChargingProfile"]
+        assert len(asked) == 1 and asked[0]["stack_level"] == 0
+        assert asked[0]["charging_schedule"]["charging_rate_unit"] == "W"
 
 
 def test_the_site_limit_from_flag_environment_toml_or_amps(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
