@@ -54,6 +54,7 @@ CSV_COLUMNS = ("kind", "id", "password", "security_profile", "max_kw", "status",
                "priority", "note", *TARIFF_KEYS)
 CSV_KINDS = {"charger": ("password", "security_profile", "max_kw", "priority", "note"),
              "tag": ("status", "expiry", "parent", "balance", "priority", "note"), "tariff": TARIFF_KEYS}
+MIN_KW = 0.1  # a charger's maximum below this is a typo, or "off" (block the charger instead)
 MAX_KW = 1_000.0  # a charger's maximum above this is a typo (W for kW), not a charger
 PRIORITIES = (-100, 100)
 
@@ -181,8 +182,8 @@ def parse_max_kw(value: Any) -> int | str:
     if isinstance(value, str) and not value.strip():
         return ""
     number = _decimal(value, "maximum (kW)")
-    if not 0 < number <= Decimal(str(MAX_KW)):
-        raise ProvisionError(f"maximum {value!r} kW: more than 0, at most {MAX_KW:.0f}")
+    if not Decimal(str(MIN_KW)) <= number <= Decimal(str(MAX_KW)):
+        raise ProvisionError(f"maximum {value!r} kW: at least {MIN_KW}, at most {MAX_KW:.0f}")
     return int(number * 1000)
 
 

@@ -46,7 +46,8 @@ def test_the_shell_provisions_a_maximum_and_priorities(tmp_path: Path) -> None:
     assert rows_of(db, "SELECT priority FROM id_tags WHERE id_tag = 'VAN-1'") == [(None,)]
 
     # malformed values are usage errors, one line each, nothing written
-    for argv, message in ((("chargers", "add", "CP-1", "--max-kw", "0"), "more than 0"),
+    for argv, message in ((("chargers", "add", "CP-1", "--max-kw", "0"), "at least 0.1"),
+                          (("chargers", "add", "CP-1", "--max-kw", "0.01"), "at least 0.1"),
                           (("chargers", "add", "CP-1", "--max-kw", "11000"), "at most 1000"),
                           (("chargers", "add", "CP-1", "--max-kw", "lots"), "not a number"),
                           (("chargers", "add", "CP-1", "--priority", "1.5"), "a whole number from -100 to 100"),
@@ -73,7 +74,7 @@ def test_import_files_carry_the_maximum_and_priorities(tmp_path: Path) -> None:
 
     (tmp_path / "bad.toml").write_text('[[chargers]]\nid = "DEPOT-9"\n\n[[chargers]]\nid = "DEPOT-4"\nmax_kw = -2\n')
     error = one_line_error(cli("import", str(tmp_path / "bad.toml")))
-    assert "bad.toml: [[chargers]] entry 2: maximum -2 kW: more than 0" in error
+    assert "bad.toml: [[chargers]] entry 2: maximum -2 kW: at least 0.1" in error
     (tmp_path / "bad.csv").write_text("kind,id,max_kw\ntag,VAN-2,11\n")
     assert "max_kw does not apply to a tag" in one_line_error(cli("import", str(tmp_path / "bad.csv")))
     assert rows_of(db, "SELECT count(*) FROM chargers WHERE id IN ('DEPOT-9', 'DEPOT-4')") == [(0,)]
@@ -100,7 +101,7 @@ async def test_the_api_provisions_and_answers_them(csms: CentralSystem) -> None:
         status, tags = await get(http, "/api/id-tags")
         assert [(t["id_tag"], t["priority"]) for t in tags] == [("VAN-9", None)]
 
-        for path, body, says in (("/api/chargers/CP-API", {"max_kw": 0}, "more than 0"),
+        for path, body, says in (("/api/chargers/CP-API", {"max_kw": 0}, "max_kw"),
                                  ("/api/chargers/CP-API", {"max_kw": "11"}, "max_kw"),
                                  ("/api/chargers/CP-API", {"priority": 500}, "priority"),
                                  ("/api/id-tags/VAN-9", {"priority": 1.5}, "priority")):

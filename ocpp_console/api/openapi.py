@@ -17,7 +17,7 @@ import fastjsonschema
 import ocpp
 
 from ocpp_console import __version__
-from ocpp_console.provision import MAX_CHARGER_ID, MAX_ID_TAG, MAX_KW, PRIORITIES
+from ocpp_console.provision import MAX_CHARGER_ID, MAX_ID_TAG, MAX_KW, MIN_KW, PRIORITIES
 from ocpp_console.csms.operations import OPERATIONS, Operation
 from ocpp_console.csms.protocol import DECIMAL_BOUND, INT32
 
@@ -208,9 +208,9 @@ RESOURCES: dict[str, Any] = {
                 "description": "the lowest OCPP security profile (0-3) it is let in with, whatever the listener "
                 "allows; lowering it lets back in a charger whose profile was raised beyond what it can do",
             },
-            "max_kw": {"type": "number", "minimum": 0, "maximum": MAX_KW, "nullable": True,
+            "max_kw": {"type": "number", "minimum": MIN_KW, "maximum": MAX_KW, "nullable": True,
                        "description": "the most load management gives its sessions (a charger or its cable "
-                       "weaker than its rating), more than 0; null clears it (the setting charger_max_kw)"},
+                       "weaker than its rating); null clears it (the setting charger_max_kw)"},
             "priority": {**_PRIORITY, "description": "its sessions' priority under load_policy \"priority\", "
                          "higher first; null clears it (0)"},
             "registration": {"type": "string", "enum": ["Accepted", "Rejected"],
