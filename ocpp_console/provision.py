@@ -13,15 +13,13 @@ whole before anything is written, and then written in one database transaction.
 from __future__ import annotations
 
 import asyncio
-import csv
-import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ocpp.v16.enums import AuthorizationStatus
@@ -39,7 +37,10 @@ from ocpp_console.csms.billing import (
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.store import Store, StoreError
 from ocpp_console.store.models import Row
-from ocpp_console.store.store import ChargerSpec, ProvisionCounts, TagSpec, TariffSpec
+
+if TYPE_CHECKING:
+    from ocpp_console.provision_files import ImportReport
+from ocpp_console.store.store import ChargerSpec, Clearable, ProvisionCounts, TagSpec, TariffSpec
 from ocpp_console.timeutil import iso
 
 MAX_CHARGER_ID = 48  # the central system refuses longer ids in the URL (csms.server.MAX_ID_LENGTH)
@@ -47,11 +48,15 @@ MAX_ID_TAG = 20  # OCPP 1.6 IdToken is a CiString20
 # ConcurrentTx is an answer about a running session, never a tag's provisioned state.
 TAG_STATUSES = tuple(s.value for s in AuthorizationStatus if s != AuthorizationStatus.concurrent_tx)
 DECIMAL_KEYS = ("price_per_kwh", "price_per_minute", "idle_price_per_minute", "idle_grace_minutes", "session_fee")
-CHARGER_KEYS = ("id", "password", "security_profile", "note")
-TAG_KEYS = ("id_tag", "status", "expiry", "parent", "balance", "note")
-CSV_COLUMNS = ("kind", "id", "password", "security_profile", "status", "expiry", "parent", "balance", "note", *TARIFF_KEYS)
-CSV_KINDS = {"charger": ("password", "security_profile", "note"), "tag": ("status", "expiry", "parent", "balance", "note"),
-             "tariff": TARIFF_KEYS}
+CHARGER_KEYS = ("id", "password", "security_profile", "max_kw", "priority", "note")
+TAG_KEYS = ("id_tag", "status", "expiry", "parent", "balance", "priority", "note")
+CSV_COLUMNS = ("kind", "id", "password", "security_profile", "max_kw", "status", "expiry", "parent", "balance",
+               "priority", "note", *TARIFF_KEYS)
+CSV_KINDS = {"charger": ("password", "security_profile", "max_kw", "priority", "note"),
+             "tag": ("status", "expiry", "parent", "balance", "priority", "note"), "tariff": TARIFF_KEYS}
+MIN_KW = 0.1  # a charger's maximum below this is a typo, or "off" (block the charger instead)
+MAX_KW = 1_000.0  # a charger's maximum above this is a typo (W for kW), not a charger
+PRIORITIES = (-100, 100)
 
 
 class ProvisionError(ValueError):
@@ -72,16 +77,20 @@ class ChargerInfo:
     last_seen: str | None
     note: str | None
     security_profile: int = 0
+    max_kw: float | None = None  # its provisioned maximum (None: the setting charger_max_kw)
+    priority: int | None = None  # under load_policy "priority" (None: 0)
 
     @classmethod
     def from_row(cls, row: Row) -> ChargerInfo:
         return cls(row["id"], row["registration"], row["password_hash"] is not None, bool(row["connected"]),
-                   row["vendor"], row["model"], row["last_seen"], row["note"], row["security_profile"])
+                   row["vendor"], row["model"], row["last_seen"], row["note"], row["security_profile"],
+                   kw(row["max_power_w"]), row["priority"])
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "registration": self.registration, "password": self.password,
-                "security_profile": self.security_profile, "connected": self.connected, "vendor": self.vendor,
-                "model": self.model, "last_seen": self.last_seen, "note": self.note}
+                "security_profile": self.security_profile, "max_kw": self.max_kw, "priority": self.priority,
+                "connected": self.connected, "vendor": self.vendor, "model": self.model, "last_seen": self.last_seen,
+                "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -93,15 +102,17 @@ class TagInfo:
     balance: Decimal  # the tag's own wallet, in the major unit of `currency`
     currency: str
     note: str | None
+    priority: int | None = None  # under load_policy "priority" (None: its charger's)
 
     @classmethod
     def from_row(cls, row: Row, currency: str) -> TagInfo:
         return cls(row["id_tag"], row["status"], row["expiry_date"], row["parent_id_tag"],
-                   from_minor(row["balance"], currency), currency, row["note"])
+                   from_minor(row["balance"], currency), currency, row["note"], row["priority"])
 
     def to_json(self) -> dict[str, Any]:
         return {"id_tag": self.id_tag, "status": self.status, "expiry": self.expiry, "parent": self.parent,
-                "balance": str(self.balance), "currency": self.currency, "note": self.note}
+                "balance": str(self.balance), "currency": self.currency, "priority": self.priority,
+                "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -122,18 +133,6 @@ class TariffInfo:
             "session_fee": str(t.session_fee), "tou_windows": ",".join(str(w) for w in t.windows),
             "timezone": t.timezone,
         }
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    path: Path
-    counts: ProvisionCounts
-
-    def summary(self) -> str:
-        c = self.counts
-        return (f"{self.path}: {c.chargers_added + c.chargers_updated} chargers ({c.chargers_added} new), "
-                f"{c.tags_added + c.tags_updated} id tags ({c.tags_added} new, {c.wallet_movements} balances moved), "
-                f"{c.tariffs} tariffs imported")
 
 
 # -- checking single values --------------------------------------------------------------------
@@ -175,6 +174,41 @@ def check_security_profile(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
         raise ProvisionError(f"security profile {value!r}: 0, 1, 2 or 3")
     return value
+
+
+def parse_max_kw(value: Any) -> int | str:
+    """A charger's maximum in kW (11, "7.4", "7,4") -> whole watts; "" clears it (the setting
+    charger_max_kw applies again)."""
+    if isinstance(value, str) and not value.strip():
+        return ""
+    number = _decimal(value, "maximum (kW)")
+    if not Decimal(str(MIN_KW)) <= number <= Decimal(str(MAX_KW)):
+        raise ProvisionError(f"maximum {value!r} kW: at least {MIN_KW}, at most {MAX_KW:.0f}")
+    return int(number * 1000)
+
+
+def check_max_kw(value: str) -> str:
+    """A maximum as typed (`--max-kw 7.4`), checked and kept as typed."""
+    parse_max_kw(value)
+    return value
+
+
+def parse_priority(value: Any) -> int | str:
+    """A load-management priority, a whole number (higher is served first); "" clears it."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ""
+        if text.lstrip("+-").isdigit():
+            value = int(text)
+    low, high = PRIORITIES
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProvisionError(f"priority {value!r}: a whole number from {low} to {high} (higher first)")
+    return value
+
+
+def kw(watts: int | float | None) -> float | None:
+    return None if watts is None else watts / 1000
 
 
 def parse_status(value: Any) -> str:
@@ -281,20 +315,35 @@ def _optional_text(value: Any, what: str) -> str | None:
 
 async def add_charger(
     store: Store, charger_id: str, password: str | None = None, note: str | None = None,
-    security_profile: int | str | None = None,
+    security_profile: int | str | None = None, max_kw: Any = None, priority: Any = None,
 ) -> ChargerInfo:
     """Provision a charger (registration Accepted); an existing one is updated and keeps what is
     not given. The password is stored as a salted hash only. The security profile is the lowest
     the charger is let in with, set as given: lowering it is how an operator lets a charger back
-    in whose profile was raised beyond what it can do."""
-    spec = ChargerSpec(
+    in whose profile was raised beyond what it can do. `max_kw` (a charger or its cable weaker
+    than its rating) and `priority` are for load management; "" clears either."""
+    spec = charger_spec(charger_id, note, security_profile, max_kw, priority)
+    if password is not None:
+        spec = replace(spec, password_hash=await _hash(check_charger_password(password)))
+    await provision_specs(store, chargers=[spec])
+    return await _charger_info(store, spec.id)
+
+
+def charger_spec(charger_id: Any, note: Any = None, security_profile: Any = None, max_kw: Any = None,
+                 priority: Any = None) -> ChargerSpec:
+    """A charger's values checked (its password is hashed apart: scrypt is slow on purpose)."""
+    return ChargerSpec(
         check_charger_id(charger_id),
-        await _hash(check_charger_password(password)) if password is not None else None,
+        None,
         _optional_text(note, "note"),
         check_security_profile(security_profile) if security_profile is not None else None,
+        _clearable(parse_max_kw(max_kw)) if max_kw is not None else None,
+        _clearable(parse_priority(priority)) if priority is not None else None,
     )
-    await _provision(store, chargers=[spec])
-    return await _charger_info(store, spec.id)
+
+
+def _clearable(value: int | str) -> Clearable:
+    return "" if value == "" else int(value)
 
 
 async def list_chargers(store: Store) -> list[ChargerInfo]:
@@ -379,13 +428,14 @@ async def add_or_update_tag(
     note: str | None = None,
     *,
     currency: str,
+    priority: Any = None,
 ) -> TagInfo:
     """Add an id tag (Accepted unless told otherwise) or update the values given; "" clears expiry,
-    parent or note. A balance sets the tag's wallet to that amount with one ledger movement of the
-    difference."""
-    spec = _tag_spec(tag, status, expiry, parent, balance, note, currency)
-    await _check_tag_against_store(store, spec, set())
-    await _provision(store, tags=[spec], currency=currency)
+    parent, note or priority. A balance sets the tag's wallet to that amount with one ledger
+    movement of the difference. A priority (load management) wins over its charger's."""
+    spec = tag_spec(tag, status, expiry, parent, balance, note, currency, priority)
+    await check_tag_against_store(store, spec, set())
+    await provision_specs(store, tags=[spec], currency=currency)
     row = await store.id_tag(spec.id_tag)
     assert row is not None
     return TagInfo.from_row(row, currency)
@@ -406,8 +456,8 @@ async def remove_tag(store: Store, tag: str) -> None:
         raise ProvisionError(f"unknown id tag {tag}")
 
 
-def _tag_spec(
-    tag: Any, status: Any, expiry: Any, parent: Any, balance: Any, note: Any, currency: str
+def tag_spec(
+    tag: Any, status: Any, expiry: Any, parent: Any, balance: Any, note: Any, currency: str, priority: Any = None
 ) -> TagSpec:
     tag = check_id_tag(tag)
     parent_text = _optional_text(parent, "parent")
@@ -422,10 +472,11 @@ def _tag_spec(
         parent_text,
         parse_amount(balance, currency) if balance is not None else None,
         _optional_text(note, "note"),
+        _clearable(parse_priority(priority)) if priority is not None else None,
     )
 
 
-async def _check_tag_against_store(store: Store, spec: TagSpec, coming: set[str]) -> None:
+async def check_tag_against_store(store: Store, spec: TagSpec, coming: set[str]) -> None:
     """What only the database can tell: the parent exists (or comes in the same import), and a
     balance is given to a tag that pays for itself."""
     if spec.parent_id_tag and spec.parent_id_tag not in coming and await store.id_tag(spec.parent_id_tag) is None:
@@ -441,161 +492,14 @@ async def _check_tag_against_store(store: Store, spec: TagSpec, coming: set[str]
             )
 
 
-# -- import files ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Plan:
-    chargers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (where, entry)
-    tags: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    tariffs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (where, scope, keys)
-
-
 async def import_file(store: Store, path: str | Path, *, currency: str) -> ImportReport:
-    """Chargers, id tags and tariffs from a TOML (.toml) or CSV (.csv) file: every entry is checked
-    first, then all are written in one database transaction, or nothing is."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV often starts with a BOM
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProvisionError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        plan = _read_toml(text, path.name)
-    elif suffix == ".csv":
-        plan = _read_csv(text, path.name)
-    else:
-        raise ProvisionError(f"{path}: an import file ends in .toml or .csv")
-    chargers, tags, tariffs = await _check_plan(store, plan, currency)
-    try:
-        counts = await _provision(store, chargers, tags, tariffs, currency=currency, reason=f"import {path.name}")
-    except ProvisionError as exc:
-        raise ProvisionError(f"{path.name}: {exc}; nothing was imported") from None
-    return ImportReport(path, counts)
+    """Chargers, id tags and tariffs from a TOML or CSV file (ocpp_console/provision_files.py)."""
+    from ocpp_console.provision_files import import_file as run
+
+    return await run(store, path, currency=currency)
 
 
-def _read_toml(text: str, name: str) -> _Plan:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProvisionError(f"{name}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"chargers", "tags", "tariff", "tariffs"}
-    if unknown:
-        raise ProvisionError(f"{name}: unknown section {sorted(unknown)[0]!r} (chargers, tags, tariff, tariffs)")
-    plan = _Plan()
-    for section, keys, target in (("chargers", CHARGER_KEYS, plan.chargers), ("tags", TAG_KEYS, plan.tags)):
-        entries = data.get(section, [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise ProvisionError(f"{name}: {section} is a list of tables: [[{section}]]")
-        for number, entry in enumerate(entries, 1):
-            where = f"{name}: [[{section}]] entry {number}"
-            extra = set(entry) - set(keys)
-            if extra:
-                raise ProvisionError(f"{where}: unknown key {sorted(extra)[0]!r} ({', '.join(keys)})")
-            target.append((where, entry))
-    if "tariff" in data:
-        if not isinstance(data["tariff"], dict):
-            raise ProvisionError(f"{name}: tariff is a table: [tariff]")
-        plan.tariffs.append((f"{name}: [tariff]", SITE_SCOPE, data["tariff"]))
-    per_charger = data.get("tariffs", {})
-    if not isinstance(per_charger, dict) or not all(isinstance(t, dict) for t in per_charger.values()):
-        raise ProvisionError(f'{name}: tariffs are tables per charger: [tariffs."CP-ID"]')
-    for scope, keys in per_charger.items():
-        plan.tariffs.append((f'{name}: [tariffs."{scope}"]', scope, keys))
-    return plan
-
-
-def _read_csv(text: str, name: str) -> _Plan:
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    header = [name.strip() for name in reader.fieldnames or []]
-    reader.fieldnames = header
-    missing = [c for c in ("kind", "id") if c not in header]
-    if missing:
-        raise ProvisionError(f"{name}: the header row needs the columns kind and id ({', '.join(CSV_COLUMNS)})")
-    unknown = [c for c in header if c not in CSV_COLUMNS]
-    if unknown:
-        raise ProvisionError(f"{name}: unknown column {unknown[0]!r} ({', '.join(CSV_COLUMNS)})")
-    plan = _Plan()
-    for row in reader:
-        where = f"{name} line {reader.line_num}"
-        if None in row:
-            raise ProvisionError(f"{where}: more cells than the header has columns")
-        cells = {k: v.strip() for k, v in row.items() if v is not None and v.strip()}
-        if not cells:
-            continue  # a blank line
-        kind = cells.pop("kind", "")
-        if kind not in CSV_KINDS:
-            raise ProvisionError(f"{where}: kind {kind!r}: one of {', '.join(CSV_KINDS)}")
-        key = cells.pop("id", "")
-        if not key:
-            raise ProvisionError(f"{where}: the id column is empty")
-        stray = [c for c in cells if c not in CSV_KINDS[kind]]
-        if stray:
-            raise ProvisionError(f"{where}: {stray[0]} does not apply to a {kind}")
-        if kind == "charger":
-            plan.chargers.append((where, {"id": key, **cells}))
-        elif kind == "tag":
-            plan.tags.append((where, {"id_tag": key, **cells}))
-        else:
-            plan.tariffs.append((where, key, cells))
-    return plan
-
-
-async def _check_plan(
-    store: Store, plan: _Plan, currency: str
-) -> tuple[list[ChargerSpec], list[TagSpec], list[TariffSpec]]:
-    """Every entry checked before any is written; passwords hashed last (scrypt is slow on purpose)."""
-    chargers: list[tuple[str, str, str | None, str | None, int | None]] = []
-    seen: dict[tuple[str, str], str] = {}
-
-    def once(kind: str, key: str, where: str) -> None:
-        if (kind, key) in seen:
-            raise ProvisionError(f"{where}: {kind} {key} is already in {seen[kind, key]}")
-        seen[kind, key] = where
-
-    for where, entry in plan.chargers:
-        try:
-            charger_id = check_charger_id(entry.get("id"))
-            password = entry.get("password")
-            profile = entry.get("security_profile")
-            chargers.append((where, charger_id, check_charger_password(password) if password is not None else None,
-                             _optional_text(entry.get("note"), "note"),
-                             check_security_profile(profile) if profile is not None else None))
-        except ProvisionError as exc:
-            raise ProvisionError(f"{where}: {exc}") from None
-        once("charger", charger_id, where)
-    tags: list[tuple[str, TagSpec]] = []
-    for where, entry in plan.tags:
-        try:
-            spec = _tag_spec(entry.get("id_tag"), entry.get("status"), entry.get("expiry"), entry.get("parent"),
-                             entry.get("balance"), entry.get("note"), currency)
-        except ProvisionError as exc:
-            raise ProvisionError(f"{where}: {exc}") from None
-        once("id tag", spec.id_tag, where)
-        tags.append((where, spec))
-    coming = {spec.id_tag for _, spec in tags}
-    for where, spec in tags:
-        try:
-            await _check_tag_against_store(store, spec, coming)
-        except ProvisionError as exc:
-            raise ProvisionError(f"{where}: {exc}") from None
-    tariffs: list[TariffSpec] = []
-    for where, scope, keys in plan.tariffs:
-        try:
-            if scope != SITE_SCOPE:
-                check_charger_id(scope)
-            tariffs.append(TariffSpec(scope, parse_tariff(keys)))
-        except ProvisionError as exc:
-            raise ProvisionError(f"{where}: {exc}") from None
-        once("tariff", scope, where)
-    charger_specs = [
-        ChargerSpec(charger_id, await _hash(password) if password is not None else None, note, profile)
-        for _, charger_id, password, note, profile in chargers
-    ]
-    return charger_specs, [spec for _, spec in tags], tariffs
-
-
-async def _provision(
+async def provision_specs(
     store: Store,
     chargers: Sequence[ChargerSpec] = (),
     tags: Sequence[TagSpec] = (),

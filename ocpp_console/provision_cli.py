@@ -56,6 +56,12 @@ def add_provision_parsers(sub: Any) -> None:
                      dest="profile",  # not the setting security_profile (the listener minimum)
                      help="the lowest security profile (0-3) it is let in with, whatever the listener allows; "
                      "lower it to let back in a charger whose profile was raised beyond what it can do")
+    add.add_argument("--max-kw", type=_provision_arg("check_max_kw"), default=None, metavar="KW",
+                     help="the most it (or its cable) can give, e.g. 11: load management never gives its sessions "
+                     "more (default: the setting charger_max_kw; \"\" clears it)")
+    add.add_argument("--priority", type=_provision_arg("parse_priority"), default=None, metavar="N",
+                     help="its sessions' priority under load_policy = \"priority\", -100 to 100, higher first "
+                     "(default 0; a tag's own priority wins; \"\" clears it)")
     add.add_argument("--note", default=None, help="a note for the operator (\"\" clears it)")
     add_db_arguments(add)
     listing = actions.add_parser("list", help="list the chargers", description="List the chargers in the database.")
@@ -96,6 +102,9 @@ def add_provision_parsers(sub: Any) -> None:
     add.add_argument("--balance", type=_provision_arg("check_amount"), default=None, metavar="AMOUNT",
                      help="set the wallet to this amount in the site currency, e.g. 25.00 (a ledger movement "
                      "of the difference)")
+    add.add_argument("--priority", type=_provision_arg("parse_priority"), default=None, metavar="N",
+                     help="its sessions' priority under load_policy = \"priority\", -100 to 100, higher first "
+                     "(default: the charger's; \"\" clears it)")
     add.add_argument("--note", default=None, help="a note for the operator (\"\" clears it)")
     add_db_arguments(add)
     listing = actions.add_parser("list", help="list the id tags", description="List the id tags and their wallets.")
@@ -202,9 +211,11 @@ async def _set_password(store: Any, args: argparse.Namespace, password: str) -> 
 async def _chargers_add(store: Any, settings: Settings, args: argparse.Namespace) -> int:
     from ocpp_console import provision
 
-    info = await provision.add_charger(store, args.charger_id, args.password, args.note, args.profile)
+    info = await provision.add_charger(store, args.charger_id, args.password, args.note, args.profile,
+                                       max_kw=args.max_kw, priority=args.priority)
     print(f"charger {info.id}: {info.registration}, password {'set' if info.password else 'none'}, "
-          f"security profile {info.security_profile}", file=sys.stderr)
+          f"security profile {info.security_profile}, maximum {_max_kw(info.max_kw, settings)}, "
+          f"priority {info.priority or 0}", file=sys.stderr)
     return 0
 
 
@@ -216,12 +227,14 @@ async def _chargers_list(store: Any, settings: Settings, args: argparse.Namespac
         print(json.dumps([c.to_json() for c in chargers], indent=2))
         return 0
     rows = [
-        (c.id, c.registration, "yes" if c.password else "no", str(c.security_profile), "yes" if c.connected else "no",
-         " ".join(p for p in (c.vendor, c.model) if p) or "-", _local_time(c.last_seen) or "never", c.note or "")
+        (c.id, c.registration, "yes" if c.password else "no", str(c.security_profile), _max_kw(c.max_kw, settings),
+         _number(c.priority), "yes" if c.connected else "no", " ".join(p for p in (c.vendor, c.model) if p) or "-",
+         _local_time(c.last_seen) or "never", c.note or "")
         for c in chargers
     ]
     sys.stdout.write(_table(
-        ("ID", "REGISTRATION", "PASSWORD", "PROFILE", "CONNECTED", "VENDOR/MODEL", "LAST SEEN", "NOTE"), rows
+        ("ID", "REGISTRATION", "PASSWORD", "PROFILE", "MAX KW", "PRIORITY", "CONNECTED", "VENDOR/MODEL", "LAST SEEN",
+         "NOTE"), rows, right=(4, 5),
     ))
     return 0
 
@@ -240,10 +253,12 @@ async def _tags_add(store: Any, settings: Settings, args: argparse.Namespace) ->
     from ocpp_console.csms.billing import format_money, to_minor
 
     tag = await provision.add_or_update_tag(
-        store, args.id_tag, args.status, args.expiry, args.parent, args.balance, args.note, currency=settings.currency
+        store, args.id_tag, args.status, args.expiry, args.parent, args.balance, args.note, currency=settings.currency,
+        priority=args.priority,
     )
     balance = format_money(to_minor(tag.balance, tag.currency), tag.currency)
-    print(f"id tag {tag.id_tag}: {tag.status}, balance {balance}", file=sys.stderr)
+    priority = "the charger's" if tag.priority is None else str(tag.priority)
+    print(f"id tag {tag.id_tag}: {tag.status}, balance {balance}, priority {priority}", file=sys.stderr)
     return 0
 
 
@@ -255,10 +270,12 @@ async def _tags_list(store: Any, settings: Settings, args: argparse.Namespace) -
         print(json.dumps([t.to_json() for t in tags], indent=2))
         return 0
     rows = [
-        (t.id_tag, t.status, _local_time(t.expiry) or "-", t.parent or "-", f"{t.balance} {t.currency}", t.note or "")
+        (t.id_tag, t.status, _local_time(t.expiry) or "-", t.parent or "-", f"{t.balance} {t.currency}",
+         _number(t.priority), t.note or "")
         for t in tags
     ]
-    sys.stdout.write(_table(("ID TAG", "STATUS", "EXPIRY", "PARENT", "BALANCE", "NOTE"), rows, right=(4,)))
+    sys.stdout.write(_table(("ID TAG", "STATUS", "EXPIRY", "PARENT", "BALANCE", "PRIORITY", "NOTE"), rows,
+                            right=(4, 5)))
     return 0
 
 
@@ -323,6 +340,17 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequenc
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return "".join(line(r) + "\n" for r in (headers, *rows))
+
+
+def _max_kw(max_kw: float | None, settings: Settings) -> str:
+    """A charger's provisioned maximum; else the setting's, marked so ("22 (setting)")."""
+    if max_kw is None:
+        return f"{settings.charger_max_kw:g} (setting)"
+    return f"{max_kw:g}"
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _local_time(value: str | None) -> str | None:

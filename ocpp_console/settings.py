@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     site_voltage: float = Field(230.0, gt=0, description="Phase voltage of the site (limits and minimums in amps).")
     site_phases: Literal[1, 3] = Field(3, description="Phases of the site's connection and of its chargers.")
     load_policy: Literal["equal", "priority"] = Field(
-        "equal", description="How sessions share the limit: equally, or higher priority first (the charger's).",
+        "equal", description="How sessions share the limit: equally, or higher priority first (the id tag's, "
+        "else the charger's; see `chargers add --priority`, `tags add --priority`).",
     )
     load_rotation_minutes: float = Field(
         15.0, gt=0, description="When the limit cannot give every session its minimum (6 A per phase), the "

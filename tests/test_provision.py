@@ -223,16 +223,16 @@ def test_lists_as_aligned_text_and_as_json(tmp_path: Path) -> None:
     assert cli("tags", "add", "CAR-7", "--parent", "FLEET", "--expiry", "2030-06-30T12:00Z").code == 0
 
     text = cli("chargers", "list").out.splitlines()
-    assert text[0].split() == ["ID", "REGISTRATION", "PASSWORD", "PROFILE", "CONNECTED", "VENDOR/MODEL", "LAST",
-                               "SEEN", "NOTE"]
-    assert [line.split()[:5] for line in text[1:]] == [["CP-1", "Accepted", "yes", "0", "no"],
-                                                       ["CP-LONGER-ID", "Accepted", "no", "2", "no"]]
+    assert text[0].split() == ["ID", "REGISTRATION", "PASSWORD", "PROFILE", "MAX", "KW", "PRIORITY", "CONNECTED",
+                               "VENDOR/MODEL", "LAST", "SEEN", "NOTE"]
+    assert [line.split()[:8] for line in text[1:]] == [["CP-1", "Accepted", "yes", "0", "22", "(setting)", "-", "no"],
+                                                       ["CP-LONGER-ID", "Accepted", "no", "2", "22", "(setting)", "-", "no"]]
     for column, value in (("REGISTRATION", "Accepted"), ("PASSWORD", "yes"), ("PROFILE", "0"), ("NOTE", "bay 1")):
         assert text[1].index(value) == text[0].index(column)  # aligned under its header
     assert text[2].index("no") == text[0].index("PASSWORD")
 
     tags = cli("tags", "list").out.splitlines()
-    assert tags[0].split() == ["ID", "TAG", "STATUS", "EXPIRY", "PARENT", "BALANCE", "NOTE"]
+    assert tags[0].split() == ["ID", "TAG", "STATUS", "EXPIRY", "PARENT", "BALANCE", "PRIORITY", "NOTE"]
     car, fleet = tags[1], tags[2]
     assert car.startswith("CAR-7") and "FLEET" in car and " 0.00 EUR" in car
     assert fleet.startswith("FLEET") and "25.00 EUR" in fleet and fleet.rstrip().endswith("ACME")
@@ -240,11 +240,12 @@ def test_lists_as_aligned_text_and_as_json(tmp_path: Path) -> None:
 
     chargers = json.loads(cli("chargers", "list", "--json").out)
     assert chargers[0] == {"id": "CP-1", "registration": "Accepted", "password": True, "security_profile": 0,
-                           "connected": False, "vendor": None, "model": None, "last_seen": None, "note": "bay 1"}
+                           "max_kw": None, "priority": None, "connected": False, "vendor": None, "model": None,
+                           "last_seen": None, "note": "bay 1"}
     assert chargers[1]["security_profile"] == 2
     by_tag = {t["id_tag"]: t for t in json.loads(cli("tags", "list", "--json").out)}
     assert by_tag["FLEET"] == {"id_tag": "FLEET", "status": "Accepted", "expiry": None, "parent": None,
-                               "balance": "25.00", "currency": "EUR", "note": "ACME"}
+                               "balance": "25.00", "currency": "EUR", "priority": None, "note": "ACME"}
     assert by_tag["CAR-7"]["expiry"] == "2030-06-30T12:00:00.000Z" and by_tag["CAR-7"]["balance"] == "0.00"
 
 

@@ -17,7 +17,7 @@ import fastjsonschema
 import ocpp
 
 from ocpp_console import __version__
-from ocpp_console.provision import MAX_CHARGER_ID, MAX_ID_TAG
+from ocpp_console.provision import MAX_CHARGER_ID, MAX_ID_TAG, MAX_KW, MIN_KW, PRIORITIES
 from ocpp_console.csms.operations import OPERATIONS, Operation
 from ocpp_console.csms.protocol import DECIMAL_BOUND, INT32
 
@@ -74,6 +74,7 @@ def _error(description: str) -> dict[str, Any]:
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
+_PRIORITY = {"type": "integer", "minimum": PRIORITIES[0], "maximum": PRIORITIES[1], "nullable": True}
 _TIME = {"type": "string", "nullable": True, "description": "ISO 8601, UTC"}
 _MONEY = {"type": "string", "nullable": True, "pattern": r"^-?\d+(\.\d+)?$",
           "description": "an exact decimal amount in the currency's major unit"}
@@ -118,6 +119,10 @@ RESOURCES: dict[str, Any] = {
         "has_password": {"type": "boolean"},
         "security_profile": {"type": "integer", "minimum": 0, "maximum": 3,
                              "description": "the lowest OCPP security profile it is let in with"},
+        "max_kw": {"type": "number", "nullable": True, "description": "the most load management gives its "
+                   "sessions (a charger or cable weaker than its rating); null: the setting charger_max_kw"},
+        "priority": {**_NULLABLE_INT, "description": "its sessions' priority under load_policy \"priority\" "
+                     "(higher first); null: 0. A tag's own priority wins"},
         "note": _NULLABLE_STRING,
         "first_seen": _TIME,
         "last_seen": _TIME,
@@ -169,6 +174,8 @@ RESOURCES: dict[str, Any] = {
         "balance": {**_MONEY, "nullable": False},
         "balance_minor": {"type": "integer", "description": "the balance in minor units of `currency`"},
         "currency": {"type": "string"},
+        "priority": {**_NULLABLE_INT, "description": "its sessions' priority under load_policy \"priority\" "
+                     "(higher first); null: its charger's"},
         "note": _NULLABLE_STRING,
         "refused_status": {**_NULLABLE_STRING, "description": "its last refusal: what it was answered"},
         "refused_reason": {**_NULLABLE_STRING, "description": "its last refusal: why, e.g. wallet below minimum"},
@@ -185,6 +192,8 @@ RESOURCES: dict[str, Any] = {
             "parent_id_tag": {"type": "string", "nullable": True, "minLength": 1, "maxLength": MAX_ID_TAG},
             "balance": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$",
                         "description": "set the wallet to this amount (a ledger movement of the difference)"},
+            "priority": {**_PRIORITY, "description": "its sessions' priority under load_policy \"priority\", "
+                         "higher first, over its charger's; null clears it"},
             "note": {"type": "string", "nullable": True},
         },
     },
@@ -199,6 +208,11 @@ RESOURCES: dict[str, Any] = {
                 "description": "the lowest OCPP security profile (0-3) it is let in with, whatever the listener "
                 "allows; lowering it lets back in a charger whose profile was raised beyond what it can do",
             },
+            "max_kw": {"type": "number", "minimum": MIN_KW, "maximum": MAX_KW, "nullable": True,
+                       "description": "the most load management gives its sessions (a charger or its cable "
+                       "weaker than its rating); null clears it (the setting charger_max_kw)"},
+            "priority": {**_PRIORITY, "description": "its sessions' priority under load_policy \"priority\", "
+                         "higher first; null clears it (0)"},
             "registration": {"type": "string", "enum": ["Accepted", "Rejected"],
                              "description": "Accepted (the default) approves a pending charger"},
         },

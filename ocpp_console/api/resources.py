@@ -49,6 +49,8 @@ def _charger(csms: CentralSystem, row: Row, connectors: list[Row]) -> dict[str, 
         "remote_address": row["remote_address"] if row["id"] in csms.sessions else None,
         "has_password": bool(row["password_hash"]),
         "security_profile": row["security_profile"],
+        "max_kw": provision.kw(row["max_power_w"]),
+        "priority": row["priority"],
         "note": row["note"],
         "first_seen": row["first_seen"],
         "last_seen": row["last_seen"],
@@ -124,6 +126,7 @@ def id_tag(csms: CentralSystem, row: Row) -> dict[str, Any]:
         "balance": str(from_minor(row["balance"], currency)),
         "balance_minor": row["balance"],
         "currency": currency,
+        "priority": row["priority"],
         "note": row["note"],
         **{k: row.get(k) for k in ("refused_status", "refused_reason", "refused_action", "refused_charger", "refused_at")},
     }
@@ -163,13 +166,19 @@ async def put_id_tag(csms: CentralSystem, tag: str, body: dict[str, Any]) -> Non
     await provision.add_or_update_tag(
         csms.store, tag, status=body.get("status"), expiry=given("expiry_date"), parent=given("parent_id_tag"),
         balance=body.get("balance"), note=given("note"), currency=csms.settings.currency,
+        priority=given("priority"),
     )
 
 
 async def put_charger(csms: CentralSystem, charger_id: str, body: dict[str, Any]) -> None:
-    """Provision (Accepted; a pending one connected is asked to boot again) or reject a charger."""
+    """Provision (Accepted; a pending one connected is asked to boot again) or reject a charger.
+    Its maximum and priority: absent keeps, null clears."""
+    def given(key: str) -> Any:
+        return None if key not in body else ("" if body[key] is None else body[key])
+
     await provision.add_charger(csms.store, charger_id, password=body.get("password"), note=body.get("note"),
-                                security_profile=body.get("security_profile"))
+                                security_profile=body.get("security_profile"), max_kw=given("max_kw"),
+                                priority=given("priority"))
     if body.get("registration") == RegistrationStatus.rejected:
         await csms.commands.reject(charger_id)
 

@@ -49,7 +49,7 @@ STEP_W = 100.0  # shares and failsafes move in steps of this at least (fewer pro
 CLOCK_MARGIN_S = 60  # a share starts this much before now: a charger whose clock is behind applies it at once
 DEBOUNCE_S = 0.2  # changes within this are decided together
 UNDER_DRAW = 0.8  # a car drawing less than this part of its share for UNDER_DRAW_S ...
-UNDER_DRAW_S = 30.0
+UNDER_DRAW_S = 30.0  # (LoadManager.under_draw_s: tests shorten it)
 CAP_MARGIN_W = 1_000.0  # ... is capped at what it draws plus this; the rest goes to the others
 HISTORY = 3_600  # points of the site's power kept for the chart
 MIN_LIMIT_KW = 0.1  # as the API's schema says (SiteLimit)
@@ -67,6 +67,7 @@ class ChargerLoad:
     refused: str | None = None  # why it is a fixed load ("SetChargingProfile Rejected", ...)
     connectors: set[int] = field(default_factory=set)  # its connectors (> 0), as the store knows them
     defaults: dict[int, float] = field(default_factory=dict)  # connector -> the failsafe it accepted
+    max_w: float | None = None  # its provisioned maximum (chargers.max_power_w), as last read
 
 
 @dataclass
@@ -113,6 +114,7 @@ class LoadManager:
     allocation: Allocation | None = None
     history: deque[LoadPoint] = field(default_factory=lambda: deque(maxlen=HISTORY))
     clock: Any = time.time  # wall clock of turns (tests may replace it)
+    under_draw_s: float = UNDER_DRAW_S  # how long a car draws well below its share before it is capped
 
     def __post_init__(self) -> None:
         self.limit_w = self.csms.settings.site_limit_w
@@ -123,6 +125,7 @@ class LoadManager:
         self.safe_w: float | None = None  # the failsafe of a running connector, as last decided
         self.decisions = 0  # how many times the shares were decided (tests and benchmarks wait on it)
         self.decided = asyncio.Condition()
+        self._deciding = asyncio.Lock()  # one decision at a time (the loop's, the API's after a new limit)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -225,7 +228,7 @@ class LoadManager:
         if share and power < share * UNDER_DRAW:
             if session.under_since is None:
                 session.under_since = now
-            elif now - session.under_since >= UNDER_DRAW_S and session.cap_w is None:
+            elif now - session.under_since >= self.under_draw_s and session.cap_w is None:
                 session.cap_w = power + CAP_MARGIN_W  # its headroom goes to the others
                 self.wake()
         else:
@@ -254,7 +257,12 @@ class LoadManager:
 
     async def decide(self) -> Allocation | None:
         """Decide every share and each connector's failsafe; send what changed, the reductions
-        first and the increases once those are answered."""
+        first and the increases once those are answered. One at a time: two at once would send
+        the same failsafes twice."""
+        async with self._deciding:
+            return await self._decide()
+
+    async def _decide(self) -> Allocation | None:
         if not self.enabled:
             self.allocation = None
             return None
@@ -262,22 +270,20 @@ class LoadManager:
         settings = self.csms.settings
         connected = set(self.csms.sessions)
         self._learn_chargers(connected)
-        rows = {row["id"]: row for row in await self.csms.store.chargers()}
-        for charger_id, charger in self.chargers.items():
-            charger.connectors = set()
-        for row in await self.csms.store.connectors():
-            if row["connector_id"] > 0 and row["charger_id"] in self.chargers:
-                self.chargers[row["charger_id"]].connectors.add(row["connector_id"])
+        rows, tag_priorities = await self._read_inputs()
         controlled = {cid for cid in connected if self.chargers[cid].known and self.chargers[cid].refused is None}
         now = self.clock()
-        demands = [self._demand(s, rows.get(s.charger_id), s.charger_id in connected) for s in self.sessions.values()]
+        demands = [self._demand(s, rows.get(s.charger_id), s.charger_id in connected, tag_priorities.get(s.id_tag))
+                   for s in self.sessions.values()]
         allocation = allocate(demands, self.limit_w, policy=settings.load_policy, now=now,
                               rotation_s=settings.load_rotation_minutes * 60)
         self.allocation = allocation
         self._turns(allocation, now)
         plans = self._share_plans(allocation, controlled) + self._failsafe_plans(allocation, controlled)
-        lower = [p for p in plans if p.current is None or p.watts < p.current]
-        higher = [p for p in plans if p not in lower]
+        lower: list[Plan] = []
+        higher: list[Plan] = []
+        for plan in plans:
+            (lower if plan.current is None or plan.watts < plan.current else higher).append(plan)
         await self._send_all(lower)  # the site only goes down here ...
         await self._send_all(higher)  # ... and up once the chargers have taken the reductions
         if higher:
@@ -288,6 +294,25 @@ class LoadManager:
             self.decisions += 1
             self.decided.notify_all()
         return allocation
+
+    async def _read_inputs(self) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+        """One query per decision, whatever the number of sessions: each charger's maximum and
+        priority (and its connectors, learnt on the way), and the tags' own priorities."""
+        rows: dict[str, dict[str, Any]] = {}
+        tag_priorities: dict[str, int] = {}
+        for charger in self.chargers.values():
+            charger.connectors = set()
+        for row in await self.csms.store.load_inputs():
+            if row["kind"] == "charger":
+                rows[row["key"]] = row
+                if row["key"] in self.chargers:
+                    self.chargers[row["key"]].max_w = row["max_power_w"]
+            elif row["kind"] == "connector":
+                if row["key"] in self.chargers:
+                    self.chargers[row["key"]].connectors.add(row["number"])
+            else:
+                tag_priorities[row["key"]] = int(row["priority"])
+        return rows, tag_priorities
 
     def _share_plans(self, allocation: Allocation, controlled: set[str]) -> list[Plan]:
         renew_after = self.csms.settings.load_lease_seconds / 2
@@ -342,15 +367,21 @@ class LoadManager:
                     wanted = safe  # its share is in force: the failsafe only matters when the lease ends
                 else:
                     continue  # its share is not in force yet: raising its failsafe would raise its limit
+                if charger.max_w is not None:  # a weak charger or cable: its failsafe is no more either
+                    wanted = min(wanted, _floor_step(charger.max_w))
                 held = charger.defaults.get(connector_id)
                 if held is None or abs(held - wanted) >= STEP_W:
                     plans.append(Plan(charger_id, connector_id, wanted, held, None))
         return plans
 
-    def _demand(self, session: SessionLoad, row: dict[str, Any] | None, connected: bool) -> Demand:
-        max_w = float((row or {}).get("max_power_w") or self.csms.settings.charger_max_kw * 1000)
+    def _demand(self, session: SessionLoad, row: dict[str, Any] | None, connected: bool,
+                tag_priority: int | None = None) -> Demand:
+        """The session as the allocator sees it: its charger's provisioned maximum (else the setting
+        charger_max_kw), and its id tag's priority, else its charger's (else 0)."""
+        stored_max = (row or {}).get("max_power_w")
+        max_w = float(stored_max if stored_max is not None else self.csms.settings.charger_max_kw * 1000)
         charger = self.chargers.get(session.charger_id) or ChargerLoad()
-        priority = int((row or {}).get("priority") or 0)
+        priority = tag_priority if tag_priority is not None else int((row or {}).get("priority") or 0)
         if charger.refused is not None or (connected and not charger.known):
             return Demand(session.transaction_id, max_w, 0.0, fixed=True)  # not under our control (yet)
         if not connected:  # it keeps its lease, then falls to its failsafe: counted at the larger

@@ -306,6 +306,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE id_tags ADD COLUMN refused_charger TEXT;
     ALTER TABLE id_tags ADD COLUMN refused_at TEXT;        -- our time
     """,
+    # 11: load management per charger and per tag: a charger (or its cable) may be weaker than its
+    # rating, and fleet vans charge before visitors (load_policy = "priority")
+    """
+    ALTER TABLE chargers ADD COLUMN max_power_w INTEGER;   -- NULL: the setting charger_max_kw
+    ALTER TABLE chargers ADD COLUMN priority INTEGER;      -- NULL: 0; higher is served first
+    ALTER TABLE id_tags ADD COLUMN priority INTEGER;       -- NULL: its session takes the charger's
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -47,6 +47,9 @@ BOOT_FIELDS = (
 )
 
 
+# A number the operator may also clear: None leaves the stored value, "" clears it (NULL).
+Clearable = int | Literal[""] | None
+
 TARIFF_COLUMNS = ("currency", "price_per_kwh", "price_per_minute", "idle_price_per_minute", "idle_grace_minutes",
                   "session_fee", "tou_windows", "timezone")
 
@@ -59,6 +62,8 @@ class ChargerSpec:
     password_hash: str | None = None
     note: str | None = None
     security_profile: int | None = None  # set as given, lower too: the operator's way back from a lock-out
+    max_power_w: Clearable = None  # what it (or its cable) can give; NULL: the setting charger_max_kw
+    priority: Clearable = None  # its sessions' priority under load_policy "priority"; NULL: 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class TagSpec:
     parent_id_tag: str | None = None
     balance: int | None = None  # minor units: the wallet is moved to this amount by a ledger row
     note: str | None = None
+    priority: Clearable = None  # its sessions' priority under load_policy "priority"; NULL: the charger's
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +489,9 @@ class Store(TransactionsMixin, WalletMixin):
                 conn.execute(
                     "UPDATE chargers SET security_profile = ? WHERE id = ?", (spec.security_profile, spec.id)
                 )
+            for column, value in (("max_power_w", spec.max_power_w), ("priority", spec.priority)):
+                if value is not None:  # column names are ours, never the operator's
+                    conn.execute(f"UPDATE chargers SET {column} = ? WHERE id = ?", (value if value != "" else None, spec.id))
             added, updated = added + (not exists), updated + exists
         return added, updated
 
@@ -505,6 +514,9 @@ class Store(TransactionsMixin, WalletMixin):
                 " parent_id_tag = excluded.parent_id_tag, note = excluded.note",
                 (spec.id_tag, status or "Accepted", expiry, parent, note, now),
             )
+            if spec.priority is not None:
+                conn.execute("UPDATE id_tags SET priority = ? WHERE id_tag = ?",
+                             (spec.priority if spec.priority != "" else None, spec.id_tag))
             added, updated = added + (row is None), updated + (row is not None)
         return added, updated
 
@@ -948,6 +960,16 @@ class Store(TransactionsMixin, WalletMixin):
 
     async def status_history(self, charger_id: str) -> list[Row]:
         return await self._query("SELECT * FROM status_history WHERE charger_id = ? ORDER BY id", (charger_id,))
+
+    async def load_inputs(self) -> list[Row]:
+        """What the load manager reads at each decision, in one query: every charger's maximum and
+        priority (kind 'charger'), its connectors (kind 'connector', `number`), and the id tags
+        that have a priority of their own (kind 'tag': few, whatever the site's size)."""
+        return await self._query(
+            "SELECT 'charger' AS kind, id AS key, NULL AS number, max_power_w, priority FROM chargers"
+            " UNION ALL SELECT 'connector', charger_id, connector_id, NULL, NULL FROM connectors WHERE connector_id > 0"
+            " UNION ALL SELECT 'tag', id_tag, NULL, NULL, priority FROM id_tags WHERE priority IS NOT NULL"
+        )
 
     async def id_tag(self, id_tag: str) -> Row | None:
         return await self._query_one("SELECT * FROM id_tags WHERE id_tag = ?", (id_tag,))
