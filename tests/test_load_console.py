@@ -10,17 +10,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ocpp.v16 import call
+from ocpp.v16.enums import ChargePointStatus
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from ocpp_console import provision
 from ocpp_console.csms import CentralSystem
 from ocpp_console.settings import Settings
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.load import LoadScreen
 from ocpp_console.ui.screens.modals import ActionForm, ConfirmScreen
 from ocpp_console.ui.widgets.tiles import Tile
+from tests.clients import TS
 from tests.conftest import Console
+from tests.conftest import charger as library_charger
 from tests.test_load import CHARGER_W, failsafe, offered, share_profile, site
+from tests.test_load_policies import RefusingCharger
 from tests.test_sim import big_ev
 from tests.test_ui import cells, text_of, until
 
@@ -154,3 +160,23 @@ async def test_the_limit_from_the_palette_and_what_off_says(settings_factory: Ca
             await until(pilot, lambda: csms.load.limit_w == 25_000, 10)
             await until(pilot, lambda: isinstance(app.screen, LoadScreen) and tile(app, "l-limit") == "25.0 kW", 10)
             await until(pilot, lambda: not off.display and app.screen.query_one("#load-chart").display)
+
+
+async def test_a_charger_refusing_profiles_is_marked_on_the_load_screen(csms: CentralSystem, console: Console) -> None:
+    """A charger without smart charging: the screen names it as a fixed load, and its session's
+    row says fixed and why."""
+    await provision.add_charger(csms.store, "OLD-1", max_kw=11)
+    app = await console(csms)
+    async with app.run_test(size=SIZE) as pilot, library_charger(csms, "OLD-1", RefusingCharger) as old:
+        await old.boot()
+        await old.status(1, ChargePointStatus.available)
+        await old.call(call.StartTransaction(connector_id=1, id_tag="OLD-DRIVER", meter_start=0, timestamp=TS))
+        await old.status(1, ChargePointStatus.charging)
+        await pilot.press("6")
+        await until(pilot, lambda: isinstance(app.screen, LoadScreen))
+        await until(pilot, lambda: "OLD-1" in text_of(app.screen.query_one("#load-fixed")), 10)
+        assert "refuse charging profiles" in text_of(app.screen.query_one("#load-fixed"))
+        row = await until(pilot, lambda: rows(app).get("OLD-1"), 10)
+        await until(pilot, lambda: rows(app)["OLD-1"][COLUMN["state"]] == "fixed", 10)
+        assert rows(app)["OLD-1"][COLUMN["share"]] == "11.0 kW" and "refuses profiles" in rows(app)["OLD-1"][COLUMN["why"]]
+        assert row[0] == "OLD-1"
