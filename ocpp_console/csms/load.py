@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,6 +35,19 @@ from ocpp.v16.enums import (
 from ocpp_console.csms import events as ev
 from ocpp_console.csms.allocation import MIN_AMPS, Allocation, Demand, allocate
 from ocpp_console.csms.errors import CallErrorReceived, CommandError, InvalidAnswer
+from ocpp_console.csms.load_model import (
+    STEP_W,
+    ChargerLoad,
+    LoadPoint,
+    Plan,
+    SessionLoad,
+    check_limit,
+    floor_step,
+    iso_or_none,
+    kw_text,
+    kw_value,
+    session_state,
+)
 from ocpp_console.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
@@ -45,64 +57,13 @@ log = logging.getLogger("ocpp_console.load")
 
 SHARE_PROFILE_ID = 7_000  # + connector id: one TxProfile per connector, replaced by each share
 FAILSAFE_PROFILE_ID = 6_000  # + connector id: its TxDefaultProfile, the failsafe
-STEP_W = 100.0  # shares and failsafes move in steps of this at least (fewer profiles sent)
 CLOCK_MARGIN_S = 60  # a share starts this much before now: a charger whose clock is behind applies it at once
 DEBOUNCE_S = 0.2  # changes within this are decided together
 UNDER_DRAW = 0.8  # a car drawing less than this part of its share for UNDER_DRAW_S ...
 UNDER_DRAW_S = 30.0  # (LoadManager.under_draw_s: tests shorten it)
 CAP_MARGIN_W = 1_000.0  # ... is capped at what it draws plus this; the rest goes to the others
 HISTORY = 3_600  # points of the site's power kept for the chart
-MIN_LIMIT_KW = 0.1  # as the API's schema says (SiteLimit)
 REFUSED = (ChargingProfileStatus.rejected, ChargingProfileStatus.not_supported)
-
-
-@dataclass
-class ChargerLoad:
-    """What the load manager knows of one charger's smart charging."""
-
-    unit: ChargingRateUnitType = ChargingRateUnitType.watts
-    stack_level: int = 0
-    asked: bool = False  # its configuration keys were asked for (once per connection)
-    known: bool = False  # ... and answered (or not: then the defaults); until then it is not controlled
-    refused: str | None = None  # why it is a fixed load ("SetChargingProfile Rejected", ...)
-    connectors: set[int] = field(default_factory=set)  # its connectors (> 0), as the store knows them
-    defaults: dict[int, float] = field(default_factory=dict)  # connector -> the failsafe it accepted
-    max_w: float | None = None  # its provisioned maximum (chargers.max_power_w), as last read
-
-
-@dataclass
-class SessionLoad:
-    transaction_id: int
-    charger_id: str
-    connector_id: int
-    id_tag: str
-    measured_w: float | None = None
-    sent_w: float | None = None  # the share the charger accepted last
-    sent_at: float = 0.0  # time.monotonic() of that answer
-    running_since: float | None = None  # its current turn (wall-clock seconds)
-    paused_since: float | None = None
-    under_since: float | None = None  # drawing well below its share since
-    cap_w: float | None = None
-    sending: bool = False
-
-
-@dataclass(eq=False)
-class Plan:
-    """A profile to send: a session's share (TxProfile) or a connector's failsafe (TxDefaultProfile)."""
-
-    charger_id: str
-    connector_id: int
-    watts: float
-    current: float | None  # the limit in force there now (None: unknown)
-    session: SessionLoad | None
-
-
-@dataclass
-class LoadPoint:
-    at: float  # epoch seconds
-    measured_w: float
-    allocated_w: float
-    limit_w: float | None
 
 
 @dataclass
@@ -160,7 +121,7 @@ class LoadManager:
         """The operator's new limit (None: off), in force from the next decision (at once)."""
         before = self.limit_w
         self.limit_w = None if limit_kw is None else float(limit_kw) * 1000
-        log.info("site limit %s (was %s)", _kw(self.limit_w), _kw(before))
+        log.info("site limit %s (was %s)", kw_text(self.limit_w), kw_text(before))
         if self.limit_w is None:
             for charger_id in list(self.csms.sessions):
                 charger = self.chargers.get(charger_id) or ChargerLoad()
@@ -341,7 +302,7 @@ class LoadManager:
         assert self.limit_w is not None
         fixed = sum(share.watts for share in allocation.shares.values() if share.reason == "fixed load")
         connectors = sum(len(self.chargers[cid].connectors) for cid in controlled)
-        return _floor_step(max(self.limit_w - fixed, 0.0) / max(connectors, 1))
+        return floor_step(max(self.limit_w - fixed, 0.0) / max(connectors, 1))
 
     def _failsafe_plans(self, allocation: Allocation, controlled: set[str]) -> list[Plan]:
         """Each connector's TxDefaultProfile: a running one's is the safe share (where it falls when
@@ -353,7 +314,7 @@ class LoadManager:
         busy = {(s.charger_id, s.connector_id): s for s in self.sessions.values()}
         idle = [(cid, c) for cid in sorted(controlled) for c in sorted(self.chargers[cid].connectors) if (cid, c) not in busy]
         headroom = max(self.limit_w - allocation.allocated_w, 0.0)
-        idle_w = min(safe, _floor_step(headroom / len(idle))) if idle else safe
+        idle_w = min(safe, floor_step(headroom / len(idle))) if idle else safe
         if idle_w < self.min_w:
             idle_w = 0.0  # less than a car takes is nothing
         plans = []
@@ -368,7 +329,7 @@ class LoadManager:
                 else:
                     continue  # its share is not in force yet: raising its failsafe would raise its limit
                 if charger.max_w is not None:  # a weak charger or cable: its failsafe is no more either
-                    wanted = min(wanted, _floor_step(charger.max_w))
+                    wanted = min(wanted, floor_step(charger.max_w))
                 held = charger.defaults.get(connector_id)
                 if held is None or abs(held - wanted) >= STEP_W:
                     plans.append(Plan(charger_id, connector_id, wanted, held, None))
@@ -410,7 +371,7 @@ class LoadManager:
         """A summary for the consoles (and the API's event stream): they read the snapshot on it."""
         shares = allocation.shares.values() if allocation is not None else ()
         self.csms.events.publish(ev.LoadDecided(
-            "", _kw_value(self.limit_w), round((allocation.allocated_w if allocation else 0.0) / 1000, 3),
+            "", kw_value(self.limit_w), round((allocation.allocated_w if allocation else 0.0) / 1000, 3),
             round(self._measured_w() / 1000, 3), len(self.sessions),
             sum(1 for share in shares if share.watts == 0 and share.reason.startswith("paused"))))
 
@@ -535,22 +496,22 @@ class LoadManager:
             sessions.append({
                 "transaction_id": tx_id, "charger_id": session.charger_id, "connector_id": session.connector_id,
                 "id_tag": session.id_tag,
-                "allocated_kw": _kw_value(share.watts if share else None),
-                "sent_kw": _kw_value(session.sent_w),
-                "measured_kw": _kw_value(session.measured_w),
-                "state": _state(share, charger),
+                "allocated_kw": kw_value(share.watts if share else None),
+                "sent_kw": kw_value(session.sent_w),
+                "measured_kw": kw_value(session.measured_w),
+                "state": session_state(share, charger),
                 "reason": charger.refused or (share.reason if share else "not decided yet"),
                 "next_turn_at": iso_or_none(share.next_turn_at if share else None),
             })
         return {
-            "limit_kw": _kw_value(self.limit_w),
+            "limit_kw": kw_value(self.limit_w),
             "measured_kw": round(sum(s.measured_w or 0.0 for s in self.sessions.values()) / 1000, 3),
-            "allocated_kw": _kw_value(allocation.allocated_w if allocation is not None else 0.0),
-            "safe_kw": _kw_value(self.safe_w) if self.enabled else None,
+            "allocated_kw": kw_value(allocation.allocated_w if allocation is not None else 0.0),
+            "safe_kw": kw_value(self.safe_w) if self.enabled else None,
             "policy": self.csms.settings.load_policy,
             "sessions": sessions,
             "fixed_chargers": sorted(cid for cid, c in self.chargers.items() if c.refused),
-            "min_kw": _kw_value(self.min_w),
+            "min_kw": kw_value(self.min_w),
             "rotation_minutes": self.csms.settings.load_rotation_minutes,
             **({} if history_since is None else {"history": self.history_since(history_since)}),
         }
@@ -560,44 +521,7 @@ class LoadManager:
         for point in reversed(self.history):  # the newest are the ones asked for: stop at the first older
             if point.at <= since:
                 break
-            points.append({"at": iso_or_none(point.at), "measured_kw": _kw_value(point.measured_w),
-                           "allocated_kw": _kw_value(point.allocated_w), "limit_kw": _kw_value(point.limit_w)})
+            points.append({"at": iso_or_none(point.at), "measured_kw": kw_value(point.measured_w),
+                           "allocated_kw": kw_value(point.allocated_w), "limit_kw": kw_value(point.limit_w)})
         points.reverse()
         return points
-
-
-def check_limit(limit_kw: Any) -> float | None:
-    """A site limit as the operator gave it: a number of kW of at least 0.1, or None (off)."""
-    if limit_kw is None:
-        return None
-    if isinstance(limit_kw, bool) or not isinstance(limit_kw, (int, float)):
-        raise ValueError(f"the site limit is a number of kW or null (off), not {limit_kw!r}")
-    if not math.isfinite(limit_kw) or limit_kw < MIN_LIMIT_KW:
-        raise ValueError(f"the site limit is at least {MIN_LIMIT_KW:g} kW (or off), not {limit_kw:g}")
-    return float(limit_kw)
-
-
-def _floor_step(watts: float) -> float:
-    return max(watts // STEP_W * STEP_W, 0.0)
-
-
-def _state(share: Any, charger: ChargerLoad) -> str:
-    if charger.refused is not None:
-        return "fixed"
-    if share is None:
-        return "new"
-    return "paused" if share.watts == 0 else "charging"
-
-
-def _kw(watts: float | None) -> str:
-    return "off" if watts is None else f"{watts / 1000:.1f} kW"
-
-
-def _kw_value(watts: float | None) -> float | None:
-    return None if watts is None else round(watts / 1000, 3)
-
-
-def iso_or_none(epoch: float | None) -> str | None:
-    from datetime import datetime, timezone
-
-    return None if epoch is None else iso(datetime.fromtimestamp(epoch, timezone.utc))
