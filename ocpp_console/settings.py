@@ -154,6 +154,18 @@ class Settings(BaseSettings):
         description="Stop a running session with RemoteStopTransaction when its cost so far reaches the "
         "spendable balance of its wallet (the balance above --min-balance); the order says why.",
     )
+    # -- files the chargers fetch and upload (ocpp_console/files/) --
+    files_dir: Path | None = Field(
+        None, description="The firmware library and the chargers' uploads (default: 'files' beside the database).",
+    )
+    files_port: int | None = Field(
+        None, ge=0, le=65535, description="HTTP port of the file server chargers fetch firmware from and upload "
+        "diagnostics and logs to, each with a one-time URL (0: any free port; off unless given).",
+    )
+    ftp_port: int | None = Field(
+        None, ge=0, le=65535, description="FTP port of the same file server, for chargers that only speak FTP "
+        "(0: any free port; off unless given).",
+    )
     # -- load management (csms/load.py): the sessions share the grid connection --
     site_limit_kw: float | None = Field(
         None, gt=0, description="The site's grid connection in kW: running sessions share it (a TxProfile each), "
@@ -253,6 +265,11 @@ class Settings(BaseSettings):
         if self.site_limit_kw is not None and self.site_limit_amps is not None:
             raise ValueError("give the site limit once: --site-limit-kw or --site-limit-amps")
         return self
+
+    @property
+    def files_path(self) -> Path:
+        """Where the hosted files live: --files-dir, else 'files' beside the database."""
+        return self.files_dir if self.files_dir is not None else self.db.parent / "files"
 
     @property
     def site_limit_w(self) -> float | None:

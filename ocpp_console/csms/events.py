@@ -194,6 +194,20 @@ class LoadDecided(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FileTransfer(Event):
+    """A charger fetching a firmware image or uploading diagnostics or a log from our file servers
+    (files/): the bytes so far, seen by the server itself; `done` at the end (`error` if it failed)."""
+
+    kind: str  # firmware | diagnostics | log
+    name: str
+    protocol: str  # http | ftp
+    bytes: int
+    total: int | None = None
+    done: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalChange(Event):
     """Another process (the CLI, an import, a script) committed to the database: chargers, id tags
     or tariffs may have changed. Site-wide, so charger_id is empty."""
