@@ -123,7 +123,7 @@ async def test_the_console_recovers_when_the_api_restarts(csms: CentralSystem, a
             await until(pilot, lambda: "online" in _row_text(app, "CP-R") and "1:Avail" in _row_text(app, "CP-R"))
             port = api.port
             await api.stop()
-            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 5)
+            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 15)
             await pilot.press("1", "2")  # screens refreshing meanwhile keep what they show: no traceback
             csms.settings = csms.settings.model_copy(update={"api_port": port})
             again = ApiServer(csms)
@@ -208,7 +208,7 @@ async def test_what_changed_while_the_stream_was_away_is_read_again(csms: Centra
             await until(pilot, lambda: "online" in _row_text(app, "CP-GONE") and tx in app.live.running)
             port = api.port
             await api.stop()
-            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 5)
+            await until(pilot, lambda: app.sub_title.startswith("reconnecting"), 15)
             # meanwhile: the transaction stops, one charger leaves
             await cp.call(call.StopTransaction(meter_stop=9000, timestamp=TS, transaction_id=tx, reason="Local"))
             await cp.status(1, ChargePointStatus.available)
