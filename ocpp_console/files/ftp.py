@@ -184,6 +184,15 @@ class _GrantHandler(FTPHandler):
         self._total: int | None = None
         self._file_name = ""
 
+    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        # pyftpdlib would read "../../x" as "/x", inside the folder; a charger asking for a parent
+        # is asking for somewhere else, and is told no rather than quietly given its own folder.
+        if ".." in arg.replace("\\", "/").split("/") and cmd in self.proto_cmds and self.proto_cmds[cmd]["perm"]:
+            self.respond("550 Path outside your folder.")
+            self.log_cmd(cmd, arg, 550, "path outside the grant's folder")
+            return
+        super().pre_process_command(line, cmd, arg)
+
     # -- transfers ------------------------------------------------------------------------
 
     def ftp_RETR(self, file: str) -> str | None:
