@@ -166,6 +166,14 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="FTP port of the same file server, for chargers that only speak FTP "
         "(0: any free port; off unless given).",
     )
+    ftp_passive_ports: str | None = Field(
+        None, description="FTP passive-mode data ports as LOW-HIGH, e.g. 60000-60099: open them on the site's "
+        "firewall beside --ftp-port (default: any free port, which only works without a firewall between).",
+    )
+    ftp_nat_address: str | None = Field(
+        None, description="The address FTP passive replies give chargers that reach this machine through NAT "
+        "(the public address forwarded to it); default: the address the charger connected to.",
+    )
     # -- load management (csms/load.py): the sessions share the grid connection --
     site_limit_kw: float | None = Field(
         None, gt=0, description="The site's grid connection in kW: running sessions share it (a TxProfile each), "
@@ -284,6 +292,18 @@ class Settings(BaseSettings):
             raise ValueError("--ca-cert and --ca-key go together")
         return self
 
+    @field_validator("ftp_passive_ports")
+    @classmethod
+    def _check_passive_ports(cls, value: str | None) -> str | None:
+        if value is not None:
+            _port_range(value)
+        return value
+
+    @property
+    def ftp_passive_range(self) -> range | None:
+        """--ftp-passive-ports as a range (inclusive of HIGH)."""
+        return _port_range(self.ftp_passive_ports) if self.ftp_passive_ports else None
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str | None) -> str | None:
@@ -316,3 +336,15 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     finally:
         _config_file.reset(token)
+
+
+def _port_range(value: str) -> range:
+    """'60000-60099' (or one port) as range(60000, 60100)."""
+    low, _, high = value.strip().partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise ValueError(f"not a port range LOW-HIGH: {value!r}") from None
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"not a port range LOW-HIGH within 1-65535: {value!r}")
+    return range(first, last + 1)

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ocpp.v16.enums import MessageTrigger, RegistrationStatus
@@ -28,10 +29,14 @@ from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
 from ocpp_console.csms.load import LoadManager
 from ocpp_console.csms.wallet_guard import WalletGuard
+from ocpp_console.files.grants import Grants
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
 from ocpp_console.timeutil import now_iso
+
+if TYPE_CHECKING:
+    from ocpp_console.files.ftp import FtpServer
 
 log = logging.getLogger("ocpp_console.server")
 # websockets logs handshake headers and frames here at DEBUG: the Basic header is masked first.
@@ -89,6 +94,10 @@ class CentralSystem:
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
         self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
+        # One-time credentials for the files chargers fetch and upload (files/), and the FTP
+        # server that honours them (settings.ftp_port; None while off).
+        self.grants = Grants(settings.files_path)
+        self.ftp: FtpServer | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -102,12 +111,14 @@ class CentralSystem:
             if self.settings.tls_cert and not self.settings.tls_ca:
                 await self.operator_ca()  # the CA the TLS port trusts for profile 3 by default
             await self._listen()
+            await self._start_ftp()
             # What the shell's `tariffs list` shows: the settings this instance bills with.
             record = instance.Instance(os.getpid(), instance.host_name(), now_iso(),
                                        json.loads(instance.settings_json(self.settings)))
             await self.store.record_instance(record.pid, record.host, record.started_at, json.dumps(record.settings))
             self.instance = record
         except BaseException:
+            await self._stop_ftp()
             await self.store.close()
             raise
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
@@ -154,6 +165,26 @@ class CentralSystem:
             self.plain_port = await self._serve(self.settings.plain_port, None)
             log.info("central system also listening on ws://%s:%d/<chargePointId> (profiles 0-1 only)",
                      self.settings.host, self.plain_port)
+
+    async def _start_ftp(self) -> None:
+        """The FTP file server, for chargers that only speak FTP (settings.ftp_port)."""
+        if self.settings.ftp_port is None:
+            return
+        from ocpp_console.files.ftp import FtpServer  # pyftpdlib only when FTP is on
+
+        ftp = FtpServer(self.grants, self.settings.host, self.settings.ftp_port, self.events.publish,
+                        passive_ports=self.settings.ftp_passive_range,
+                        masquerade_address=self.settings.ftp_nat_address)
+        await ftp.start()
+        self.ftp = ftp
+        log.info("FTP file server on ftp://%s:%d/ (passive data ports %s%s)", self.settings.host, ftp.port,
+                 self.settings.ftp_passive_ports or "any free port",
+                 f", announced as {self.settings.ftp_nat_address}" if self.settings.ftp_nat_address else "")
+
+    async def _stop_ftp(self) -> None:
+        if self.ftp is not None:
+            await self.ftp.stop()
+            self.ftp = None
 
     async def _serve(self, port: int, tls: ssl.SSLContext | None) -> int:
         server = await serve(
@@ -205,6 +236,7 @@ class CentralSystem:
             )
             await asyncio.gather(*(server.wait_closed() for server in self._servers))
             self._servers = []
+        await self._stop_ftp()
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         if self.instance is not None and self.store.writer is not None:

@@ -10,6 +10,7 @@ charger that lost its link half-way asks again), an upload not.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class Grants:
         self.clock = clock
         self._by_token: dict[str, Grant] = {}
         self._by_user: dict[str, Grant] = {}
+        # The FTP server checks and consumes from its own thread (files/ftp.py).
+        self._lock = threading.Lock()
 
     # -- where files live --------------------------------------------------------------
 
@@ -67,8 +70,9 @@ class Grants:
         grant = Grant(token=secrets.token_urlsafe(18), user="cp" + secrets.token_hex(5), charger_id=charger_id,
                       kind=kind, name=name, expires_at=self.clock() + ttl_s,
                       max_bytes=max_bytes if kind != "firmware" else None)
-        self._by_token[grant.token] = grant
-        self._by_user[grant.user] = grant
+        with self._lock:
+            self._by_token[grant.token] = grant
+            self._by_user[grant.user] = grant
         return grant
 
     def check_token(self, token: str) -> Grant | None:
@@ -83,12 +87,15 @@ class Grants:
 
     def consume(self, grant: Grant) -> None:
         """The transfer it was for has completed: the credential is no good any more."""
-        self._by_token.pop(grant.token, None)
-        self._by_user.pop(grant.user, None)
+        with self._lock:
+            self._by_token.pop(grant.token, None)
+            self._by_user.pop(grant.user, None)
 
     def _expire(self) -> None:
         now = self.clock()
-        for grant in [g for g in self._by_token.values() if g.expires_at <= now]:
+        with self._lock:
+            expired = [g for g in self._by_token.values() if g.expires_at <= now]
+        for grant in expired:
             self.consume(grant)
 
 

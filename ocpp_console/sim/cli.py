@@ -63,11 +63,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fetch-firmware", action="store_true",
-        help="UpdateFirmware and SignedUpdateFirmware really download the image (HTTP GET) instead of simulating it",
+        help="UpdateFirmware and SignedUpdateFirmware really download the image (HTTP GET, or FTP RETR for an ftp:// URL) instead of simulating it",
     )
     parser.add_argument(
         "--upload-diagnostics", action="store_true",
-        help="GetDiagnostics and GetLog really upload the file (HTTP PUT, else POST) instead of simulating it",
+        help="GetDiagnostics and GetLog really upload the file (HTTP PUT, else POST; FTP STOR for an ftp:// URL) instead of simulating it",
     )
     parser.add_argument(
         "--speed", type=_positive_float, default=1.0, metavar="FACTOR",

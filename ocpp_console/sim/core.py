@@ -41,7 +41,14 @@ from ocpp_console.sim.outbox import NotConnected, Skip
 from ocpp_console.sim.security import Certificates
 from ocpp_console.sim.smart import ChargingProfiles, Electrical, Limits, TxContext
 from ocpp_console.sim.state import Connector, Reservation, Session, TagPool, Transaction
-from ocpp_console.sim.transfer import fetch_firmware, firmware_version_from, upload_diagnostics
+from ocpp_console.sim.transfer import (
+    Fetched,
+    fetch_firmware,
+    firmware_version_from,
+    is_ftp,
+    redact_url,
+    upload_diagnostics,
+)
 
 # Reasons after which the charger goes down at once: no Finishing, no waiting for the driver.
 _SHUTDOWN_REASONS = frozenset({Reason.soft_reset, Reason.hard_reset, Reason.reboot, Reason.power_loss})
@@ -98,6 +105,7 @@ class ChargerCore(ChargerLink):
         self._updating = False  # new firmware waits for the connectors to be idle
         self._next_local_tx = 1
         self._firmware_task: asyncio.Task[None] | None = None
+        self.firmware_image: Fetched | None = None  # the last image really fetched (fetch_firmware)
         self._log_task: asyncio.Task[None] | None = None
 
     def connector(self, connector_id: int) -> Connector:
@@ -660,13 +668,15 @@ class ChargerCore(ChargerLink):
             self._firmware(FirmwareStatus.downloading)
             try:
                 if self.options.fetch_firmware:
-                    size = await fetch_firmware(location)
-                    log.info("%s: firmware image of %d bytes fetched from %s", self.id, size, location)
+                    image = await fetch_firmware(location)
+                    self.firmware_image = image
+                    log.info("%s: firmware image of %d bytes (SHA-256 %s) fetched from %s",
+                             self.id, image.size, image.sha256, redact_url(location))
                 else:
                     await self.clock.sleep(self.options.transfer_s)
                 break
             except Exception as exc:
-                self._error(f"firmware download from {location}", exc)
+                self._error(f"firmware download from {redact_url(location)}", exc)
                 self._firmware(FirmwareStatus.download_failed)
                 if attempt == attempts:
                     return
@@ -739,11 +749,12 @@ class ChargerCore(ChargerLink):
             try:
                 if self.options.upload_diagnostics:
                     status = await upload_diagnostics(location, file_name, body().encode())
-                    log.info("%s: %s %s uploaded (HTTP %s)", self.id, what, file_name, status)
+                    log.info("%s: %s %s uploaded (%s %s)", self.id, what, file_name,
+                             "FTP" if is_ftp(location) else "HTTP", status)
                 else:
                     await self.clock.sleep(self.options.transfer_s)
             except Exception as exc:
-                self._error(f"{what} upload to {location}", exc)
+                self._error(f"{what} upload to {redact_url(location)}", exc)
                 if attempt == attempts:
                     return False
                 await asyncio.sleep(retry_interval or 30)

@@ -22,8 +22,8 @@ class ChargerOptions:
     max_current_a: float = 16.0  # per phase, per connector
     phases: int = 3
     voltage: float = 230.0
-    fetch_firmware: bool = False  # (Signed)UpdateFirmware: really GET the image (else the transfer is simulated)
-    upload_diagnostics: bool = False  # GetDiagnostics and GetLog: really PUT/POST the file (else simulated)
+    fetch_firmware: bool = False  # (Signed)UpdateFirmware: really GET (HTTP) or RETR (FTP) the image (else simulated)
+    upload_diagnostics: bool = False  # GetDiagnostics and GetLog: really PUT/POST (HTTP) or STOR (FTP) the file (else simulated)
     call_timeout: float = 30.0  # real s to wait for the central system's answer
     reconnect_initial_s: float = 1.0  # real s: first reconnection delay (doubles, with jitter)
     reconnect_max_s: float = 60.0

@@ -1,17 +1,21 @@
-"""Firmware downloads and diagnostics uploads: real HTTP when asked to, else simulated.
+"""Firmware downloads and diagnostics uploads: real HTTP or FTP when asked to, else simulated.
 
-urllib is blocking, so it runs in a worker thread (asyncio.to_thread): the charger's event
-loop, and with it its heartbeats and answers, never waits on a slow file server.
+urllib and ftplib are blocking, so they run in a worker thread (asyncio.to_thread): the
+charger's event loop, and with it its heartbeats and answers, never waits on a slow file server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ftplib
+import hashlib
+import io
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 MAX_FIRMWARE_BYTES = 512 * 1024 * 1024
 TIMEOUT_S = 60.0
@@ -41,20 +45,99 @@ def bump_version(version: str) -> str:
     return f"{version[: last.start()]}{int(last.group()) + 1}{version[last.end():]}"
 
 
-def _fetch(location: str) -> int:
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A firmware image as the charger received it: what a real one would verify before flashing."""
+
+    size: int
+    sha256: str
+
+
+class _Image:
+    """The bytes of an image as they arrive, counted and hashed, never kept."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_FIRMWARE_BYTES:
+            raise ValueError(f"firmware image larger than {MAX_FIRMWARE_BYTES} bytes")
+        self.hash.update(chunk)
+
+    def fetched(self) -> Fetched:
+        return Fetched(self.size, self.hash.hexdigest())
+
+
+def _fetch(location: str) -> Fetched:
     request = urllib.request.Request(location, headers={"User-Agent": "ocpp-console-sim"})
-    size = 0
+    image = _Image()
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - the operator's URL
         while chunk := response.read(64 * 1024):
-            size += len(chunk)
-            if size > MAX_FIRMWARE_BYTES:
-                raise ValueError(f"firmware image larger than {MAX_FIRMWARE_BYTES} bytes")
-    return size
+            image.add(chunk)
+    return image.fetched()
 
 
-async def fetch_firmware(location: str) -> int:
-    """GET the firmware image (discarded: nothing is flashed); returns its size in bytes."""
+async def fetch_firmware(location: str) -> Fetched:
+    """Fetch the firmware image by HTTP(S) or FTP (discarded: nothing is flashed); its size and SHA-256."""
+    if is_ftp(location):
+        return await asyncio.to_thread(_fetch_ftp, location)
     return await asyncio.to_thread(_fetch, location)
+
+
+# -- FTP ------------------------------------------------------------------------------------------
+
+
+def redact_url(location: str) -> str:
+    """The URL without its password, for logs (a one-time credential is still a credential)."""
+    url = urlsplit(location)
+    if url.password is None:
+        return location
+    host = url.netloc.rpartition("@")[2]
+    return url._replace(netloc=f"{url.username}:***@{host}").geturl()
+
+
+def is_ftp(location: str) -> bool:
+    return urlsplit(location).scheme.lower() == "ftp"
+
+
+def _ftp_session(url: SplitResult) -> ftplib.FTP:
+    """Logged in with the URL's user and password (anonymous without), in passive mode: the
+    charger opens every connection, which is what gets through NAT and firewalls."""
+    ftp = ftplib.FTP(timeout=TIMEOUT_S)
+    try:
+        ftp.connect(url.hostname or "", url.port or 21)
+        ftp.login(unquote(url.username or "anonymous"), unquote(url.password or ""))
+        ftp.set_pasv(True)
+    except BaseException:
+        ftp.close()
+        raise
+    return ftp
+
+
+def _ftp_path(ftp: ftplib.FTP, path: str) -> str:
+    """RFC 1738: each directory of the URL's path is a CWD from the login folder, then the file name."""
+    *folders, name = path.lstrip("/").split("/")
+    for folder in folders:
+        if folder:
+            ftp.cwd(unquote(folder))
+    return unquote(name)
+
+
+def _fetch_ftp(location: str) -> Fetched:
+    url = urlsplit(location)
+    image = _Image()
+    with _ftp_session(url) as ftp:
+        ftp.retrbinary(f"RETR {_ftp_path(ftp, url.path)}", image.add, blocksize=64 * 1024)
+    return image.fetched()
+
+
+def _upload_ftp(url: str, body: bytes) -> int:
+    parts = urlsplit(url)
+    with _ftp_session(parts) as ftp:
+        reply = ftp.storbinary(f"STOR {_ftp_path(ftp, parts.path)}", io.BytesIO(body))
+    return int(reply[:3])
 
 
 def upload_url(location: str, file_name: str) -> str:
@@ -78,5 +161,8 @@ def _upload(url: str, body: bytes) -> int:
 
 
 async def upload_diagnostics(location: str, file_name: str, body: bytes) -> int:
-    """HTTP PUT (or POST) the diagnostics file; returns the HTTP status."""
-    return await asyncio.to_thread(_upload, upload_url(location, file_name), body)
+    """HTTP PUT (or POST) the diagnostics file, or FTP STOR it; returns the HTTP status or FTP reply code."""
+    url = upload_url(location, file_name)
+    if is_ftp(url):
+        return await asyncio.to_thread(_upload_ftp, url, body)
+    return await asyncio.to_thread(_upload, url, body)
