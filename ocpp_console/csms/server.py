@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ocpp.v16.enums import MessageTrigger, RegistrationStatus
@@ -27,6 +28,7 @@ from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
 from ocpp_console.csms.load import LoadManager
+from ocpp_console.files.host import FileHost, library_image
 from ocpp_console.csms.wallet_guard import WalletGuard
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
@@ -89,6 +91,7 @@ class CentralSystem:
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
         self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
+        self.files = FileHost(settings, self.events.publish, self._local_host)  # firmware and uploads (files/)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -102,12 +105,14 @@ class CentralSystem:
             if self.settings.tls_cert and not self.settings.tls_ca:
                 await self.operator_ca()  # the CA the TLS port trusts for profile 3 by default
             await self._listen()
+            await self.files.start()
             # What the shell's `tariffs list` shows: the settings this instance bills with.
             record = instance.Instance(os.getpid(), instance.host_name(), now_iso(),
                                        json.loads(instance.settings_json(self.settings)))
             await self.store.record_instance(record.pid, record.host, record.started_at, json.dumps(record.settings))
             self.instance = record
         except BaseException:
+            await self.files.stop()
             await self.store.close()
             raise
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
@@ -187,6 +192,7 @@ class CentralSystem:
         self.remote_starts.close()
         await self.wallet_guard.stop()
         await self.load.stop()
+        await self.files.stop()
         for task in list(self._followups):
             task.cancel()
         if self._servers:
@@ -417,6 +423,21 @@ class CentralSystem:
 
     def session(self, charger_id: str) -> ChargerSession | None:
         return self.sessions.get(charger_id)
+
+    def _local_host(self, charger_id: str) -> str | None:
+        """The address a connected charger reached us on: one it can reach our file server by too."""
+        session = self.sessions.get(charger_id)
+        try:
+            return str(session._connection.local_address[0]) if session is not None else None
+        except (AttributeError, TypeError, IndexError):
+            return None
+
+    async def hosted_payload(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An operation's payload with our own file URL where the operator asked for one (files/host.py)."""
+        if action not in ("UpdateFirmware", "GetDiagnostics", "GetLog"):
+            return payload
+        image = await library_image(self.store, payload) if action == "UpdateFirmware" else None
+        return self.files.hosted_payload(charger_id, action, payload, image)
 
     async def operator_ca(self) -> OperatorCA:
         """The CA that signs charger certificates: the site's (ca_cert/ca_key) or the built-in one,

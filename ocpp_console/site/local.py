@@ -134,7 +134,7 @@ class LocalSite(Site):
         operation = operations.find(action)
         if operation is None:
             raise InvalidCommand(f"no operation {action!r}; one of: {', '.join(operations.OPERATIONS)}")
-        payload = dict(payload)
+        payload = await self.csms.hosted_payload(charger_id, operation.name, dict(payload))
         reserve = operations.needs_reservation_id(operation, payload)
         if reserve:
             payload["reservationId"] = await self.store.next_reservation_id()
