@@ -48,6 +48,7 @@ SAMPLES: dict[str, ev.Event] = {
     "CommandFinished": ev.CommandFinished("CP-1", "Reset", "ok", {"status": "Accepted"}, None),
     "ExternalChange": ev.ExternalChange("", 17),
     "LoadDecided": ev.LoadDecided("", 40.0, 39.6, 38.2, 6, 1),
+    "FileTransfer": ev.FileTransfer("CP-1", "firmware", "sim-2.0.0.bin", "http", 65536, 300000, False, None),
 }
 
 

@@ -143,7 +143,7 @@ async def test_the_api_lists_adds_and_sends_library_images(
     source.write_bytes(b"image" * 1000)
     status, row = await api_call(api, "POST", "/api/firmware", {"path": str(source)})
     assert status == 201 and row["size"] == 5000 and row["sha256"] == hashlib.sha256(b"image" * 1000).hexdigest()
-    assert (await api_call(api, "POST", "/api/firmware", {"path": str(tmp_path / "missing")}))[0] == 400
+    assert (await api_call(api, "POST", "/api/firmware", {"path": str(tmp_path / "missing")}))[0] == 404
     status, listed = await api_call(api, "GET", "/api/firmware")
     assert status == 200 and [r["name"] for r in listed] == ["fw-3.1.0.bin"]
     async with running(base(csms), "SIM-AF", options=fast_options(fetch_firmware=True)):

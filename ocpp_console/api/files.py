@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ocpp_console.api.server import ApiError, _body, _csms, reply
-from ocpp_console.files.library import LibraryError, add_image
+from ocpp_console.files.library import LibraryError, NoSuchFile, add_image
 
 
 def firmware_row(row: dict) -> dict:
@@ -27,6 +27,8 @@ async def add_firmware(request: web.Request) -> web.Response:
     csms = _csms(request)
     try:
         row = await add_image(csms.store, csms.files.grants.firmware_dir, Path(path), name or None)
+    except NoSuchFile as exc:
+        raise ApiError(404, "no_such_file", str(exc)) from None
     except LibraryError as exc:
         raise ApiError(400, "invalid_firmware", str(exc)) from None
     return reply(firmware_row(row), 201)

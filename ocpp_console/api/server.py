@@ -253,12 +253,14 @@ async def run_operation(request: web.Request) -> web.Response:
 
 async def answered(command: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     """A command's answer, or its failure as the API's error (the same for every command)."""
-    from ocpp_console.files.host import UnknownImage
+    from ocpp_console.files.host import NoFileServer, UnknownImage
 
     try:
         return await command
     except UnknownImage as exc:
         raise ApiError(404, "unknown_firmware", str(exc)) from None
+    except NoFileServer as exc:
+        raise ApiError(409, "no_file_server", str(exc)) from None
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
     except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has

@@ -34,6 +34,10 @@ class UnknownImage(InvalidCommand):
     """UpdateFirmware names an image the library does not hold."""
 
 
+class NoFileServer(InvalidCommand):
+    """A hosted URL was asked for, but this central system serves no files (that way)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     name: str
@@ -75,10 +79,10 @@ class FileHost:
         if protocol == "ftp":
             port = self.ftp_port or self.settings.ftp_port
             if not port:
-                raise InvalidCommand("no FTP server: start the central system with --ftp-port")
+                raise NoFileServer("no FTP server: start the central system with --ftp-port")
             return ftp_url(host, port, grant)
         if self.http_port is None:
-            raise InvalidCommand("no file server: start the central system with --files-port")
+            raise NoFileServer("no file server: start the central system with --files-port")
         return http_url(host, self.http_port, grant)
 
     def _host_for(self, charger_id: str) -> str:
@@ -93,7 +97,7 @@ class FileHost:
         """The payload with our own URL where the operator left the location out (UpdateFirmware
         with a library image, GetDiagnostics, GetLog); other payloads as they are."""
         payload = dict(payload)
-        protocol = payload.pop(PROTOCOL_KEY, None) or "http"
+        protocol = payload.pop(PROTOCOL_KEY, "http")
         if protocol not in PROTOCOLS:
             raise InvalidCommand(f"{PROTOCOL_KEY} must be one of {', '.join(PROTOCOLS)}")
         if action == "UpdateFirmware" and FIRMWARE_KEY in payload:
@@ -103,16 +107,16 @@ class FileHost:
             if image is None:
                 raise UnknownImage(f"no firmware image {name!r} in the library (ocpp-console firmware add FILE)")
             payload["location"] = self.transfer_url(charger_id, self._issue(charger_id, "firmware", str(name)), protocol)
-        elif action == "GetDiagnostics" and not payload.get("location"):
+        elif action == "GetDiagnostics" and "location" not in payload:
             payload["location"] = self.transfer_url(charger_id, self._issue(charger_id, "diagnostics"), protocol)
-        elif action == "GetLog" and isinstance(payload.get("log"), dict) and not payload["log"].get("remoteLocation"):
+        elif action == "GetLog" and isinstance(payload.get("log"), dict) and "remoteLocation" not in payload["log"]:
             payload["log"] = {**payload["log"],
                               "remoteLocation": self.transfer_url(charger_id, self._issue(charger_id, "log"), protocol)}
         return payload
 
     def _issue(self, charger_id: str, kind: Kind, name: str = "") -> Grant:
         if self.http_port is None and not (self.ftp_port or self.settings.ftp_port):
-            raise InvalidCommand("no file server: start the central system with --files-port (or --ftp-port)")
+            raise NoFileServer("no file server: start the central system with --files-port (or --ftp-port)")
         return self.grants.issue(charger_id, kind, name)
 
     # -- what chargers sent ----------------------------------------------------------------

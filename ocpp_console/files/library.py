@@ -19,6 +19,10 @@ class LibraryError(Exception):
     """An image that cannot be added: say why in one line."""
 
 
+class NoSuchFile(LibraryError):
+    pass
+
+
 def _copy_and_hash(source: Path, target: Path) -> tuple[int, str]:
     """Copy through a temporary name (a half-copied image is never served), hashing on the way."""
     digest = hashlib.sha256()
@@ -38,7 +42,7 @@ async def add_image(store: Store, firmware_dir: Path, source: Path, name: str | 
     """Copy `source` into the library as `name` (default: its own file name); its row."""
     source = source.expanduser()
     if not source.is_file():
-        raise LibraryError(f"{source}: no such file")
+        raise NoSuchFile(f"{source}: no such file")
     try:
         plain = _plain(name or source.name)
         if plain != (name or source.name):
