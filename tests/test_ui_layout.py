@@ -231,7 +231,8 @@ async def test_tabs_switch_with_keys(csms: CentralSystem, console: Console) -> N
             await pilot.press("right_square_bracket")
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["tab-power", "tab-energy", "tab-soc", "tab-config", "tab-reservations", "tab-profiles", "tab-power"]
+        assert seen == ["tab-power", "tab-energy", "tab-soc", "tab-config", "tab-reservations", "tab-profiles", "tab-received",
+                        "tab-power"]
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: tabs.active == "tab-profiles" and app.focused is detail.query_one("#profiles"))
 
