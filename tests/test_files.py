@@ -168,3 +168,15 @@ def test_firmware_add_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["firmware", "add", str(tmp_path / "missing.bin"), "--db", str(db)]) == 1
     assert main(["firmware", "add", str(source), "--name", "../x.bin", "--db", str(db)]) == 1
     assert "not a plain file name" in capsys.readouterr().err
+
+
+def test_urls_name_the_address_the_charger_used_ipv6_in_brackets(tmp_path: Path) -> None:
+    from ocpp_console.files.grants import Grants
+    from ocpp_console.files.urls import ftp_url
+
+    grants = Grants(tmp_path)
+    image = grants.issue("CP-6", "firmware", "fw 1.bin")
+    upload = grants.issue("CP-6", "diagnostics")
+    assert http_url("fe80::1", 8081, image) == f"http://[fe80::1]:8081/t/{image.token}/fw%201.bin"
+    assert http_url("10.0.0.5", 8081, upload) == f"http://10.0.0.5:8081/t/{upload.token}/"
+    assert ftp_url("::1", 2121, upload) == f"ftp://{upload.user}:{upload.token}@[::1]:2121/"
