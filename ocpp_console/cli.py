@@ -248,6 +248,48 @@ def run_ca(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the firmware library (files/library.py): `firmware add`, `firmware list` --------------------------
+
+
+def add_firmware_parser(sub: Any) -> None:
+    firmware = sub.add_parser(
+        "firmware", help="the firmware library chargers download images from",
+        description="Images the central system serves to chargers (UpdateFirmware with --files-port or "
+        "--ftp-port), kept in <files dir>/firmware with their size and SHA-256.",
+    )
+    actions = firmware.add_subparsers(dest="firmware_command", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="copy an image into the library")
+    add.add_argument("file", type=Path, metavar="FILE", help="the image")
+    add.add_argument("--name", default=None, metavar="N", help="its name in the library (default: the file's name)")
+    add_db_arguments(add)
+    add_db_arguments(actions.add_parser("list", help="the images: name, size, SHA-256, when added"))
+
+
+async def run_firmware(settings: Settings, args: argparse.Namespace) -> int:
+    """0 done; 1 the image cannot be read or copied."""
+    from ocpp_console.files.library import LibraryError, add_image
+    from ocpp_console.store import Store
+
+    store = await Store(settings.db).open()
+    try:
+        if args.firmware_command == "add":
+            try:
+                row = await add_image(store, settings.files_path / "firmware", args.file, args.name)
+            except LibraryError as exc:
+                print(f"ocpp-console firmware: {exc}", file=sys.stderr)
+                return 1
+            print(f"{row['name']}: {row['size']} bytes, SHA-256 {row['sha256']}")
+            return 0
+        rows = await store.firmware_images()
+        if not rows:
+            print("no firmware images (ocpp-console firmware add FILE)", file=sys.stderr)
+        for row in rows:
+            print(f"{row['name']}\t{row['size']}\t{row['sha256']}\t{row['added_at']}")
+        return 0
+    finally:
+        await store.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="ocpp-console",
@@ -273,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_call_parser(sub)
     add_attach_parser(sub, _flag)
     add_ca_parser(sub)
+    add_firmware_parser(sub)
     export = sub.add_parser(
         "export", help="write orders or wallet movements as CSV",
         description="Write finished transactions (orders) or wallet movements (ledger) as CSV with a header row.",
@@ -504,6 +547,8 @@ def _main(argv: list[str] | None = None) -> int:
             return run_backup(settings, args)
         if command == "ca":
             return run_ca(settings, args)
+        if command == "firmware":
+            return asyncio.run(run_firmware(settings, args))
         if command in PROVISION_COMMANDS:
             # A prompt waits outside the event loop: Ctrl+C there must interrupt it at once.
             password = ask_password(args) if provision_action(args) == "chargers set-password" else None

@@ -28,7 +28,7 @@ from tests.clients import TestCharger
 
 
 async def _serve(db: Path, ready: threading.Event, stop: asyncio.Event, out: dict[str, str]) -> None:
-    settings_ = load_settings(db.parent / "none.toml", host="127.0.0.1", port=0, db=db, api_port=0,
+    settings_ = load_settings(db.parent / "none.toml", host="127.0.0.1", port=0, db=db, api_port=0, files_port=0,
                               unknown_chargers="accept", call_timeout=2.0)
     csms = CentralSystem(settings_)
     await csms.start()

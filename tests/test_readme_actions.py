@@ -215,6 +215,18 @@ async def _chain_to_paste(site: Site) -> dict[str, str]:
     return {"certificate_chain": await _ca_base64(site)}
 
 
+async def _image_file(site: Site) -> dict[str, str]:
+    path = site.csms.settings.db.parent / "sim-2.3.0.bin"
+    path.write_bytes(b"image" * 200)
+    return {"path": str(path)}
+
+
+async def _add_firmware_effect(site: Site, v: dict[str, Any], after: int) -> None:
+    rows = await site.csms.store.firmware_images()
+    assert [(r["name"], r["size"]) for r in rows] == [("sim-2.3.0.bin", 1000)]
+    assert (site.csms.files.grants.firmware_dir / "sim-2.3.0.bin").read_bytes() == b"image" * 200
+
+
 async def _signing_certificate(site: Site) -> dict[str, str]:
     return {"signing_certificate": await _ca_base64(site)}
 
@@ -440,6 +452,8 @@ CASES = [
     Case("update_firmware", {"location": "https://fw.example/sim-2.2.0.bin"},
          f"Firmware update requested from {CP}: it fetches https://fw.example/sim-2.2.0.bin from *. Its progress "
          "shows under Firmware update on the charger's detail screen.", _update_firmware_effect),
+    Case("add_firmware", {}, "sim-2.3.0.bin is in the firmware library (1000 bytes, SHA-256 *...): choose it in "
+         "Update Firmware.", _add_firmware_effect, before=_image_file),
     Case("get_diagnostics", {"location": "ftp://diag.example/up/"},
          f"{CP} uploads its diagnostics as diagnostics-{CP}-*.log to ftp://diag.example/up/. Its progress shows "
          "under Diagnostics on the charger's detail screen.", _diagnostics_effect),
@@ -494,6 +508,7 @@ README_ACTIONS = {
     "Remote Start/Stop": ("remote_start", "remote_stop"), "Reset": ("reset",), "Unlock": ("unlock",),
     "Change Availability": ("availability",), "Clear Cache": ("clear_cache",), "Trigger Message": ("trigger",),
     "Get/Change Configuration": ("get_config", "change_config"), "Update Firmware": ("update_firmware",),
+    "Add Firmware Image": ("add_firmware",),
     "Get Diagnostics": ("get_diagnostics",), "Reserve Now / Cancel": ("reserve", "cancel_reservation"),
     "Send Local List / Get Version": ("send_local_list", "get_local_list_version"),
     "Set/Clear Charging Profile": ("set_profile", "clear_profile"), "Get Composite Schedule": ("composite_schedule",),

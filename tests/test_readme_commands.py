@@ -49,6 +49,7 @@ COVERAGE = {
     "ca": "test_the_ca_lines",
     "backup": "test_the_running_as_a_service_section",
     "attach": "test_attach_to_a_running_serve",
+    "firmware": "test_the_firmware_lines",
 }
 
 
@@ -534,4 +535,28 @@ def test_the_ca_lines(tmp_path: Path, env: dict[str, str]) -> None:
     words = shlex.split(serve.replace(".../tls/server.pem", str(cert)).replace(".../tls/server.key", str(key)))
     with served(env, *words[2:], "--db", str(db), "--config", none) as server:
         assert any("wss://127.0.0.1:" in line for line in server.lines)
+        assert server.stop() == 0
+
+
+def test_the_firmware_lines(tmp_path: Path, env: dict[str, str]) -> None:
+    """`firmware add FILE`, `firmware add FILE --name N`, `firmware list`, and serve with its file server."""
+    db, none = tmp_path / "site.sqlite", str(tmp_path / "none.toml")
+    (block,) = readme_shell_blocks("Firmware and diagnostics")
+    add, add_named, listing, serve = block
+    (tmp_path / "Downloads").mkdir()
+    (tmp_path / "Downloads" / "acme-2.0.1.bin").write_bytes(b"a" * 1000)
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out.bin").write_bytes(b"b" * 2000)
+    done = run_line(env, add.replace("~/", f"{tmp_path}/"), "--db", str(db), "--config", none)
+    assert done.returncode == 0 and done.stdout.startswith("acme-2.0.1.bin: 1000 bytes, SHA-256 ")
+    done = run_line(env, add_named, "--db", str(db), "--config", none, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("acme-2.0.2.bin: 2000 bytes")
+    done = run_line(env, listing, "--db", str(db), "--config", none)
+    assert [line.split("\t")[:2] for line in done.stdout.splitlines()] == [["acme-2.0.1.bin", "1000"],
+                                                                        ["acme-2.0.2.bin", "2000"]]
+    assert (tmp_path / "files" / "firmware" / "acme-2.0.2.bin").read_bytes() == b"b" * 2000
+    # The file servers on any free port here (the README's ports may be taken on a test machine).
+    words = shlex.split(serve.replace("8081", "0").replace("2121", "0"))
+    with served(env, *words[2:], "--port", "0", "--db", str(db), "--config", none) as server:
+        assert server.wait_for(lambda line: "file server for chargers on http://" in line)
         assert server.stop() == 0

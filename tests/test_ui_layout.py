@@ -227,13 +227,14 @@ async def test_tabs_switch_with_keys(csms: CentralSystem, console: Console) -> N
         detail = await until(pilot, lambda: app.screen if isinstance(app.screen, ChargerDetailScreen) else None)
         tabs = detail.query_one(TabbedContent)
         seen = [tabs.active]
-        for _ in range(6):
+        for _ in range(7):
             await pilot.press("right_square_bracket")
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["tab-power", "tab-energy", "tab-soc", "tab-config", "tab-reservations", "tab-profiles", "tab-power"]
+        assert seen == ["tab-power", "tab-energy", "tab-soc", "tab-config", "tab-reservations", "tab-profiles", "tab-received",
+                        "tab-power"]
         await pilot.press("left_square_bracket")
-        await until(pilot, lambda: tabs.active == "tab-profiles" and app.focused is detail.query_one("#profiles"))
+        await until(pilot, lambda: tabs.active == "tab-received" and app.focused is detail.query_one("#received"))
 
 
 async def test_help_lists_the_keys_of_the_current_screen(csms: CentralSystem, console: Console) -> None:

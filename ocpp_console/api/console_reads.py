@@ -34,7 +34,8 @@ from ocpp_console.timeutil import iso
 # The measurands the charger detail's charts read (charger_samples_since) when none is named.
 CHART_MEASURANDS = ("Power.Active.Import", "Energy.Active.Import.Register", "SoC")
 # Sub-resources of a charger, beside its operations (POST /api/chargers/{id}/{operation}).
-CHARGER_PATHS = ("password", "configuration", "reservations", "charging-profiles", "samples", "install-operator-ca")
+CHARGER_PATHS = ("password", "configuration", "reservations", "charging-profiles", "samples", "install-operator-ca",
+                 "diagnostics")
 
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")

@@ -334,6 +334,17 @@ RESOURCES: dict[str, Any] = {
                            "phase", "unit", "context", "location", "format", "value", "value_num", "received_at"]),
     "LedgerRow": _row(["id", "id_tag", "amount", "currency", "kind", "transaction_id", "reason", "balance_after",
                        "created_at"]),
+    "FirmwareImage": _object({
+        "name": {"type": "string"}, "size": {"type": "integer"}, "sha256": {"type": "string"},
+        "added_at": {"type": "string"},
+    }),
+    "FirmwareAdd": {"type": "object", "additionalProperties": False, "required": ["path"], "properties": {
+        "path": {"type": "string", "minLength": 1, "description": "a file on the central system's machine"},
+        "name": {"type": "string", "pattern": r"^[^/\\.][^/\\]*$",
+                 "description": "its name in the library (default: the file's): no folders, no leading dot"},
+    }},
+    "ReceivedFile": _object({"name": {"type": "string"}, "size": {"type": "integer"},
+                             "receivedAt": {"type": "string", "description": "UTC, when the upload ended"}}),
     "Message": _object({
         "id": {"type": "integer"},
         "charger_id": {"type": "string"},
@@ -363,6 +374,12 @@ _UNAUTHORIZED = {"401": _error("missing or wrong bearer token"),
 _NOT_JSON = {"415": _error("a body that is not Content-Type: application/json")}
 
 
+_HOSTED_ERRORS = {
+    "404": _error("the charger is unknown or not connected, or the firmware image is not in the library"),
+    "409": _error("a URL of ours was asked for, but no file server runs (--files-port, --ftp-port)"),
+}
+
+
 def _operation_path(op: Operation) -> dict[str, Any]:
     return {
         "post": {
@@ -375,6 +392,7 @@ def _operation_path(op: Operation) -> dict[str, Any]:
                 "200": _json(_ref(f"{op.name}Response"), f"the charger's {op.name} answer"),
                 "400": _error("the body is not a valid OCPP payload for this operation"), **_NOT_JSON,
                 "404": _error("the charger is unknown or not connected"),
+                **(_HOSTED_ERRORS if op.name in ("UpdateFirmware", "GetDiagnostics", "GetLog") else {}),
                 "502": _error("the charger answered with a CALLERROR (its code in `code`) or an invalid payload"),
                 "504": _error("the charger did not answer in time"),
                 **_UNAUTHORIZED,
@@ -435,6 +453,31 @@ def body_validator(name: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(_json_schema(RESOURCES[name]))
 
 
+_PROTOCOL = {"type": "string", "enum": ["http", "ftp"], "default": "http",
+             "description": "not OCPP: which of our file servers the URL we fill in names"}
+
+
+def _hosted_transfers(schemas: dict[str, Any]) -> None:
+    """UpdateFirmware with a library image in place of `location`, GetDiagnostics and GetLog without
+    a location: the central system fills in a one-time URL of its own file server."""
+    original = schemas["UpdateFirmware"]
+    schemas["UpdateFirmware"] = {"oneOf": [original, {
+        "type": "object", "additionalProperties": False, "required": ["firmware", "retrieveDate"],
+        "description": "not OCPP: a firmware library image (GET /api/firmware) instead of a location",
+        "properties": {"firmware": {"type": "string", "minLength": 1},
+                       **{k: v for k, v in original["properties"].items() if k != "location"},
+                       "transferProtocol": _PROTOCOL}}]}
+    diagnostics = schemas["GetDiagnostics"] = dict(schemas["GetDiagnostics"])
+    diagnostics["required"] = [n for n in diagnostics.get("required", []) if n != "location"]
+    diagnostics["properties"] = {**diagnostics["properties"], "transferProtocol": _PROTOCOL}
+    diagnostics["description"] = "without location: the charger uploads to our file server"
+    get_log = schemas["GetLog"] = dict(schemas["GetLog"])
+    log_ = dict(get_log["properties"]["log"])
+    log_["required"] = [n for n in log_.get("required", []) if n != "remoteLocation"]
+    get_log["properties"] = {**get_log["properties"], "log": log_, "transferProtocol": _PROTOCOL}
+    get_log["description"] = "without log.remoteLocation: the charger uploads to our file server"
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = dict(RESOURCES)
@@ -447,7 +490,31 @@ def document() -> dict[str, Any]:
     answer = schemas["ReserveNowResponse"] = dict(schemas["ReserveNowResponse"])
     answer["properties"] = {**answer["properties"], "reservationId": {
         "type": "integer", "description": "the number the site gave the reservation, when the request had none"}}
+    _hosted_transfers(schemas)
     paths: dict[str, Any] = {
+        "/api/firmware": {
+            **_list("list_firmware", "FirmwareImage", "the firmware library: images chargers can be sent", []),
+            "post": {
+                "operationId": "add_firmware", "tags": ["manage"],
+                "summary": "Copy an image from this machine's disk into the firmware library",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FirmwareAdd")}}},
+                "responses": {"201": _json(_ref("FirmwareImage"), "the image as recorded"),
+                              "400": _error("not a plain file name, or it cannot be copied"),
+                              "404": _error("no such file on the central system's machine"), **_NOT_JSON, **_UNAUTHORIZED},
+            },
+        },
+        "/api/chargers/{charger_id}/diagnostics": _list(
+            "list_diagnostics", "ReceivedFile", "the diagnostics and logs the charger uploaded to us, newest first",
+            [_CHARGER_ID], missing=True),
+        "/api/chargers/{charger_id}/diagnostics/{name}": {"get": {
+            "operationId": "get_diagnostics_file", "tags": ["read"], "summary": "One file the charger uploaded",
+            "parameters": [_CHARGER_ID, {"name": "name", "in": "path", "required": True,
+                                         "schema": {"type": "string", "minLength": 1}}],
+            "responses": {"200": {"description": "the file as received",
+                                  "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                      "format": "binary"}}}},
+                          "404": _error("no such charger or file"), **_UNAUTHORIZED},
+        }},
         "/api/chargers": _list("list_chargers", "Charger", "chargers with their connectors and status", []),
         "/api/chargers/{charger_id}": {
             **_one("get_charger", "Charger", "one charger", _CHARGER_ID),

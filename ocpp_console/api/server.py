@@ -253,8 +253,14 @@ async def run_operation(request: web.Request) -> web.Response:
 
 async def answered(command: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     """A command's answer, or its failure as the API's error (the same for every command)."""
+    from ocpp_console.files.host import NoFileServer, UnknownImage
+
     try:
         return await command
+    except UnknownImage as exc:
+        raise ApiError(404, "unknown_firmware", str(exc)) from None
+    except NoFileServer as exc:
+        raise ApiError(409, "no_file_server", str(exc)) from None
     except InvalidCommand as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
     except ChargerOffline as exc:  # UnknownCharger (unknown_charger) too: the words the serve log has
@@ -469,10 +475,11 @@ def build_app(csms: CentralSystem, token: str | None, where: str = "--api-token"
         await stream.shutdown()  # before the runner waits for the handlers: they are endless
 
     app.on_shutdown.append(close_streams)
-    from ocpp_console.api import console_reads, load  # they build on this module
+    from ocpp_console.api import console_reads, files, load  # they build on this module
 
     app.add_routes(console_reads.ROUTES)
     app.add_routes(load.ROUTES)
+    app.add_routes(files.ROUTES)
     app.add_routes([
         web.get("/api/events", events),
         web.get("/api/openapi.json", openapi),

@@ -125,6 +125,7 @@ def needs_reservation_id(operation: Operation, payload: Any) -> bool:
 
 async def execute(commands: Commands, charger_id: str, operation: Operation, payload: dict[str, Any]) -> dict[str, Any]:
     """Send one operation to a charger; its answer as an OCPP payload. Raises CommandError."""
+    payload = await commands.csms.hosted_payload(charger_id, operation.name, payload)
     allocated = needs_reservation_id(operation, payload)
     if allocated:
         payload = {**payload, "reservationId": await commands.store.next_reservation_id()}

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ocpp.v16.enums import MessageTrigger, RegistrationStatus
@@ -28,8 +28,8 @@ from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
 from ocpp_console.csms.load import LoadManager
+from ocpp_console.files.host import FileHost, library_image
 from ocpp_console.csms.wallet_guard import WalletGuard
-from ocpp_console.files.grants import Grants
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
@@ -94,9 +94,10 @@ class CentralSystem:
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
         self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
+        self.files = FileHost(settings, self.events.publish, self._local_host)  # firmware and uploads (files/)
         # One-time credentials for the files chargers fetch and upload (files/), and the FTP
         # server that honours them (settings.ftp_port; None while off).
-        self.grants = Grants(settings.files_path)
+        self.grants = self.files.grants
         self.ftp: FtpServer | None = None
 
     # -- life cycle -------------------------------------------------------------------
@@ -111,6 +112,7 @@ class CentralSystem:
             if self.settings.tls_cert and not self.settings.tls_ca:
                 await self.operator_ca()  # the CA the TLS port trusts for profile 3 by default
             await self._listen()
+            await self.files.start()
             await self._start_ftp()
             # What the shell's `tariffs list` shows: the settings this instance bills with.
             record = instance.Instance(os.getpid(), instance.host_name(), now_iso(),
@@ -119,6 +121,7 @@ class CentralSystem:
             self.instance = record
         except BaseException:
             await self._stop_ftp()
+            await self.files.stop()
             await self.store.close()
             raise
         self._watcher = asyncio.create_task(self._watch_database(), name="watch-database")
@@ -177,6 +180,7 @@ class CentralSystem:
                         masquerade_address=self.settings.ftp_nat_address)
         await ftp.start()
         self.ftp = ftp
+        self.files.ftp_port = ftp.port  # the URLs chargers are given name the port it bound
         log.info("FTP file server on ftp://%s:%d/ (passive data ports %s%s)", self.settings.host, ftp.port,
                  self.settings.ftp_passive_ports or "any free port",
                  f", announced as {self.settings.ftp_nat_address}" if self.settings.ftp_nat_address else "")
@@ -218,6 +222,7 @@ class CentralSystem:
         self.remote_starts.close()
         await self.wallet_guard.stop()
         await self.load.stop()
+        await self.files.stop()
         for task in list(self._followups):
             task.cancel()
         if self._servers:
@@ -449,6 +454,21 @@ class CentralSystem:
 
     def session(self, charger_id: str) -> ChargerSession | None:
         return self.sessions.get(charger_id)
+
+    def _local_host(self, charger_id: str) -> str | None:
+        """The address a connected charger reached us on: one it can reach our file server by too."""
+        session = self.sessions.get(charger_id)
+        try:
+            return str(session._connection.local_address[0]) if session is not None else None
+        except (AttributeError, TypeError, IndexError):
+            return None
+
+    async def hosted_payload(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An operation's payload with our own file URL where the operator asked for one (files/host.py)."""
+        if action not in ("UpdateFirmware", "GetDiagnostics", "GetLog"):
+            return payload
+        image = await library_image(self.store, payload) if action == "UpdateFirmware" else None
+        return self.files.hosted_payload(charger_id, action, payload, image)
 
     async def operator_ca(self) -> OperatorCA:
         """The CA that signs charger certificates: the site's (ca_cert/ca_key) or the built-in one,

@@ -169,6 +169,24 @@ class Site(abc.ABC):
         the charger's answer as OCPP JSON; CommandError when there is none. A ReserveNow without
         `reservationId` gets the next free one, and the answer carries it."""
 
+    # -- hosted files (the firmware library, what chargers uploaded) --
+
+    @abc.abstractmethod
+    async def firmware_images(self) -> list[Row]:
+        """The firmware library: name, size, sha256, added_at."""
+
+    @abc.abstractmethod
+    async def add_firmware(self, path: str, name: str | None = None) -> Row:
+        """Copy an image on the central system's machine into the library; SiteError says why not."""
+
+    @abc.abstractmethod
+    async def received_files(self, charger_id: str) -> list[Row]:
+        """What the charger uploaded to our file server (diagnostics, logs): name, size, receivedAt; newest first."""
+
+    @abc.abstractmethod
+    async def received_file(self, charger_id: str, name: str) -> bytes:
+        """One uploaded file's content; SiteError if there is none by that name."""
+
     @abc.abstractmethod
     async def install_operator_ca(self, charger_id: str) -> dict[str, Any]:
         """InstallCertificate of the site's operator CA as CentralSystemRootCertificate."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -134,7 +136,7 @@ class LocalSite(Site):
         operation = operations.find(action)
         if operation is None:
             raise InvalidCommand(f"no operation {action!r}; one of: {', '.join(operations.OPERATIONS)}")
-        payload = dict(payload)
+        payload = await self.csms.hosted_payload(charger_id, operation.name, dict(payload))
         reserve = operations.needs_reservation_id(operation, payload)
         if reserve:
             payload["reservationId"] = await self.store.next_reservation_id()
@@ -146,6 +148,26 @@ class LocalSite(Site):
         if reserve:
             answer["reservationId"] = payload["reservationId"]
         return answer
+
+    async def firmware_images(self) -> list[Row]:
+        return await self.store.firmware_images()
+
+    async def add_firmware(self, path: str, name: str | None = None) -> Row:
+        from ocpp_console.files.library import LibraryError, add_image
+
+        try:
+            return await add_image(self.store, self.csms.files.grants.firmware_dir, Path(path), name or None)
+        except LibraryError as exc:
+            raise SiteError(str(exc)) from None
+
+    async def received_files(self, charger_id: str) -> list[Row]:
+        return [f.to_json() for f in self.csms.files.received(charger_id)]
+
+    async def received_file(self, charger_id: str, name: str) -> bytes:
+        path = self.csms.files.received_path(charger_id, name)
+        if path is None:
+            raise SiteError(f"{charger_id} uploaded no file {name!r}")
+        return await asyncio.to_thread(path.read_bytes)
 
     async def install_operator_ca(self, charger_id: str) -> dict[str, Any]:
         return _answer(await self.csms.commands.install_operator_ca(charger_id))

@@ -318,6 +318,26 @@ class RemoteSite(Site):
             raise errors.InvalidCommand(f"no operation {action!r}")
         return await self._command("POST", f"/api/chargers/{_q(charger_id)}/{operation.path_name}", payload)
 
+    async def firmware_images(self) -> list[Row]:
+        return await self._get("/api/firmware")
+
+    async def add_firmware(self, path: str, name: str | None = None) -> Row:
+        return await self._change("POST", "/api/firmware", {"path": path, **({"name": name} if name else {})})
+
+    async def received_files(self, charger_id: str) -> list[Row]:
+        return await self._request("GET", f"/api/chargers/{_q(charger_id)}/diagnostics", missing=True) or []
+
+    async def received_file(self, charger_id: str, name: str) -> bytes:
+        if self._http is None:
+            raise SiteError(f"not attached to {self.url}")
+        try:
+            async with self._http.get(f"{self.url}/api/chargers/{_q(charger_id)}/diagnostics/{_q(name)}") as response:
+                if response.status != 200:
+                    raise SiteError(f"{charger_id} uploaded no file {name!r}")
+                return await response.read()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError, TimeoutError) as exc:
+            raise SiteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+
     async def install_operator_ca(self, charger_id: str) -> dict[str, Any]:
         return await self._command("POST", f"/api/chargers/{_q(charger_id)}/install-operator-ca", {})
 

@@ -313,6 +313,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chargers ADD COLUMN priority INTEGER;      -- NULL: 0; higher is served first
     ALTER TABLE id_tags ADD COLUMN priority INTEGER;       -- NULL: its session takes the charger's
     """,
+    # 12: the firmware library: images the central system hosts for UpdateFirmware (files/), each
+    # file in files_path/firmware, recorded with what a charger's download must match
+    """
+    CREATE TABLE firmware (
+        name TEXT PRIMARY KEY,                         -- the file name in the library (plain, no path)
+        size INTEGER NOT NULL,                         -- bytes
+        sha256 TEXT NOT NULL,                          -- hex
+        added_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

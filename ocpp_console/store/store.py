@@ -27,6 +27,7 @@ from ocpp_console.store.models import (
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ocpp_console.secret_keys import mask_value
+from ocpp_console.store.files import FilesMixin
 from ocpp_console.store.transactions import TransactionsMixin
 from ocpp_console.store.wallets import WalletMixin
 from ocpp_console.store.writer import GroupWriter
@@ -148,7 +149,7 @@ PRUNE_EVERY_FRAMES = 1000
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
-class Store(TransactionsMixin, WalletMixin):
+class Store(TransactionsMixin, WalletMixin, FilesMixin):
     def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000,
                  message_log_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.path = Path(path)

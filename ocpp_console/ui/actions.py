@@ -25,12 +25,25 @@ from ocpp.v16.enums import (
     UpdateType,
 )
 
-from ocpp_console.site import Site
+from ocpp_console.site import CommandError, Site, SiteError
 from ocpp_console.timeutil import iso, utcnow
 
 
 class FieldError(ValueError):
     pass
+
+
+class FormError(CommandError):
+    """The form's values do not make a request (checked across fields): nothing was sent."""
+
+    outcome = "invalid"
+
+
+async def _add_firmware(site: Site, _charger_id: str, values: dict[str, Any]) -> Any:
+    try:
+        return await site.add_firmware(values["path"], values["name"])
+    except SiteError as exc:
+        raise FormError(f"{exc}; nothing was added") from None
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class Field:
     placeholder: str = ""
     max_length: int | None = None
     minimum: float | None = None
+    choices_from: str = ""  # "firmware": the choices are the site's firmware library, read when the form opens
 
     def parse(self, raw: str) -> Any:
         text = raw.strip()
@@ -145,7 +159,7 @@ def _hash_data(values: dict[str, Any]) -> dict[str, str]:
 
 
 def _log_parameters(values: dict[str, Any]) -> dict[str, str]:
-    log = {"remoteLocation": values["location"]}
+    log = {"remoteLocation": values["location"]} if values.get("location") else {}  # none: to the central system
     if values.get("oldest"):
         log["oldestTimestamp"] = values["oldest"]
     if values.get("latest"):
@@ -215,6 +229,17 @@ def lockout_warning(action: str, values: dict[str, Any]) -> str | None:
             "that stores it wrongly can no longer log in (set a new password with chargers set-password)."
         )
     return None
+
+
+def _firmware_source(values: dict[str, Any]) -> dict[str, Any]:
+    """A library image (the central system fills in its own URL) or the operator's URL, one of them."""
+    if values.get("firmware") and values.get("location"):
+        raise FormError("choose a library image or give a URL, not both; nothing was sent")
+    if values.get("firmware"):
+        return {"firmware": values["firmware"], "transferProtocol": values.get("transfer_protocol") or "http"}
+    if values.get("location"):
+        return {"location": values["location"]}
+    raise FormError("choose a library image or give a URL; nothing was sent")
 
 
 def _now_plus(minutes: int) -> str:
@@ -346,21 +371,31 @@ ACTIONS: tuple[ActionSpec, ...] = (
         defaults=lambda ctx: {k: str(ctx[k]) for k in ("key", "value") if ctx.get(k) is not None},
     ),
     ActionSpec(
-        "update_firmware", "Update Firmware", "Have the charger download and install firmware.",
+        "update_firmware", "Update Firmware", "Have the charger download and install firmware: an image of the "
+        "site's library (served by the central system, on the address the charger reaches it by), or a URL.",
         (
-            Field("location", "Location URL", "url", required=True, placeholder="https://host/firmware-2.0.0.bin"),
+            Field("firmware", "Library image", "choice", choices_from="firmware"),
+            Field("location", "or Location URL", "url", placeholder="https://host/firmware-2.0.0.bin"),
+            Field("transfer_protocol", "Served by (library image)", "choice", choices=("http", "ftp")),
             Field("retrieve_date", "Retrieve at", "datetime", required=True),
             Field("retries", "Retries", "int", minimum=0),
             Field("retry_interval", "Retry interval (s)", "int", minimum=0),
         ),
-        _operation("UpdateFirmware", lambda v: {"location": v["location"], "retrieveDate": v["retrieve_date"],
+        _operation("UpdateFirmware", lambda v: {**_firmware_source(v), "retrieveDate": v["retrieve_date"],
                                                 "retries": v["retries"], "retryInterval": v["retry_interval"]}),
-        defaults=lambda ctx: {"retrieve_date": _now_plus(0)},
+        defaults=lambda ctx: {"retrieve_date": _now_plus(0), "transfer_protocol": "http"},
+    ),
+    ActionSpec(
+        "add_firmware", "Add Firmware Image", "Copy an image file on the central system's machine into the "
+        "firmware library (with its size and SHA-256), to send with Update Firmware.",
+        (Field("path", "File path", required=True, placeholder="/home/me/Downloads/firmware-2.0.0.bin"),
+         Field("name", "Name in the library (optional)")),
+        _add_firmware,
     ),
     ActionSpec(
         "get_diagnostics", "Get Diagnostics", "Have the charger upload a diagnostics file.",
         (
-            Field("location", "Upload URL", "url", required=True, placeholder="ftp://host/diagnostics/"),
+            Field("location", "Upload URL (empty: to the central system)", "url", placeholder="ftp://host/diagnostics/"),
             Field("start_time", "From (optional)", "datetime"),
             Field("stop_time", "To (optional)", "datetime"),
         ),
@@ -502,7 +537,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "get_log", "Get Log", "Have the charger upload its diagnostics or security log.",
         (
             Field("log_type", "Log", "choice", required=True, choices=tuple(t.value for t in Log)),
-            Field("location", "Upload URL", "url", required=True, max_length=512, placeholder="ftp://host/logs/"),
+            Field("location", "Upload URL (empty: to the central system)", "url", max_length=512,
+                  placeholder="ftp://host/logs/"),
             Field("request_id", "Request id", "int", required=True),
             Field("oldest", "From (optional)", "datetime"),
             Field("latest", "To (optional)", "datetime"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from ocpp_console.timeutil import utcnow
 from ocpp_console.ui.actions import (
     ACTIONS,
     ACTIONS_BY_KEY,
+    ActionSpec,
     EXPORT_FORM,
     PASSWORD_FORM,
     SITE_LIMIT_FORM,
@@ -240,9 +242,23 @@ class ConsoleApp(App[None]):
             c.status in BUSY_STATES or c.transaction_id for c in view.connectors.values() if c.connector_id > 0
         )
 
+    async def _with_choices(self, spec: ActionSpec) -> ActionSpec | None:
+        """The form with the choices read from the site now (the firmware library's images)."""
+        if not any(f.choices_from for f in spec.fields):
+            return spec
+        try:
+            images = tuple(r["name"] for r in await self.site.firmware_images())
+        except SiteError as exc:
+            self.notify(str(exc), title=spec.title, severity="error")
+            return None
+        return replace(spec, fields=tuple(replace(f, choices=images) if f.choices_from == "firmware" else f
+                                          for f in spec.fields))
+
     @work(group="actions")
     async def _run_action(self, charger_id: str, key: str, context: dict[str, Any]) -> None:
-        spec = ACTIONS_BY_KEY[key]
+        spec = await self._with_choices(ACTIONS_BY_KEY[key])
+        if spec is None:
+            return
         values = await self.push_screen_wait(ActionForm(spec, charger_id, spec.defaults(context)))
         if values is None:
             return

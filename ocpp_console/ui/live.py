@@ -36,6 +36,17 @@ class ConnectorView:
     updated_at: str | None = None  # our time of its last status
 
 
+def transfer_text(e: ev.FileTransfer) -> str:
+    """`firmware sim-2.0.0.bin: 128 of 293 KiB (http)`, `... received`, `... failed: why`."""
+    what = f"{e.kind} {e.name or '(unnamed)'}"
+    size = f"{e.bytes / 1024:.0f} of {e.total / 1024:.0f} KiB" if e.total else f"{e.bytes / 1024:.0f} KiB"
+    if e.error:
+        return f"{what}: failed after {size} ({e.protocol}): {e.error}"
+    if e.done:
+        return f"{what}: {'sent' if e.kind == 'firmware' else 'received'}, {e.bytes / 1024:.0f} KiB ({e.protocol})"
+    return f"{what}: {size} so far ({e.protocol})"
+
+
 @dataclass
 class ChargerView:
     id: str
@@ -48,6 +59,7 @@ class ChargerView:
     has_password: bool = False
     note: str | None = None
     last_boot: str | None = None  # our time of its last BootNotification
+    transfer: str | None = None  # the file it fetches from or sends to our file server now (or last)
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
     version: int = 0  # bumped on every change, so screens redraw only the chargers that changed
 
@@ -89,7 +101,7 @@ class LiveSite:
         self.finished_today_wh = 0.0
         self.revenue_today: dict[str, int] = {}  # currency -> minor units of settled orders
         self._tasks: set[asyncio.Task[None]] = set()
-        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0, "load": 0}
+        self.versions: dict[str, int] = {"chargers": 0, "transactions": 0, "feed": 0, "log": 0, "commands": 0, "tags": 0, "orders": 0, "load": 0, "received": 0}
         self.last_command: ev.CommandFinished | None = None
         self.load_summary: ev.LoadDecided | None = None  # the last decision of the site's load manager
         # Outcomes the operator waits for after a command (a Remote Start's transaction) are also
@@ -406,6 +418,12 @@ class LiveSite:
                 self._add_frame(ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"],
                                                  row["action"], row["unique_id"], row["raw"], row["timestamp"]))
         self._bump(*self.versions)
+
+    def _on_FileTransfer(self, e: ev.FileTransfer) -> None:
+        self.charger(e.charger_id).transfer = transfer_text(e)
+        self._bump("received")  # the detail screen shows the bytes as they flow
+        if e.done:
+            self._note(e.charger_id, transfer_text(e), "warning" if e.error else "info")
 
     def _on_NotificationReceived(self, e: ev.NotificationReceived) -> None:
         self._note(e.charger_id, f"{e.action.replace('Notification', '')}: {e.status}")

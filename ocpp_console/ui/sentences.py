@@ -276,15 +276,21 @@ def _change_config(cp: str, v: Values, r: Any) -> str:
 
 
 def _update_firmware(cp: str, v: Values, r: Any) -> str:
-    return (f"Firmware update requested from {cp}: it fetches {v['location']} from {local_time(v['retrieve_date'])}. "
+    return (f"Firmware update requested from {cp}: it fetches {v['location'] or v['firmware']} from {local_time(v['retrieve_date'])}. "
             "Its progress shows under Firmware update on the charger's detail screen.")
+
+
+def _add_firmware(cp: str, v: Values, r: Any) -> str:
+    return (f"{r['name']} is in the firmware library ({r['size']} bytes, SHA-256 {r['sha256'][:16]}...): "
+            "choose it in Update Firmware.")
 
 
 def _get_diagnostics(cp: str, v: Values, r: Any) -> str:
     name = _get(r, "fileName", "file_name")
     if not name:
         return f"{cp} has no diagnostics to upload."
-    return (f"{cp} uploads its diagnostics as {name} to {v['location']}. "
+    where = v["location"] or "the central system (listed on the charger's detail screen, Received files)"
+    return (f"{cp} uploads its diagnostics as {name} to {where}. "
             "Its progress shows under Diagnostics on the charger's detail screen.")
 
 
@@ -413,7 +419,7 @@ def _get_log(cp: str, v: Values, r: Any) -> str:
     if status in ("Accepted", "AcceptedCanceled"):
         replaced = " (it cancelled the upload it was doing)" if status == "AcceptedCanceled" else ""
         file = f" as {name}" if name else ""
-        return (f"{cp} uploads its {v['log_type']}{file} to {v['location']}{replaced} (request {v['request_id']}). "
+        return (f"{cp} uploads its {v['log_type']}{file} to {v['location'] or 'the central system'}{replaced} (request {v['request_id']}). "
                 "Its progress shows in the overview's events.")
     return f"{cp} refused to upload its {v['log_type']} ({status})."
 
@@ -439,6 +445,7 @@ SENTENCES: dict[str, Callable[[str, Values, Any], str]] = {
     "get_config": _get_config,
     "change_config": _change_config,
     "update_firmware": _update_firmware,
+    "add_firmware": _add_firmware,
     "get_diagnostics": _get_diagnostics,
     "reserve": _reserve,
     "cancel_reservation": _cancel_reservation,

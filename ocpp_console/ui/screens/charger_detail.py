@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from ocpp_console.secret_keys import mask_value
+from ocpp_console.site import SiteError
 from ocpp_console.timeutil import iso, now_ts
 from ocpp_console.ui.live import ENERGY, POWER, SOC, ago, fmt_kw, local_time, parse_iso
 from ocpp_console.ui.screens.base import TAB_BINDINGS, LiveScreen
@@ -65,7 +69,7 @@ def short_serial(serial: str) -> str:
 
 
 class ChargerDetailScreen(LiveScreen):
-    TOPICS = ("chargers", "transactions", "commands")
+    TOPICS = ("chargers", "transactions", "commands", "received")
     ALWAYS_REFRESH_EVERY = 5.0
     AUTO_FOCUS = ""  # focused in on_mount, without the scroll to its centre that would hide the top
     BINDINGS = [  # in the footer in this order: the most used first
@@ -117,6 +121,9 @@ class ChargerDetailScreen(LiveScreen):
                          ("limit", "Limit"), ("status", "Status")],
                         id="profiles",
                     )
+                with TabPane("Received files", id="tab-received"):
+                    yield SyncedTable([("name", "File (Enter: save a copy)"), ("size", "Size"), ("at", "Received")],
+                                      id="received")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -148,6 +155,7 @@ class ChargerDetailScreen(LiveScreen):
             ("Last seen", ago(view.last_seen if view else row["last_seen"])),
             ("Firmware update", _with_time(progress_text(row["firmware_status"], FIRMWARE_STEPS), row["firmware_status_at"])),
             ("Diagnostics", _with_time(progress_text(row["diagnostics_status"], DIAGNOSTICS_STEPS), row["diagnostics_status_at"])),
+            ("File transfer", (view.transfer if view else None) or "-"),
             ("Local list version", row["local_list_version"]),
             *_certificate_rows(row),
         ]))
@@ -186,6 +194,11 @@ class ChargerDetailScreen(LiveScreen):
                 str(p["profile_id"]), str(p["connector_id"]), p["purpose"], str(p["stack_level"]), limit, p["status"]
             )
         self.query_one("#profiles", SyncedTable).sync(profiles)
+        received = {
+            f["name"]: (f["name"], f"{f['size']:,} B", local_time(f["receivedAt"], True))
+            for f in await site.received_files(self.charger_id)
+        }
+        self.query_one("#received", SyncedTable).sync(received)
 
     async def _charts(self) -> None:
         now = now_ts()
@@ -242,3 +255,23 @@ class ChargerDetailScreen(LiveScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "config":
             self.action_edit_key()
+        elif event.data_table.id == "received":
+            name = self.query_one("#received", SyncedTable).selected_key
+            if name is not None:
+                self._save_received(str(name))
+
+    @work(group="save-received")
+    async def _save_received(self, name: str) -> None:
+        """A copy of an uploaded file in the user's downloads folder (attached too: read over the API)."""
+        import platformdirs
+
+        try:
+            content = await self.console.site.received_file(self.charger_id, name)
+            folder = Path(platformdirs.user_downloads_dir())
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{self.charger_id.replace('/', '_')}-{name}"
+            await asyncio.to_thread(target.write_bytes, content)
+        except (SiteError, OSError) as exc:
+            self.notify(f"{name} was not saved: {exc}", title=self.charger_id, severity="error")
+            return
+        self.notify(f"{name} saved as {target}", title=self.charger_id)
