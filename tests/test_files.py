@@ -64,6 +64,9 @@ async def test_the_simulator_fetches_a_library_image_and_reboots_with_it(
         boot = await booted(lambda e: isinstance(e, ev.ChargerBooted))
         assert boot.firmware_version == "2.0.0"
         await charger.wait_ready(10)
+        # what the charger received is the library's image, byte for byte
+        assert charger.firmware_image is not None
+        assert (charger.firmware_image.size, charger.firmware_image.sha256) == (len(IMAGE), image["sha256"])
     transfers = [e for e in waiter.events if isinstance(e, ev.FileTransfer)]
     assert transfers[-1] == ev.FileTransfer("SIM-HF", "firmware", "sim-2.0.0.bin", "http", len(IMAGE), len(IMAGE), True)
     assert len(transfers) >= 3 and [e.bytes for e in transfers] == sorted(e.bytes for e in transfers)
