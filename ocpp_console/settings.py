@@ -174,6 +174,10 @@ class Settings(BaseSettings):
         None, description="The address FTP passive replies give chargers that reach this machine through NAT "
         "(the public address forwarded to it); default: the address the charger connected to.",
     )
+    files_any_address: bool = Field(
+        False, description="A charger's one-time file URL works from any address (default: only from the address "
+        "the charger connects from; turn this on where its transfers leave by another address).",
+    )
     # -- load management (csms/load.py): the sessions share the grid connection --
     site_limit_kw: float | None = Field(
         None, gt=0, description="The site's grid connection in kW: running sessions share it (a TxProfile each), "

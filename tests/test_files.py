@@ -183,3 +183,14 @@ def test_urls_name_the_address_the_charger_used_ipv6_in_brackets(tmp_path: Path)
     assert http_url("fe80::1", 8081, image) == f"http://[fe80::1]:8081/t/{image.token}/fw%201.bin"
     assert http_url("10.0.0.5", 8081, upload) == f"http://10.0.0.5:8081/t/{upload.token}/"
     assert ftp_url("::1", 2121, upload) == f"ftp://{upload.user}:{upload.token}@[::1]:2121/"
+
+
+async def test_a_url_for_one_charger_is_no_good_from_another_address(csms: CentralSystem, image: dict[str, Any]) -> None:
+    """A grant is issued for the address its charger connects from; a request from any other
+    (here 127.0.0.2, another loopback address) is refused as if the URL did not exist."""
+    grant = csms.files.grants.issue("CP-A", "firmware", "sim-2.0.0.bin", address="127.0.0.1")
+    url = http_url("127.0.0.1", csms.files.http_port or 0, grant)
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as http, http.get(url) as response:
+        assert response.status == 404
+    assert (await fetch(url))[0] == 200  # from the charger's own address

@@ -3,6 +3,7 @@ clients, one-time grants as the only logins, the grant's one file or folder as t
 
 from __future__ import annotations
 
+import asyncio
 import ftplib
 import hashlib
 import io
@@ -382,3 +383,22 @@ def test_a_passive_port_range_is_checked() -> None:
     for bad in ("60009-60000", "ports", "0-10", "1-70000"):
         with pytest.raises(ValidationError):
             Settings(ftp_passive_ports=bad)
+
+
+async def test_an_ftp_login_for_one_charger_is_no_good_from_another_address(csms: CentralSystem) -> None:
+    grant = csms.grants.issue("CP-A", "diagnostics", address="127.0.0.1")
+    assert csms.ftp is not None
+
+    def from_other_address() -> str:
+        client = ftplib.FTP(timeout=10, source_address=("127.0.0.2", 0))
+        client.connect("127.0.0.1", csms.ftp.port)
+        try:
+            client.login(grant.user, grant.token)
+        except ftplib.error_perm as exc:
+            return str(exc)
+        finally:
+            client.close()
+        return "accepted"
+
+    assert (await asyncio.to_thread(from_other_address)).startswith("530")
+    assert (await asyncio.to_thread(login, csms, grant.user, grant.token)).quit()  # from its own address

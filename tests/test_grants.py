@@ -34,3 +34,13 @@ def test_file_names_stay_in_their_folder(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             grants.firmware_path(bad)
     assert grants.upload_dir("CP/1").parent == tmp_path / "uploads" and grants.upload_dir("CP/1").name == "CP_1"
+
+
+def test_a_grant_works_only_from_its_chargers_address(tmp_path: Path) -> None:
+    grants = Grants(tmp_path)
+    grant = grants.issue("CP-1", "diagnostics", address="::ffff:10.0.0.5")  # as an IPv6 socket sees IPv4
+    assert grant.address == "10.0.0.5"
+    assert grants.check_token(grant.token, "10.0.0.5") == grant == grants.check_ftp(grant.user, grant.token, "10.0.0.5")
+    assert grants.check_token(grant.token, "10.0.0.6") is None and grants.check_ftp(grant.user, grant.token, "10.0.0.6") is None
+    anywhere = grants.issue("CP-1", "firmware", "fw.bin")  # files_any_address: no address kept
+    assert grants.check_token(anywhere.token, "192.0.2.1") == anywhere

@@ -94,7 +94,7 @@ class CentralSystem:
         self._followups: set[asyncio.Future[None]] = set()  # held so that they are not collected mid-way
         self._ca: OperatorCA | None = None  # made or read on first use (operator_ca)
         self.instance: instance.Instance | None = None  # this process, as recorded in the database while it runs
-        self.files = FileHost(settings, self.events.publish, self._local_host)  # firmware and uploads (files/)
+        self.files = FileHost(settings, self.events.publish, self._local_host, self._remote_host)  # firmware and uploads (files/)
         # One-time credentials for the files chargers fetch and upload (files/), and the FTP
         # server that honours them (settings.ftp_port; None while off).
         self.grants = self.files.grants
@@ -460,6 +460,14 @@ class CentralSystem:
         session = self.sessions.get(charger_id)
         try:
             return str(session._connection.local_address[0]) if session is not None else None
+        except (AttributeError, TypeError, IndexError):
+            return None
+
+    def _remote_host(self, charger_id: str) -> str | None:
+        """The address a connected charger connects from: its one-time file URLs work from there."""
+        session = self.sessions.get(charger_id)
+        try:
+            return str(session._connection.remote_address[0]) if session is not None else None
         except (AttributeError, TypeError, IndexError):
             return None
 

@@ -57,7 +57,7 @@ class _GrantAuthorizer(DummyAuthorizer):
         self._logged_in: dict[str, Grant] = {}  # user -> its grant, from PASS on
 
     def validate_authentication(self, username: str, password: str, handler: Any) -> None:
-        grant = self.grants.check_ftp(username, password)
+        grant = self.grants.check_ftp(username, password, handler.remote_ip)
         if grant is None:
             raise AuthenticationFailed("Authentication failed.")
         # Users whose grants are gone (used, expired) need no entry any more.

@@ -31,6 +31,7 @@ class Grant:
     name: str  # firmware: the image's file name in the library; uploads: the file name the charger chose (or "")
     expires_at: float  # time.time()
     max_bytes: int | None = None  # uploads
+    address: str | None = None  # the charger's address when it was issued: the only one it works from (None: any)
 
     @property
     def upload(self) -> bool:
@@ -65,25 +66,33 @@ class Grants:
     # -- grants --------------------------------------------------------------------------
 
     def issue(self, charger_id: str, kind: Kind, name: str = "", ttl_s: float = DEFAULT_TTL_S,
-              max_bytes: int | None = UPLOAD_LIMIT) -> Grant:
+              max_bytes: int | None = UPLOAD_LIMIT, address: str | None = None) -> Grant:
         self._expire()
         grant = Grant(token=secrets.token_urlsafe(18), user="cp" + secrets.token_hex(5), charger_id=charger_id,
                       kind=kind, name=name, expires_at=self.clock() + ttl_s,
-                      max_bytes=max_bytes if kind != "firmware" else None)
+                      max_bytes=max_bytes if kind != "firmware" else None, address=plain_ip(address))
         with self._lock:
             self._by_token[grant.token] = grant
             self._by_user[grant.user] = grant
         return grant
 
-    def check_token(self, token: str) -> Grant | None:
+    def check_token(self, token: str, address: str | None = None) -> Grant | None:
+        """The live grant of an HTTP path token, asked from `address` (None: not checked)."""
         grant = self._by_token.get(token)
-        return grant if grant is not None and grant.expires_at > self.clock() else None
+        return grant if grant is not None and self._valid(grant, address) else None
 
-    def check_ftp(self, user: str, password: str) -> Grant | None:
+    def check_ftp(self, user: str, password: str, address: str | None = None) -> Grant | None:
+        """The live grant of an FTP login, made from `address` (None: not checked)."""
         grant = self._by_user.get(user)
         if grant is None or not secrets.compare_digest(grant.token, password):
             return None
-        return grant if grant.expires_at > self.clock() else None
+        return grant if self._valid(grant, address) else None
+
+    def _valid(self, grant: Grant, address: str | None) -> bool:
+        # A URL for one charger is no good to another: it must come from where that charger connects from.
+        if address is not None and grant.address is not None and plain_ip(address) != grant.address:
+            return False
+        return grant.expires_at > self.clock()
 
     def consume(self, grant: Grant) -> None:
         """The transfer it was for has completed: the credential is no good any more."""
@@ -97,6 +106,13 @@ class Grants:
             expired = [g for g in self._by_token.values() if g.expires_at <= now]
         for grant in expired:
             self.consume(grant)
+
+
+def plain_ip(address: str | None) -> str | None:
+    """An IPv4 address seen through an IPv6 socket (::ffff:10.0.0.5) as itself."""
+    if address is None:
+        return None
+    return address.removeprefix("::ffff:") if address.startswith("::ffff:") and "." in address else address
 
 
 def _plain(name: str) -> str:

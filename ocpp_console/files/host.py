@@ -50,12 +50,15 @@ class Received:
 
 class FileHost:
     def __init__(self, settings: Settings, publish: Callable[[Event], None],
-                 local_host: Callable[[str], str | None]) -> None:
-        """`local_host(charger_id)`: the address the charger's connection reached us on, if connected."""
+                 local_host: Callable[[str], str | None],
+                 remote_host: Callable[[str], str | None] = lambda charger_id: None) -> None:
+        """`local_host(charger_id)`: the address the charger's connection reached us on, if connected;
+        `remote_host(charger_id)`: the address it connects from (its one-time URLs work from there only)."""
         self.settings = settings
         self.grants = Grants(settings.files_path)
         self.http = HttpFileServer(self.grants, publish)
         self.local_host = local_host
+        self.remote_host = remote_host
         self.http_port: int | None = None
         self.ftp_port: int | None = None  # set by the FTP server when it listens (files/ftp.py)
 
@@ -117,7 +120,8 @@ class FileHost:
     def _issue(self, charger_id: str, kind: Kind, name: str = "") -> Grant:
         if self.http_port is None and not (self.ftp_port or self.settings.ftp_port):
             raise NoFileServer("no file server: start the central system with --files-port (or --ftp-port)")
-        return self.grants.issue(charger_id, kind, name)
+        address = None if self.settings.files_any_address else self.remote_host(charger_id)
+        return self.grants.issue(charger_id, kind, name, address=address)
 
     # -- what chargers sent ----------------------------------------------------------------
 

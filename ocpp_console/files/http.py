@@ -89,7 +89,7 @@ class HttpFileServer:
         parts = request.path.split("/")  # aiohttp has already %-decoded it
         if len(parts) != 4 or parts[:2] != ["", "t"]:
             return None
-        grant = self.grants.check_token(parts[2])
+        grant = self.grants.check_token(parts[2], request.remote)
         if grant is None:
             return None
         try:
