@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import platformdirs
 import pytest
-from textual.widgets import Select
+from textual.widgets import Select, TabbedContent
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.files.library import add_image
 from ocpp_console.settings import Settings
 from ocpp_console.ui.screens.charger_detail import ChargerDetailScreen
 from ocpp_console.ui.screens.modals import ActionForm
+from ocpp_console.ui.widgets.tables import SyncedTable
 from tests.conftest import Console
 from tests.test_sim import fast_options, running
 from tests.test_ui import cells, text_of, until
@@ -27,8 +29,10 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 
 async def test_diagnostics_uploaded_to_us_show_on_the_detail_and_images_in_the_form(
-    csms: CentralSystem, console: Console, tmp_path: Path
+    csms: CentralSystem, console: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    downloads = tmp_path / "Downloads"
+    monkeypatch.setattr(platformdirs, "user_downloads_dir", lambda: str(downloads))
     source = tmp_path / "sim-5.0.0.bin"
     source.write_bytes(b"firmware" * 100)
     await add_image(csms.store, csms.files.grants.firmware_dir, source)
@@ -54,3 +58,12 @@ async def test_diagnostics_uploaded_to_us_show_on_the_detail_and_images_in_the_f
         state = text_of(detail.query_one("#state"))
         await until(pilot, lambda: "received" in text_of(detail.query_one("#state")))
         assert "File transfer" in state
+
+        # `[` from the charts to the last tab, Received files; Enter saves a copy in the downloads folder
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: detail.query_one(TabbedContent).active == "tab-received")
+        await until(pilot, lambda: detail.query_one("#received", SyncedTable).has_focus)
+        await pilot.press("enter")
+        saved = downloads / f"SIM-UI-{name}"
+        await until(pilot, lambda: saved.exists() and any(f"saved as {saved}" in str(n.message) for n in app._notifications))
+        assert saved.read_bytes() == (csms.files.grants.upload_dir("SIM-UI") / name).read_bytes()
