@@ -177,3 +177,14 @@ async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, interva
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def api(csms: CentralSystem) -> AsyncIterator[ApiServer]:
+    """The HTTP API of the `csms` fixture's central system, on the port its settings give (0: any free one)."""
+    server = ApiServer(csms)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

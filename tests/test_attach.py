@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,16 +29,6 @@ from tests.test_ui import SIZE, busy_charger, cells, until
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory(api_port=0, call_timeout=3.0)
-
-
-@pytest.fixture
-async def api(csms: CentralSystem) -> AsyncIterator[ApiServer]:
-    server = ApiServer(csms)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def _row_text(app: ConsoleApp, charger_id: str) -> str:

@@ -4,7 +4,7 @@ URLs chargers are given, over real sockets with the built-in simulator as the ch
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +107,6 @@ async def test_an_upload_over_the_limit_is_cut_and_reported(csms: CentralSystem,
     assert csms.files.received("CP-L") == [] and not list(csms.files.grants.upload_dir("CP-L").iterdir())
     last = await waiter.wait_for(lambda e: isinstance(e, ev.FileTransfer) and e.done)
     assert isinstance(last, ev.FileTransfer) and last.error and "limit" in last.error and last.bytes <= 100_000
-
-
-@pytest.fixture
-async def api(csms: CentralSystem) -> AsyncIterator[ApiServer]:
-    server = ApiServer(csms)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def api_call(api: ApiServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
