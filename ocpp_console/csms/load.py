@@ -204,7 +204,10 @@ class LoadManager:
         lease = self.csms.settings.load_lease_seconds
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=min(lease / 4, 30.0))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+                # comes as the event is set (a charger connecting while we stop), and stop() hung.
+                async with asyncio.timeout(min(lease / 4, 30.0)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -151,7 +151,8 @@ class ChargerLink(ChargePoint):
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when the run is stopped."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), max(0.0, seconds))
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._stopped.wait()
 
     # -- the ocpp library's ChargePoint, adapted -----------------------------------------
 
@@ -393,7 +394,8 @@ class ChargerLink(ChargePoint):
                         return
                     retry = result.interval or retry
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._boot_now.wait(), retry)
+                    async with asyncio.timeout(retry):  # not wait_for: 3.11's can drop a cancellation
+                        await self._boot_now.wait()
         finally:
             self._registering = False
 
@@ -432,7 +434,8 @@ class ChargerLink(ChargePoint):
             interval = self.config.get_int(Key.heartbeat_interval)
             try:
                 if interval > 0:
-                    await asyncio.wait_for(self._heartbeat_changed.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await self._heartbeat_changed.wait()
                 else:
                     await self._heartbeat_changed.wait()  # 0: no heartbeats until changed
                 continue  # the interval changed: start timing again
