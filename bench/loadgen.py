@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -85,7 +86,9 @@ class Charger:
 
     def meter_values(self) -> dict:
         self.meter += random.randint(10, 200)
-        payload = {"connectorId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [
+        # a real meter's time: every sample its own timestamp, as chargers send them
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        payload = {"connectorId": 1, "meterValue": [{"timestamp": stamp, "sampledValue": [
             {"value": str(self.meter), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
             {"value": "7360", "measurand": "Power.Active.Import", "unit": "W"},
             {"value": "32.0", "measurand": "Current.Import", "unit": "A"},

@@ -34,6 +34,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds per thread: the event loop is the process's first thread, the rest are SQLite's."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        name = "loop" if task.name == str(pid) else "other threads"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -88,10 +101,10 @@ def run_load(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float 
             for line in p.stderr:
                 if '"connected"' in line:
                     break
-        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        cpu0, t0, threads0 = cpu_seconds(server.pid), time.monotonic(), thread_cpu_seconds(server.pid)
         connected_rss = rss_kib(server.pid)
         results = [json.loads(p.communicate(timeout=args.duration + 120)[0].strip().splitlines()[-1]) for p in procs]
-        cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        cpu1, t1, threads1 = cpu_seconds(server.pid), time.monotonic(), thread_cpu_seconds(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -111,6 +124,9 @@ def run_load(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float 
         "max_ms": max(r["max_ms"] or 0 for r in results),
         "cpu_s_per_1000_calls": round((cpu1 - cpu0) / calls * 1000, 3) if calls else None,
         "server_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
+        "loop_cpu_s_per_1000_calls": round((threads1["loop"] - threads0["loop"]) / calls * 1000, 3) if calls else None,
+        "other_cpu_s_per_1000_calls": round((threads1.get("other threads", 0) - threads0.get("other threads", 0))
+                                            / calls * 1000, 3) if calls else None,
         "idle_rss_mib": round(idle_rss / 1024, 1),
         "rss_kib_per_charger": round((connected_rss - idle_rss) / connected, 1) if connected else None,
     }
@@ -120,7 +136,9 @@ ROWS = [
     ("connected", "chargers connected"), ("booted", "chargers booted"), ("errors", "errors"),
     ("calls_per_s", "calls/s (MeterValues + Heartbeat)"), ("p50_ms", "round trip p50 (ms)"),
     ("p95_ms", "round trip p95 (ms)"), ("p99_ms", "round trip p99 (ms)"), ("max_ms", "round trip max (ms)"),
-    ("cpu_s_per_1000_calls", "server CPU s per 1,000 calls"), ("server_cpu_share", "server CPU (cores busy)"),
+    ("cpu_s_per_1000_calls", "server CPU s per 1,000 calls"),
+    ("loop_cpu_s_per_1000_calls", "... of which the event loop's thread"),
+    ("other_cpu_s_per_1000_calls", "... of which other threads (SQLite)"), ("server_cpu_share", "server CPU (cores busy)"),
     ("idle_rss_mib", "server RSS idle (MiB)"), ("rss_kib_per_charger", "RSS per connected charger (KiB)"),
 ]
 

@@ -118,3 +118,32 @@ async def test_failing_write_does_not_undo_others(tmp_path: Path) -> None:
         assert [t["id_tag"] for t in await store.id_tags()] == ["A", "B"]
     finally:
         await store.close()
+
+
+async def test_resent_meter_values_are_stored_once(csms: CentralSystem) -> None:
+    """A MeterValues sent again (its answer was lost) adds nothing; a sample that differs in any
+    of connector, phase, measurand, value or transaction is a sample of its own."""
+    async with charger(csms, "CP1") as cp:
+        await cp.boot()
+        tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="A", meter_start=0, timestamp=TS))).transaction_id
+        sampled = [
+            {"value": "5"},
+            {"value": "7", "measurand": "Power.Active.Import", "unit": "W"},
+            {"value": "7", "measurand": "Power.Active.Import", "unit": "W", "phase": "L1"},
+            {"value": "5"},  # the same sample twice in one message: one row
+        ]
+        for _ in range(3):
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                           meter_value=[{"timestamp": TS, "sampledValue": sampled}]))
+        await cp.call(call.MeterValues(connector_id=2, meter_value=[{"timestamp": TS, "sampledValue": sampled}]))
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                       meter_value=[{"timestamp": TS, "sampledValue": [{"value": "6"}]}]))
+    con = sqlite3.connect(csms.settings.db)
+    rows = con.execute("SELECT connector_id, transaction_id, measurand, phase, value FROM meter_values"
+                       " ORDER BY id").fetchall()
+    energy = "Energy.Active.Import.Register"
+    assert rows == [
+        (1, tx, energy, None, "5"), (1, tx, "Power.Active.Import", None, "7"), (1, tx, "Power.Active.Import", "L1", "7"),
+        (2, None, energy, None, "5"), (2, None, "Power.Active.Import", None, "7"), (2, None, "Power.Active.Import", "L1", "7"),
+        (1, tx, energy, None, "6"),
+    ]

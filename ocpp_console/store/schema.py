@@ -323,6 +323,11 @@ MIGRATIONS: list[str] = [
         added_at TEXT NOT NULL
     );
     """,
+    # 13: a resent MeterValues is recognised by one look-up per timestamp (Store._insert_samples):
+    # the ten-column unique index made every meter-value insert cost twice as much (issue 17)
+    """
+    DROP INDEX meter_values_once;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

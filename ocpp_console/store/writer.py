@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
+# Writes all the rows of one kind queued since the last group, in one call (one executemany).
+RowsFn = Callable[[sqlite3.Connection, list[tuple[Any, ...]]], None]
 
 
 class GroupWriter:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None]] = []
+        self._rows: dict[RowsFn, list[tuple[Any, ...]]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -54,6 +57,17 @@ class GroupWriter:
         self._pending.append((fn, None))
         self._wake()
 
+    def submit_row(self, fn: RowsFn, row: tuple[Any, ...]) -> None:
+        """Queue a row nobody waits for (a message-log frame). The rows queued for the same `fn`
+        go to one call of it in the next group: no closure, savepoint or statement per row."""
+        if self._closing:
+            return
+        rows = self._rows.get(fn)
+        if rows is None:
+            rows = self._rows[fn] = []
+        rows.append(row)
+        self._wake()
+
     def _wake(self) -> None:
         self._idle.clear()
         self._wakeup.set()
@@ -76,17 +90,18 @@ class GroupWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, []
-            if not batch:
+            rows, self._rows = self._rows, {}
+            if not batch and not rows:
                 self._idle.set()
                 continue
             try:
                 # aiosqlite runs the function on its database thread, after any queued statement.
-                results = await self._db._execute(self._apply, [fn for fn, _ in batch])
+                results = await self._db._execute(self._apply, [fn for fn, _ in batch], rows)
             except Exception as exc:  # the COMMIT itself failed: nothing of the group is stored
                 log.exception("group commit of %d writes failed", len(batch))
                 results = [(False, exc)] * len(batch)
             self.commits += 1
-            self.writes += len(batch)
+            self.writes += len(batch) + sum(map(len, rows.values()))
             for (_, fut), (ok, value) in zip(batch, results):
                 if fut is None or fut.done():
                     if not ok and fut is None:
@@ -96,14 +111,22 @@ class GroupWriter:
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
-            if not self._pending:
+            if not self._pending and not self._rows:
                 self._idle.set()
 
-    def _apply(self, fns: list[WriteFn]) -> list[tuple[bool, Any]]:
+    def _apply(self, fns: list[WriteFn], rows: dict[RowsFn, list[tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
+            for rows_fn, group in rows.items():
+                conn.execute("SAVEPOINT w")
+                try:
+                    rows_fn(conn, group)
+                except Exception as exc:  # nobody waits for these rows: say so, keep the group's other writes
+                    conn.execute("ROLLBACK TO w")
+                    log.error("background write of %d rows failed: %s", len(group), exc)
+                conn.execute("RELEASE w")
             for fn in fns:
                 conn.execute("SAVEPOINT w")
                 try:
