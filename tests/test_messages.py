@@ -158,3 +158,38 @@ async def test_status_of_every_connector_including_zero(csms: CentralSystem) -> 
         await cp.status(1, ChargePointStatus.available)
     history = [(h["connector_id"], h["status"], h["error_code"]) for h in await csms.store.status_history("CPF")]
     assert history == [(0, "Unavailable", "NoError"), (1, "Faulted", "OverVoltage"), (1, "Available", "NoError")]
+
+
+def test_payloads_are_built_as_the_ocpp_package_builds_them() -> None:
+    """protocol.as_payload skips the package's deep copy; what it makes must not differ."""
+    from decimal import Decimal
+
+    from ocpp.charge_point import remove_nones, serialize_as_dict
+    from ocpp.v16 import call, call_result, datatypes
+    from ocpp.v16.enums import AuthorizationStatus, ChargingProfilePurposeType, RegistrationStatus
+
+    from ocpp_console.csms import protocol
+
+    objects = [
+        call_result.MeterValues(),
+        call_result.Heartbeat(current_time="2026-11-29T12:00:00.000Z"),
+        call_result.BootNotification(current_time="t", interval=60, status=RegistrationStatus.accepted),
+        call_result.StartTransaction(transaction_id=7, id_tag_info=datatypes.IdTagInfo(
+            status=AuthorizationStatus.accepted, expiry_date=None, parent_id_tag="P")),
+        call_result.StopTransaction(id_tag_info=None),
+        call_result.DataTransfer(status="Accepted", data=None),
+        call.SetChargingProfile(connector_id=1, cs_charging_profiles={
+            "chargingProfileId": 3, "stackLevel": 0, "chargingProfilePurpose": ChargingProfilePurposeType.tx_profile,
+            "chargingProfileKind": "Absolute", "validTo": None,
+            "chargingSchedule": {"chargingRateUnit": "W", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": Decimal("7400.5"), "numberPhases": None}]}}),
+        call.SendLocalList(list_version=2, update_type="Full", local_authorization_list=[
+            datatypes.AuthorizationData(id_tag="A", id_tag_info=datatypes.IdTagInfo(status=AuthorizationStatus.blocked)),
+            datatypes.AuthorizationData(id_tag="B")]),
+        call.GetConfiguration(key=["A", "B"]),
+        call.GetConfiguration(),
+    ]
+    for obj in objects:
+        expected = protocol.to_camel(remove_nones(serialize_as_dict(obj)))
+        assert protocol.as_payload(obj) == expected, obj
+        assert protocol.dumps(protocol.as_payload(obj)) == protocol.dumps(expected)

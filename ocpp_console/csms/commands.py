@@ -13,7 +13,6 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.v16 import call
 from ocpp.v16.enums import (
     AvailabilityType,
@@ -43,7 +42,7 @@ from ocpp_console.csms.errors import (
     offline_message,
     unknown_message,
 )
-from ocpp_console.csms.protocol import to_camel
+from ocpp_console.csms.protocol import as_payload, to_camel
 from ocpp_console.csms.security import PasswordError, check_password, hash_password
 from ocpp_console.secret_keys import is_secret_key, mask_keys, mask_payload, mask_value
 from ocpp_console.timeutil import iso, now_iso, utcnow
@@ -60,7 +59,7 @@ def is_security_profile_key(key: str) -> bool:
 
 
 def _as_payload(obj: Any) -> dict[str, Any]:
-    return to_camel(remove_nones(serialize_as_dict(obj)))
+    return as_payload(obj)
 
 
 def _time(value: datetime | str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,15 +27,30 @@ _SCALE = {
 ABSURD = Decimal("1e15")
 
 
+# The defaults OCPP 1.6 gives a sampled value's optional fields (as plain strings: an enum's
+# .value costs a descriptor call, four per sample).
+_RAW = ValueFormat.raw.value
+_SIGNED = ValueFormat.signed_data.value
+_WH = UnitOfMeasure.wh.value
+_ENERGY = Measurand.energy_active_import_register.value
+_PERIODIC = ReadingContext.sample_periodic.value
+_OUTLET = Location.outlet.value
+# A plain decimal number, as meters send them: float() reads it exactly as Decimal would round it.
+_PLAIN_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d{1,15})?").fullmatch
+
+
 def to_base_unit(value: str, unit: str) -> float | None:
     """The number in a sampled value, scaled to the base unit; None when it is not a usable number."""
+    scale = _SCALE.get(unit)
+    if scale is None and _PLAIN_NUMBER(value):
+        return float(value)  # correctly rounded, as float(Decimal(value)); below ABSURD by its length
     try:
         number = Decimal(value.strip())
     except (InvalidOperation, AttributeError):
         return None
     if not number.is_finite():
         return None
-    scaled = number * _SCALE.get(unit, (unit, 1))[1]
+    scaled = number * (scale[1] if scale else 1)
     if abs(scaled) >= ABSURD:
         return None
     return float(scaled)
@@ -49,21 +65,15 @@ def normalise(meter_values: Iterable[dict[str, Any]]) -> tuple[list[SampledValue
         if ts.problem:
             problems.add(f"timestamp_{ts.problem}")
         for sv in mv.get("sampledValue", ()):
-            fmt = sv.get("format", ValueFormat.raw.value)
-            unit = sv.get("unit", UnitOfMeasure.wh.value)
+            fmt = sv.get("format", _RAW)
+            unit = sv.get("unit", _WH)
             value = sv["value"]
             samples.append(
                 SampledValue(
-                    timestamp=ts.value,
-                    value=value,
-                    measurand=sv.get("measurand", Measurand.energy_active_import_register.value),
-                    unit=unit,
-                    context=sv.get("context", ReadingContext.sample_periodic.value),
-                    location=sv.get("location", Location.outlet.value),
-                    format=fmt,
-                    phase=sv.get("phase"),
+                    ts.value, value, sv.get("measurand", _ENERGY), unit, sv.get("context", _PERIODIC),
+                    sv.get("location", _OUTLET), fmt, sv.get("phase"),
                     # SignedData is an opaque blob: stored, never parsed.
-                    value_num=None if fmt == ValueFormat.signed_data.value else to_base_unit(value, unit),
+                    None if fmt == _SIGNED else to_base_unit(value, unit),
                 )
             )
     return samples, problems

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.v16.enums import Action
 
 from ocpp_console.csms import protocol
@@ -114,7 +113,7 @@ def _readable(description: str) -> str:
 
 def answer_payload(result: Any) -> dict[str, Any]:
     """A charger's answer (an ocpp call_result) as OCPP JSON, as it sent it."""
-    return protocol.to_camel(remove_nones(serialize_as_dict(result)))
+    return protocol.as_payload(result)
 
 
 def needs_reservation_id(operation: Operation, payload: Any) -> bool:

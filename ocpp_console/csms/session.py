@@ -13,7 +13,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import (
     GenericError,
     InternalError,
@@ -295,8 +294,8 @@ class ChargerSession(ChargePoint):
         self._current = msg  # as the charger sent it: what a stop keeps
         self._touch()
         try:
-            result = await handler(**protocol.to_snake(payload))
-            payload = protocol.to_camel(remove_nones(serialize_as_dict(result)))
+            result = await handler(**protocol.snake_keys(payload))
+            payload = protocol.as_payload(result)
             protocol.validate(uid, f"{action}Response", payload)
         except OCPPError as exc:
             return protocol.call_error(uid, exc)
