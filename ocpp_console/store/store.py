@@ -148,6 +148,11 @@ def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[st
 PRUNE_EVERY_FRAMES = 1000
 # Meter-value rows of one charger and timestamp that a resent sample is compared with (the newest).
 DEDUPE_WINDOW = 256
+# The WAL is checkpointed this often, beside the writer; the writer does it itself past this size
+# (pages of 4 KiB: ~200 MB), which only happens when the checkpoints cannot keep up.
+CHECKPOINT_EVERY = 1.0
+WAL_SAFETY_PAGES = 50_000
+WRITER_CACHE_KIB = 16 * 1024
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
@@ -163,9 +168,14 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         self._log_bytes_since_prune = 0
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._checkpoints: aiosqlite.Connection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self.writer: GroupWriter | None = None
         self._frames_since_prune = 0
         self.migrated_from: int | None = None
+        # writer thread only: see _insert_samples and _transaction_charger
+        self._newest_sample: dict[str, str] = {}
+        self._tx_charger: dict[int, str] = {}
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -195,15 +205,43 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         await self._reader.execute("PRAGMA query_only=ON")
         self.writer = GroupWriter(self._db)
         self.writer.start()
+        # WAL checkpoints on a connection (and thread) of their own, so that a group commit never
+        # waits for one; the writer checkpoints itself only if this falls far behind.
+        await self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_PAGES}")
+        # A busy site's group commit dirties thousands of index pages; with SQLite's default 2 MB
+        # cache they spill to the WAL and are read back mid-transaction (measured: writer system
+        # time 56 -> 36 us per call with 16 MB; 64 MB gains nothing more).
+        await self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        self._checkpoints = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._checkpoints.execute("PRAGMA busy_timeout=5000")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoints")
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database every CHECKPOINT_EVERY seconds, beside the writer
+        (PASSIVE: it waits for nobody and nobody waits for it)."""
+        assert self._checkpoints is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            try:
+                await self._checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # busy or the like: the next round, or the writer's own, catches up
+                log.debug("checkpoint skipped: %s", exc)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            try:
+                await self._checkpointer
+            except asyncio.CancelledError:
+                pass
+            self._checkpointer = None
         if self.writer is not None:
             await self.writer.close()
             self.writer = None
-        for conn in (self._reader, self._db):
+        for conn in (self._checkpoints, self._reader, self._db):
             if conn is not None:
                 await conn.close()
-        self._db = self._reader = None
+        self._db = self._reader = self._checkpoints = None
 
     async def flush(self) -> None:
         if self.writer is not None:
@@ -610,8 +648,8 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
 
     # -- meter values (transactions, settlement and wallets: store/transactions.py) -------
 
-    @staticmethod
     def _insert_samples(
+        self,
         conn: sqlite3.Connection,
         charger_id: str,
         connector_id: int,
@@ -627,20 +665,25 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         # DEDUPE_WINDOW rows suffice, and a charger whose clock is stuck at one time costs no more.
         # Checked here rather than by a unique index over ten columns, which doubled the cost of
         # every insert.
+        # A timestamp newer than any this charger has had stored by this process cannot be a
+        # resend, so the look-up is skipped (after a restart, each charger's first call looks).
         rows = []
         seen: set[tuple[Any, ...]] = set()
         stored_at: dict[str, None] = {}
+        newest = self._newest_sample.get(charger_id)
         tx_key = -1 if transaction_id is None else transaction_id
         for item in samples:
             sv = item[1] if isinstance(item, tuple) else item
             if sv.timestamp not in stored_at:
                 stored_at[sv.timestamp] = None
-                seen.update(conn.execute(
-                    "SELECT connector_id, coalesce(transaction_id, -1), timestamp, measurand, coalesce(phase, ''),"
-                    " location, context, value, source FROM meter_values WHERE charger_id = ? AND timestamp = ?"
-                    " ORDER BY id DESC LIMIT ?",
-                    (charger_id, sv.timestamp, DEDUPE_WINDOW),
-                ))
+                if newest is None or sv.timestamp <= newest:
+                        seen.update(conn.execute(
+                        "SELECT connector_id, coalesce(transaction_id, -1), timestamp, measurand,"
+                        " coalesce(phase, ''), location, context, value, source FROM meter_values"
+                        " WHERE charger_id = ? AND timestamp = ?"
+                        " ORDER BY id DESC LIMIT ?",
+                        (charger_id, sv.timestamp, DEDUPE_WINDOW),
+                    ))
             key = (connector_id, tx_key, sv.timestamp, sv.measurand, sv.phase or "", sv.location, sv.context, sv.value,
                    source)
             if key in seen:
@@ -654,7 +697,23 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        if stored_at:
+            latest = max(stored_at)
+            if newest is None or latest > newest:
+                self._newest_sample[charger_id] = latest
         return len(rows)
+
+    def _transaction_charger(self, conn: sqlite3.Connection, transaction_id: int) -> str | None:
+        """Whose transaction this is (writer thread). A transaction's charger never changes and
+        no transaction is deleted, so a known one is remembered: one query less per MeterValues."""
+        owner = self._tx_charger.get(transaction_id)
+        if owner is None:
+            row = conn.execute("SELECT charger_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+            if row is not None:
+                if len(self._tx_charger) >= 100_000:
+                    self._tx_charger.clear()
+                owner = self._tx_charger[transaction_id] = row[0]
+        return owner
 
     def meter_values(
         self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
@@ -664,10 +723,7 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         def fn(conn: sqlite3.Connection) -> MeterBatch:
             unknown = False
             if transaction_id is not None:
-                row = conn.execute(
-                    "SELECT charger_id FROM transactions WHERE id = ?", (transaction_id,)
-                ).fetchone()
-                unknown = row is None or row[0] != charger_id
+                unknown = self._transaction_charger(conn, transaction_id) != charger_id
             stored = self._insert_samples(
                 conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
             )

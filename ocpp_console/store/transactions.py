@@ -124,8 +124,7 @@ class TransactionsMixin:
     if TYPE_CHECKING:  # provided by Store
         def _write(self, fn: Any) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
-        @staticmethod
-        def _insert_samples(conn: sqlite3.Connection, charger_id: str, connector_id: int, transaction_id: int | None,
+        def _insert_samples(self, conn: sqlite3.Connection, charger_id: str, connector_id: int, transaction_id: int | None,
                             unknown: bool, source: str, samples: Any, now: str) -> int: ...
 
     # -- authorization ----------------------------------------------------------------
