@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="Largest WebSocket frame accepted, in bytes."
     )
     message_log_max_rows: int = Field(
-        200_000, ge=100, description="Frames kept in the message log; older ones are pruned."
+        200_000, ge=100, description="Frames kept in the message log; older ones are pruned (in bulk, once a tenth more has come)."
     )
     message_log_max_mb: int = Field(
         256, ge=1, description="Size of the message log, MiB of frames; older ones are pruned (rows or size, first bound reached)."

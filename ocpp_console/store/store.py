@@ -145,7 +145,7 @@ def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[st
     return (f"WHERE {' AND '.join(parts)}" if parts else ""), params
 
 
-PRUNE_EVERY_FRAMES = 1000
+PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
 # Meter-value rows of one charger and timestamp that a resent sample is compared with (the newest).
 DEDUPE_WINDOW = 256
 # The WAL is checkpointed this often, beside the writer; the writer does it itself past this size
@@ -154,6 +154,10 @@ CHECKPOINT_EVERY = 1.0
 WAL_SAFETY_PAGES = 50_000
 WRITER_CACHE_KIB = 16 * 1024
 PRUNE_EVERY_BYTES = 1024 * 1024
+
+
+def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
 
 
 class Store(TransactionsMixin, WalletMixin, FilesMixin):
@@ -314,10 +318,8 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
 
     def touch(self, charger_id: str, at: str | None = None) -> None:
         """Last seen (Heartbeat, any message): not worth waiting for."""
-        now = at or now_iso()
-        self.writer and self.writer.submit_nowait(
-            lambda conn: conn.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (now, charger_id))
-        )
+        if self.writer is not None:
+            self.writer.submit_row(_touch_chargers, (at or now_iso(), charger_id))
 
     def set_registration(self, charger_id: str, registration: str) -> asyncio.Future[bool]:
         def fn(conn: sqlite3.Connection) -> bool:
@@ -804,8 +806,11 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         self._log_bytes += size
         self._log_bytes_since_prune += size
         self._frames_since_prune += len(rows)
-        # by rows every so many frames, by size as soon as big frames have added up
-        if (self._frames_since_prune >= PRUNE_EVERY_FRAMES or self._log_bytes_since_prune >= PRUNE_EVERY_BYTES
+        # by rows every tenth of the log, by size as soon as big frames have added up: a prune
+        # touches most of the log's charger index whether it deletes a thousand rows or twenty
+        # thousand, so it is done seldom and in bulk
+        every = max(PRUNE_EVERY_FRAMES, self.message_log_max_rows // 10)
+        if (self._frames_since_prune >= every or self._log_bytes_since_prune >= PRUNE_EVERY_BYTES
                 or self._log_bytes > self.message_log_max_bytes):
             self._frames_since_prune = 0
             self._prune_message_log(conn)
