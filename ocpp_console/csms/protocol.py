@@ -70,6 +70,8 @@ class Message:
     error_code: str | None = None
     error_description: str | None = None
     error_details: Any = None
+    # a StopTransaction's integer fields beyond 32 bits, set aside before validation (session)
+    out_of_range: list[str] | None = None
 
 
 class FrameError(Exception):

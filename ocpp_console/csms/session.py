@@ -83,8 +83,42 @@ def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
     return datatypes.IdTagInfo(status=info.status, expiry_date=info.expiry_date, parent_id_tag=info.parent_id_tag)
 
 
+class Flag:
+    """asyncio.Event's set/clear/wait without its deque of waiters until somebody waits: two per
+    charger, and at 10,000 chargers each deque is ~7 MB."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self, value: bool = False) -> None:
+        self._set = value
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._waiter is not None:
+            if not self._waiter.done():
+                self._waiter.set_result(None)
+            self._waiter = None
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._waiter)  # one waiter cancelled leaves the others waiting
+        return True
+
+
 class TokenBucket:
     """`rate` calls per second on average, bursts of up to `capacity`."""
+
+    __slots__ = ("rate", "capacity", "tokens", "stamp")
 
     def __init__(self, rate: float, capacity: float) -> None:
         self.rate, self.capacity = rate, capacity
@@ -111,11 +145,19 @@ def clip(raw: str, limit: int = LOG_CLIP) -> str:
 class ChargerSession(ChargePoint):
     def __init__(self, charger_id: str, connection: Any, csms: CentralSystem, address: str | None) -> None:
         super().__init__(charger_id, connection, response_timeout=csms.settings.call_timeout, logger=log)
+        # Per connection, the ocpp package builds a route map (~4 KB here) and a response queue
+        # (~3 KB of deques): the routes are the class's (_routes), the queue is made for the first
+        # command. The keys stay, so that every session keeps sharing one key table.
+        self.route_map = None
+        self._response_queue = None
         self.csms = csms
         self.address = address
         self.registration: str | None = None
         self.security_profile = 0  # what this connection proved at the handshake (0-3)
-        self._calls: asyncio.Queue[protocol.Message] = asyncio.Queue()
+        # the charger's calls waiting for the worker, and the worker waiting for one (no asyncio.Queue:
+        # its three deques are ~2 KB per charger, for what is nearly always zero or one call)
+        self._calls: list[protocol.Message] = []
+        self._call_waiter: asyncio.Future[None] | None = None
         self._inflight: dict[str, str] = {}  # uniqueId -> action of the charger's calls not yet answered
         self._awaiting: tuple[str, str] | None = None  # (uniqueId, action) of our outstanding command
         self._command_lock = asyncio.Lock()
@@ -123,14 +165,12 @@ class ChargerSession(ChargePoint):
         self._answered = False
         self._call_error: LibCallError | None = None
         self._current: protocol.Message | None = None  # the call being answered, as the charger sent it
-        self._out_of_range: list[str] = []  # a StopTransaction's integer fields beyond 32 bits
         # Work a handler leaves for after its answer has been sent (a call of our own, which must
         # not be made from inside the handler): uniqueId -> coroutine function.
         self._after_answer: dict[str, Callable[[], Awaitable[None]]] = {}
         self._seen = _LastSeen()
-        self._gone = asyncio.Event()
-        self._idle = asyncio.Event()  # set while no call of the charger's is waiting or being handled
-        self._idle.set()
+        self._gone = Flag()
+        self._idle = Flag(True)  # set while no call of the charger's is waiting or being handled
         self._bucket = TokenBucket(self.settings.max_calls_per_second, 4 * self.settings.max_calls_per_second)
         self._garbage = TokenBucket(1 / GARBAGE_EVERY, GARBAGE_BURST)
         self._dropping = False  # closing the link for garbage: read nothing more
@@ -209,7 +249,10 @@ class ChargerSession(ChargePoint):
                 return  # shutting down: the charger sends it again after reconnecting
             self._inflight[msg.unique_id] = msg.action or ""
             self._idle.clear()
-            self._calls.put_nowait(msg)
+            self._calls.append(msg)
+            waiter = self._call_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             return
 
         awaiting = self._awaiting
@@ -251,7 +294,13 @@ class ChargerSession(ChargePoint):
 
     async def _work(self) -> None:
         while True:
-            msg = await self._calls.get()
+            while not self._calls:
+                self._call_waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._call_waiter
+                finally:
+                    self._call_waiter = None
+            msg = self._calls.pop(0)
             try:
                 frame = await self._answer(msg)
                 # our own compact frames: "[3,..." for a CALLRESULT, "[4,..." for a CALLERROR
@@ -275,17 +324,17 @@ class ChargerSession(ChargePoint):
                     uid, SecurityError(description=f"{action} before the charger was accepted (BootNotification)")
                 )
             tolerated: list[str] | None = [] if self.settings.lenient_enums else None
-            payload, self._out_of_range = msg.payload, []
+            payload = msg.payload
             if action == Action.stop_transaction:
                 # never a CALLERROR for a StopTransaction (the charger would retry it for ever):
                 # integers beyond 32 bits are set aside here and recorded, flagged, by the handler
-                self._out_of_range = protocol.out_of_int32(payload, ("transactionId", "meterStop"))
-                payload = {**payload, **dict.fromkeys(self._out_of_range, 0)}
+                msg.out_of_range = protocol.out_of_int32(payload, ("transactionId", "meterStop"))
+                payload = {**payload, **dict.fromkeys(msg.out_of_range, 0)}
             protocol.validate(uid, action, payload, tolerated)
             if tolerated:
                 log.warning("%s: %s tolerated (lenient_enums): %s", self.id, action, "; ".join(tolerated))
                 self._log_frame("in", f"<tolerated in {uid}: {'; '.join(tolerated)}>", None, uid, action)
-            handler = self.route_map[action]["_on_action"]
+            handler = self._routes()[action]
         except protocol.FrameError as exc:
             log.warning("%s: %s answered %s: %s", self.id, action, exc.error.code, exc.error.description)
             return protocol.call_error(exc.unique_id, exc.error)
@@ -294,7 +343,7 @@ class ChargerSession(ChargePoint):
         self._current = msg  # as the charger sent it: what a stop keeps
         self._touch()
         try:
-            result = await handler(**protocol.snake_keys(payload))
+            result = await handler(self, **protocol.snake_keys(payload))
             payload = protocol.as_payload(result)
             protocol.validate(uid, f"{action}Response", payload)
         except OCPPError as exc:
@@ -306,6 +355,19 @@ class ChargerSession(ChargePoint):
             log.exception("%s: handling %s failed", self.id, action)
             return protocol.call_error(uid, InternalError(description="The central system failed to handle the call"))
         return protocol.call_result(uid, payload)
+
+    @classmethod
+    def _routes(cls) -> dict[str, Callable[..., Awaitable[Any]]]:
+        """Action -> handler (@on), found once per class rather than once per connection."""
+        routes = cls.__dict__.get("_route_table")
+        if routes is None:
+            routes = {}
+            for name in dir(cls):
+                action = getattr(getattr(cls, name, None), "_on_action", None)
+                if action is not None:
+                    routes[action] = getattr(cls, name)
+            cls._route_table = routes
+        return routes
 
     async def drain(self) -> None:
         """Stop taking new calls and wait until the ones already received are answered."""
@@ -354,6 +416,8 @@ class ChargerSession(ChargePoint):
             self._sent = False
             self._answered = False
             self._call_error = None
+            if self._response_queue is None:
+                self._response_queue = asyncio.Queue()
             calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=uid))
             gone = asyncio.ensure_future(self._gone.wait())
             try:
@@ -488,7 +552,7 @@ class ChargerSession(ChargePoint):
         flags = set(problems)
         if ts.problem:
             flags.add(f"stop_timestamp_{ts.problem}")
-        if self._out_of_range:
+        if self._current is not None and self._current.out_of_range:
             transaction_id, meter_stop = await self._stop_in_range(transaction_id, meter_stop, flags)
         result = await self.store.stop_transaction(
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
@@ -519,15 +583,17 @@ class ChargerSession(ChargePoint):
         before validation): no transaction of ours has such an id, so it is kept as an unknown
         stop (id 0, the charger's payload as sent); a meter register that big is no reading, so
         the transaction ends at its start register (no energy billed). Both flagged."""
-        if "transactionId" in self._out_of_range:
+        assert self._current is not None and self._current.out_of_range  # a handler runs for a call
+        out_of_range = self._current.out_of_range
+        if "transactionId" in out_of_range:
             flags.add("transaction_id_out_of_range")
             transaction_id = 0
-        if "meterStop" in self._out_of_range:
+        if "meterStop" in out_of_range:
             flags.add("meter_stop_out_of_range")
             row = await self.store.transaction(transaction_id) if transaction_id else None
             meter_stop = row["meter_start"] if row is not None and row["charger_id"] == self.id else 0
         log.warning("%s: StopTransaction with %s beyond 32 bits recorded as transaction %d, meterStop %d (%s)",
-                    self.id, " and ".join(self._out_of_range), transaction_id, meter_stop, ", ".join(sorted(flags)))
+                    self.id, " and ".join(out_of_range), transaction_id, meter_stop, ", ".join(sorted(flags)))
         return transaction_id, meter_stop
 
     @on(Action.meter_values)
