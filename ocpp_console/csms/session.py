@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +48,7 @@ from ocpp_console.csms.errors import (
 from ocpp_console.csms.metering import normalise
 from ocpp_console.secret_keys import mask_frame
 from ocpp_console.store.models import Frame, IdTagInfo
-from ocpp_console.timeutil import iso, now_iso, parse_charger_time, utcnow
+from ocpp_console.timeutil import iso, now_iso, parse_charger_time
 
 if TYPE_CHECKING:
     from ocpp_console.csms.server import CentralSystem
@@ -72,7 +71,7 @@ GARBAGE_EVERY = 5.0
 @dataclass(slots=True)
 class _LastSeen:
     written: float = 0.0  # monotonic time of the last write
-    pending: datetime | None = None  # a later time not written yet
+    pending: str | None = None  # a later time not written yet
 
 
 def _closed_by(flags: tuple[str, ...]) -> str | None:
@@ -375,15 +374,17 @@ class ChargerSession(ChargePoint):
         await self._idle.wait()
 
     def _touch(self) -> None:
-        now, self._seen.pending = time.monotonic(), utcnow()
+        now = time.monotonic()
         if now - self._seen.written >= TOUCH_EVERY:
-            self.store.touch(self.id, iso(self._seen.pending))
+            self.store.touch(self.id, now_iso())
             self._seen.written, self._seen.pending = now, None
+        else:
+            self._seen.pending = now_iso()
 
     def flush_last_seen(self) -> None:
         """The last frame's time, which the throttle may have held back (a charger that goes leaves it)."""
         if self._seen.pending is not None:
-            self.store.touch(self.id, iso(self._seen.pending))
+            self.store.touch(self.id, self._seen.pending)
             self._seen.pending = None
 
     async def _send(self, message: str, meta: tuple[int, str, str | None] | None = None) -> None:

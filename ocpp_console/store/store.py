@@ -790,10 +790,7 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
 
     def log_frame(self, frame: Frame) -> None:
         if self.writer is not None:
-            self.writer.submit_row(self._insert_frames, (
-                frame.charger_id, frame.direction, frame.timestamp, frame.message_type, frame.unique_id,
-                frame.action, frame.raw,
-            ))
+            self.writer.submit_row(self._insert_frames, frame)  # the columns' order is the tuple's
 
     def _insert_frames(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """The message-log frames of one group (writer thread), then pruning when it is due."""
