@@ -47,6 +47,10 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def _threads_of(pid: int) -> list[int]:
+    return [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -83,7 +87,13 @@ def start_server(kind: str, port: int, tmp: Path, extra: tuple[str, ...] = ()) -
 
 def run_load(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float | int | str | None]:
     port = free_port()
-    server = start_server(kind, port, tmp)
+    server = start_server(kind, port, tmp, tuple(args.serve_arg) if kind == "ocpp-console" else ())
+    cores = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cores) > 1:
+        # the server on a core of its own, as on a real site (its chargers are elsewhere); the load
+        # generators on the others, so that their own scheduling does not show as server latency
+        for pid in _threads_of(server.pid):
+            os.sched_setaffinity(pid, {cores[0]})
     try:
         time.sleep(0.5)
         idle_rss = rss_kib(server.pid)
@@ -96,6 +106,9 @@ def run_load(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float 
                  "--heartbeat", str(args.heartbeat), "--prefix", f"{kind[:4].upper()}{i}", "--hold", "1"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
             ))
+        if args.pin and len(cores) > 1:
+            for p in procs:
+                os.sched_setaffinity(p.pid, set(cores[1:]))
         for p in procs:  # wait until every generator has its chargers connected and booted
             assert p.stderr is not None
             for line in p.stderr:
@@ -161,6 +174,10 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--smoke", action="store_true", help="20 chargers for 2 s (CI)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for serve (repeat it), e.g. --serve-arg=--sqlite-synchronous=NORMAL")
+    parser.add_argument("--pin", action="store_true",
+                        help="the server on the first core, the load generators on the others (Linux)")
     parser.add_argument("--only", choices=("ocpp-console", "baseline"), help="run one side only")
     args = parser.parse_args()
     if args.smoke:
