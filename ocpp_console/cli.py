@@ -24,7 +24,7 @@ from ocpp_console.provision_cli import (
     provision_action,
     run_provision,
 )
-from ocpp_console.runtime import settle_heap
+from ocpp_console.runtime import SERVICE_GC_THRESHOLDS, settle_heap
 from ocpp_console.settings import Settings, default_config_path, default_db_path, load_settings
 
 log = logging.getLogger("ocpp_console")
@@ -429,7 +429,7 @@ async def run_serve(settings: Settings, demo_chargers: int = 0) -> int:
             raise
     else:
         log.info("no HTTP API (nor event stream): give --api-port to serve one")
-    settle_heap()
+    settle_heap(SERVICE_GC_THRESHOLDS)
     demo: asyncio.Task[None] | None = None
     if demo_chargers:
         from ocpp_console.demo import run_demo_chargers

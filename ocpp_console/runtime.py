@@ -6,20 +6,23 @@ Python's defaults. Freezing what is alive after start-up and collecting the youn
 less often (more objects per pass, far fewer passes) brought the worst pause to ~45 ms and the
 loop lag p99 from 114 ms to ~60 ms (bench/ui_latency.py).
 
-With 10,000 chargers connected (issue 17) young collections still paused the loop for 25-150 ms
-several times a minute, and they alone made the tail: 2,000 MeterValues/s with the collector off
-had a round-trip p99 of 22 ms, with (5,000, 20, 50) 90-117 ms. A young generation ten times
-larger, collected ten times less often: p99 45-48 ms (bench/README.md, session 14).
+A service (`serve`, no console in the process) with 10,000 chargers connected (issue 17): young
+collections still paused the loop for 25-150 ms several times a minute, and they alone made the
+tail: at 2,000 MeterValues/s the round-trip p99 was 22 ms with the collector off and 90-117 ms
+with these thresholds. A young generation ten times larger, collected a tenth as often, gave a
+p99 of 36-48 ms. The console keeps its own: with Textual's many long-lived objects in the same
+process, the larger generations made single pauses of ~700 ms (bench/README.md, session 14).
 """
 
 from __future__ import annotations
 
 import gc
 
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (5_000, 20, 50)  # a process with the console in it
+SERVICE_GC_THRESHOLDS = (50_000, 20, 100)  # `serve`: the central system alone
 
 
-def settle_heap() -> None:
+def settle_heap(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
     """Collect, then move every object alive now out of the collector's view (gc.freeze).
 
     Call it when a long-lived state has been built (after start-up, after a screen's first
@@ -27,4 +30,4 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*thresholds)
