@@ -147,3 +147,24 @@ async def test_resent_meter_values_are_stored_once(csms: CentralSystem) -> None:
         (2, None, energy, None, "5"), (2, None, "Power.Active.Import", None, "7"), (2, None, "Power.Active.Import", "L1", "7"),
         (1, tx, energy, None, "6"),
     ]
+
+
+async def test_the_wal_is_checkpointed_beside_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer leaves checkpoints to a connection of its own (its own would come only at
+    ~200 MB of WAL): what is committed reaches the database file within a few rounds."""
+    monkeypatch.setattr("ocpp_console.store.store.CHECKPOINT_EVERY", 0.1)
+    path = tmp_path / "c.sqlite"
+    store = await Store(path).open()
+    try:
+        size_before = path.stat().st_size
+        from ocpp_console.store import Frame
+
+        for i in range(200):
+            store.log_frame(Frame("CP1", "in", TS, 2, str(i), "DataTransfer", "x" * 8000))
+        await store.flush()
+        deadline = asyncio.get_running_loop().time() + 5
+        while path.stat().st_size < size_before + 1_000_000:
+            assert asyncio.get_running_loop().time() < deadline, "the WAL was not checkpointed into the database"
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()

@@ -96,8 +96,21 @@ def near_valid(draw: st.DrawFn) -> tuple[str, Any]:
         elif isinstance(_get(payload, path), dict) and draw(st.booleans()):
             payload = _mutate(payload, (*path, draw(st.sampled_from(VOCABULARY))), draw(VALUES), drop=False)
         else:
-            payload = _mutate(payload, path, draw(VALUES), drop=False)
+            current = _get(payload, path)
+            new = draw(_like(current)) if draw(st.booleans()) else draw(VALUES)
+            payload = _mutate(payload, path, new, drop=False)
     return action, payload
+
+
+def _like(value: Any) -> st.SearchStrategy[Any]:
+    """Values of the same JSON type: most stay valid or fail one rule, the cases that tell."""
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int):
+        return st.one_of(st.integers(-2, 10), st.sampled_from([2**31 - 1, 2**31, -(2**31)]), st.just(float(value)))
+    if isinstance(value, str):
+        return st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=60), st.sampled_from([value.lower(), value * 30]))
+    return VALUES
 
 
 def _get(payload: Any, path: tuple[Any, ...]) -> Any:
