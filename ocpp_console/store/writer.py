@@ -26,8 +26,12 @@ RowsFn = Callable[[sqlite3.Connection, list[tuple[Any, ...]]], None]
 
 
 class GroupWriter:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, big_group: int = 0, big_group_cache_kib: int = 0) -> None:
         self._db = db
+        # the cache grows (once, for good) at the first group of `big_group` writes or more
+        self._big_group = big_group
+        self._big_group_cache_kib = big_group_cache_kib
+        self.cache_grown = False
         self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None]] = []
         self._rows: dict[RowsFn, list[tuple[Any, ...]]] = {}
         self._wakeup = asyncio.Event()
@@ -117,6 +121,10 @@ class GroupWriter:
     def _apply(self, fns: list[WriteFn], rows: dict[RowsFn, list[tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
+        if self._big_group and not self.cache_grown and len(fns) + sum(map(len, rows.values())) >= self._big_group:
+            conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
+            self.cache_grown = True
+            log.info("a group of %d writes: the writer's cache grows to %d KiB", len(fns), self._big_group_cache_kib)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for rows_fn, group in rows.items():
