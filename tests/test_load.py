@@ -203,3 +203,19 @@ async def test_the_load_and_the_limit_over_the_api(csms: CentralSystem) -> None:
         await until(lambda: not any(p.id in (FAILSAFE_PROFILE_ID + 1, SHARE_PROFILE_ID + 1)
                                     for c in chargers for p in c.profiles.installed), 10, "profiles cleared")
         await until(lambda: all(offered(c) > 20_000 for c in chargers[:2]), 10, "full power")
+
+
+async def test_a_limit_changed_by_the_operator_is_decided_once(csms: CentralSystem) -> None:
+    """change_limit decides at once and answers with that decision; the decision loop is not
+    woken to make the same one again (with 500 sessions, a second round of commands)."""
+    from ocpp_console.csms.load import DEBOUNCE_S
+
+    decisions: list[Any] = []
+    csms.events.subscribe(lambda event: decisions.append(event) if type(event).__name__ == "LoadDecided" else None)
+    snapshot = await csms.load.change_limit(30)
+    assert snapshot["limit_kw"] == 30 and len(decisions) == 1
+    # nothing to wait for but the absence of a second decision: five times the loop's debounce
+    await asyncio.sleep(5 * DEBOUNCE_S)
+    assert len(decisions) == 1
+    await csms.load.set_limit(20)  # the loop's own path still decides, once
+    await until(lambda: len(decisions) == 2, 5, "the loop's decision")

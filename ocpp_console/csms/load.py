@@ -117,8 +117,9 @@ class LoadManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
 
-    async def set_limit(self, limit_kw: float | None) -> None:
-        """The operator's new limit (None: off), in force from the next decision (at once)."""
+    async def set_limit(self, limit_kw: float | None, *, wake: bool = True) -> None:
+        """The operator's new limit (None: off), in force from the next decision (at once; with
+        wake=False, from the caller's own)."""
         before = self.limit_w
         self.limit_w = None if limit_kw is None else float(limit_kw) * 1000
         log.info("site limit %s (was %s)", kw_text(self.limit_w), kw_text(before))
@@ -133,12 +134,13 @@ class LoadManager:
                 session.sent_w = None
             self.allocation = None
             self._publish(None)  # decide() says nothing while off: the consoles learn it here
-        self.wake()
+        if wake:
+            self.wake()
 
     async def change_limit(self, limit_kw: float | None) -> dict[str, Any]:
         """The operator's new limit (the API, the console), checked, decided at once: the snapshot
         with the shares for it (already sent). ValueError saying why a limit is refused."""
-        await self.set_limit(check_limit(limit_kw))
+        await self.set_limit(check_limit(limit_kw), wake=False)  # decided here, not again by the loop
         await self.decide()
         return self.snapshot()
 
