@@ -125,40 +125,8 @@ class LiveSite:
     # -- loading what the database already holds -------------------------------------
 
     async def load(self) -> None:
-        site = self.site
-        for row in await site.chargers():
-            self.chargers[row["id"]] = ChargerView(
-                id=row["id"],
-                registration=row["registration"],
-                connected=bool(row["connected"]),
-                vendor=row["vendor"],
-                model=row["model"],
-                firmware=row["firmware_version"],
-                last_seen=row["last_seen"],
-                has_password=row["has_password"],
-                note=row["note"],
-                last_boot=row["last_boot"],
-            )
-            for c in row["connectors"]:
-                view = self.charger(row["id"]).connector(c["connector_id"])
-                view.status, view.error_code, view.info = c["status"], c["error_code"], c["info"]
-                view.updated_at = c["updated_at"]
-        for tx in map(running_tx, await site.running()):  # the same read model as the HTTP API's
-            self.running[tx.id] = tx
-        for tx in self.running.values():
-            connector = self.charger(tx.charger_id).connector(tx.connector_id)
-            connector.transaction_id = tx.id
-            if tx.power_w is not None:
-                connector.power_w = tx.power_w
-        self.finished_today_wh = await site.energy_stopped_since(_today_start())
-        self.revenue_today = await site.revenue_since(_today_start())
-        self.site_power.extend(await self._power_history(site))
-        for row in reversed(await site.message_log(limit=self.frames.maxlen or 1000)):
-            self._add_frame(
-                ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"], row["action"], row["unique_id"],
-                                row["raw"], row["timestamp"])
-            )
-        self._bump(*self.versions)
+        """The site as it is now, and the last hour of its power (before the first screen)."""
+        await self._read_everything(with_history=True)
 
     async def _power_history(self, site: Site) -> list[tuple[float, float]]:
         """The last hour of site power from stored meter values, a point per minute, so the
@@ -380,17 +348,19 @@ class LiveSite:
         else:
             self._resync_pending = False
 
-    async def _read_everything(self) -> None:
-        """Read everything again (an attached console whose stream lost events): a transaction
-        stopped meanwhile must not stay "running" here, nor a charger that left "online". All the
-        reads first, then one synchronous update, so that no screen draws a half-read site."""
+    async def _read_everything(self, with_history: bool = False) -> None:
+        """Read everything (at start, and again for an attached console whose stream lost events:
+        a transaction stopped meanwhile must not stay "running" here, nor a charger that left
+        "online"). All the reads first, then one synchronous update, so that no screen draws a
+        half-read site."""
         site = self.site
         rows = await site.chargers()
         connected = await site.connected()
-        running = {tx.id: tx for tx in map(running_tx, await site.running())}
+        running = {tx.id: tx for tx in map(running_tx, await site.running())}  # the HTTP API's read model
         finished = await site.energy_stopped_since(_today_start())
         revenue = await site.revenue_since(_today_start())
         log_rows = await site.message_log(limit=self.frames.maxlen or 1000)
+        history = await self._power_history(site) if with_history else []
 
         ids = {row["id"] for row in rows}
         for charger_id in [c for c in self.chargers if c not in ids and c not in connected]:
@@ -412,9 +382,11 @@ class LiveSite:
             connector = self.charger(tx.charger_id).connector(tx.connector_id)
             connector.transaction_id, connector.power_w = tx.id, tx.power_w
         self.finished_today_wh, self.revenue_today = finished, revenue
-        newest = self.frames[-1][1].timestamp if self.frames else ""
-        for row in reversed(log_rows):  # the frames of the gap, after the last one this console has
-            if (row["timestamp"] or "") > (newest or ""):
+        self.site_power.extend(history)
+        # every frame at start; after a gap, those after the last one this console has
+        newest = (self.frames[-1][1].timestamp or "") if self.frames else None
+        for row in reversed(log_rows):
+            if newest is None or (row["timestamp"] or "") > (newest or ""):
                 self._add_frame(ev.MessageLogged(row["charger_id"], row["direction"], row["message_type"],
                                                  row["action"], row["unique_id"], row["raw"], row["timestamp"]))
         self._bump(*self.versions)
