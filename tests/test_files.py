@@ -184,3 +184,26 @@ async def test_a_url_for_one_charger_is_no_good_from_another_address(csms: Centr
     async with aiohttp.ClientSession(connector=connector) as http, http.get(url) as response:
         assert response.status == 404
     assert (await fetch(url))[0] == 200  # from the charger's own address
+
+
+async def test_an_upload_of_a_name_already_there_keeps_both(csms: CentralSystem) -> None:
+    """Chargers often call every diagnostics file the same: the second is stored beside the first."""
+    assert csms.files.http_port is not None
+    for body in (b"first", b"second", b"third"):
+        grant = csms.files.grants.issue("CP-SAME", "diagnostics")
+        status, _ = await fetch(http_url("127.0.0.1", csms.files.http_port, grant) + "diagnostics.tar.gz", "PUT", body)
+        assert status == 201
+    folder = csms.files.grants.upload_dir("CP-SAME")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
+        "diagnostics.tar.gz": b"first", "diagnostics-2.tar.gz": b"second", "diagnostics-3.tar.gz": b"third"}
+
+
+def test_unused_path_numbers_before_the_extensions(tmp_path: Path) -> None:
+    from ocpp_console.files.grants import unused_path
+
+    assert unused_path(tmp_path, "a.log") == tmp_path / "a.log"
+    for name in ("a.log", "noext", ".hidden"):
+        (tmp_path / name).write_text("x")
+    assert unused_path(tmp_path, "a.log") == tmp_path / "a-2.log"
+    assert unused_path(tmp_path, "noext") == tmp_path / "noext-2"
+    assert unused_path(tmp_path, ".hidden") == tmp_path / ".hidden-2"

@@ -402,3 +402,19 @@ async def test_an_ftp_login_for_one_charger_is_no_good_from_another_address(csms
 
     assert (await asyncio.to_thread(from_other_address)).startswith("530")
     assert (await asyncio.to_thread(login, csms, grant.user, grant.token)).quit()  # from its own address
+
+
+def _store_named(csms: CentralSystem, grant: Grant, name: str, body: bytes) -> str:
+    client = login(csms, grant.user, grant.token)
+    try:
+        return client.storbinary(f"STOR {name}", io.BytesIO(body))
+    finally:
+        client.close()
+
+
+async def test_an_ftp_upload_of_a_name_already_there_keeps_both(csms: CentralSystem) -> None:
+    for body in (b"first", b"second"):
+        grant = csms.grants.issue("CP-FSAME", "diagnostics")
+        assert (await in_thread(_store_named, csms, grant, "diag.log", body)).startswith("226")
+    folder = csms.grants.upload_dir("CP-FSAME")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"diag.log": b"first", "diag-2.log": b"second"}

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
@@ -28,7 +29,7 @@ from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from ocpp_console.csms.events import Event, FileTransfer
-from ocpp_console.files.grants import Grant, Grants
+from ocpp_console.files.grants import Grant, Grants, unused_path
 
 log = logging.getLogger(__name__)
 # pyftpdlib configures the root logger itself when it finds no handler, and logs every command
@@ -206,6 +207,7 @@ class _GrantHandler(FTPHandler):
             self._restart_position = 0
             self.respond("554 Resuming an upload is not supported; send the whole file.")
             return None
+        file = str(unused_path(Path(file).parent, os.path.basename(file)))  # an earlier upload is kept
         self._file_name, self._total = os.path.basename(file), None
         return super().ftp_STOR(file, mode)
 

@@ -121,3 +121,17 @@ def _plain(name: str) -> str:
     if base in ("", ".", "..") or base.startswith("."):
         raise ValueError(f"not a plain file name: {name!r}")
     return base
+
+
+def unused_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `name-2`, `name-3`, ... (before the extensions) when that is taken:
+    chargers often call every diagnostics file the same, and the last one must not be lost."""
+    path = folder / name
+    if not path.exists():
+        return path
+    stem, dot, extensions = name.lstrip(".").partition(".")
+    stem = name[: len(name) - len(name.lstrip("."))] + stem  # a leading dot stays with the stem
+    number = 2
+    while (path := folder / f"{stem}-{number}{dot}{extensions}").exists():
+        number += 1
+    return path

@@ -9,6 +9,7 @@ prober what exists. Progress goes out as FileTransfer events while the bytes flo
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ocpp_console.csms.events import Event, FileTransfer
-from ocpp_console.files.grants import Grant, Grants, _plain
+from ocpp_console.files.grants import Grant, Grants, _plain, unused_path
 
 log = logging.getLogger("ocpp_console.files")
 
@@ -144,8 +145,7 @@ class HttpFileServer:
     async def _upload(self, request: web.Request, grant: Grant, name: str) -> web.StreamResponse:
         folder = self.grants.upload_dir(grant.charger_id)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        partial = folder / f".{name}.part"
+        partial = folder / f".{name}.{secrets.token_hex(4)}.part"  # two uploads of one name do not mix
         limit = grant.max_bytes
         declared = request.content_length
         progress = Progress(self.publish, grant, name, declared)
@@ -169,10 +169,11 @@ class HttpFileServer:
             if error.startswith("larger"):
                 return web.Response(status=413, headers={"Connection": "close"})
             return web.Response(status=400)
+        target = unused_path(folder, name)  # an earlier upload of the same name is kept
         partial.replace(target)
         self.grants.consume(grant)
         progress.end()
-        log.info("%s: received %s (%d bytes) in %s", grant.charger_id, name, progress.bytes, folder)
+        log.info("%s: received %s (%d bytes) as %s", grant.charger_id, name, progress.bytes, target)
         return web.Response(status=201)
 
 
