@@ -58,10 +58,6 @@ def is_security_profile_key(key: str) -> bool:
     return key.strip().lower() == "securityprofile"
 
 
-def _as_payload(obj: Any) -> dict[str, Any]:
-    return as_payload(obj)
-
-
 def _time(value: datetime | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -80,7 +76,7 @@ class Commands:
         """Send any 1.6 call (an `ocpp.v16.call` dataclass) and log the outcome."""
         action = type(payload).__name__
         created = now_iso()
-        request = mask_payload(action, _as_payload(payload))
+        request = mask_payload(action, as_payload(payload))
         session = self.csms.sessions.get(charger_id)
         try:
             if session is None:
@@ -96,7 +92,7 @@ class Commands:
             await self.store.record_command(charger_id, action, request, exc.outcome, None, str(exc), created)
             self.csms.events.publish(ev.CommandFinished(charger_id, action, exc.outcome, None, str(exc)))
             raise
-        response = mask_payload(action, _as_payload(result))
+        response = mask_payload(action, as_payload(result))
         await self.store.record_command(charger_id, action, request, "ok", response, None, created)
         self.csms.events.publish(ev.CommandFinished(charger_id, action, "ok", response, None))
         return result

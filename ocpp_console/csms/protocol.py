@@ -304,14 +304,6 @@ def _camel_key(key: str) -> str:
     return next(iter(snake_to_camel_case({key: None})))
 
 
-def to_snake(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {snake_key(k): to_snake(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [to_snake(v) for v in data]
-    return data
-
-
 def snake_keys(payload: dict[str, Any]) -> dict[str, Any]:
     """A call's top-level keys as handler arguments. Nested objects stay as the charger sent
     them: the handlers that read nested data (meter values, transaction data) read it camelCase

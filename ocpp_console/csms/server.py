@@ -457,17 +457,16 @@ class CentralSystem:
 
     def _local_host(self, charger_id: str) -> str | None:
         """The address a connected charger reached us on: one it can reach our file server by too."""
-        session = self.sessions.get(charger_id)
-        try:
-            return str(session._connection.local_address[0]) if session is not None else None
-        except (AttributeError, TypeError, IndexError):
-            return None
+        return self._link_host(charger_id, "local_address")
 
     def _remote_host(self, charger_id: str) -> str | None:
         """The address a connected charger connects from: its one-time file URLs work from there."""
+        return self._link_host(charger_id, "remote_address")
+
+    def _link_host(self, charger_id: str, end: str) -> str | None:
         session = self.sessions.get(charger_id)
         try:
-            return str(session._connection.remote_address[0]) if session is not None else None
+            return str(getattr(session._connection, end)[0]) if session is not None else None
         except (AttributeError, TypeError, IndexError):
             return None
 

@@ -306,12 +306,12 @@ class ChargerSession(ChargerCalls, ChargePoint):
         await self._idle.wait()
 
     def _touch(self) -> None:
-        now = time.monotonic()
+        now, at = time.monotonic(), now_iso()
         if now - self._seen.written >= TOUCH_EVERY:
-            self.store.touch(self.id, now_iso())
+            self.store.touch(self.id, at)
             self._seen.written, self._seen.pending = now, None
         else:
-            self._seen.pending = now_iso()
+            self._seen.pending = at
 
     def flush_last_seen(self) -> None:
         """The last frame's time, which the throttle may have held back (a charger that goes leaves it)."""

@@ -129,8 +129,9 @@ def unused_path(folder: Path, name: str) -> Path:
     path = folder / name
     if not path.exists():
         return path
-    stem, dot, extensions = name.lstrip(".").partition(".")
-    stem = name[: len(name) - len(name.lstrip("."))] + stem  # a leading dot stays with the stem
+    leading = len(name) - len(name.lstrip("."))  # a leading dot belongs to the stem
+    stem, dot, extensions = name[leading:].partition(".")
+    stem = name[:leading] + stem
     number = 2
     while (path := folder / f"{stem}-{number}{dot}{extensions}").exists():
         number += 1

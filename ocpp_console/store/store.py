@@ -681,7 +681,7 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
             if sv.timestamp not in stored_at:
                 stored_at[sv.timestamp] = None
                 if newest is None or sv.timestamp <= newest:
-                        seen.update(conn.execute(
+                    seen.update(conn.execute(
                         "SELECT connector_id, coalesce(transaction_id, -1), timestamp, measurand,"
                         " coalesce(phase, ''), location, context, value, source FROM meter_values"
                         " WHERE charger_id = ? AND timestamp = ?"

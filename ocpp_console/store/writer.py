@@ -95,17 +95,18 @@ class GroupWriter:
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             rows, self._rows = self._rows, {}
+            row_count = sum(map(len, rows.values()))
             if not batch and not rows:
                 self._idle.set()
                 continue
             try:
                 # aiosqlite runs the function on its database thread, after any queued statement.
-                results = await self._db._execute(self._apply, [fn for fn, _ in batch], rows)
+                results = await self._db._execute(self._apply, [fn for fn, _ in batch], rows, row_count)
             except Exception as exc:  # the COMMIT itself failed: nothing of the group is stored
                 log.exception("group commit of %d writes failed", len(batch))
                 results = [(False, exc)] * len(batch)
             self.commits += 1
-            self.writes += len(batch) + sum(map(len, rows.values()))
+            self.writes += len(batch) + row_count
             for (_, fut), (ok, value) in zip(batch, results):
                 if fut is None or fut.done():
                     if not ok and fut is None:
@@ -118,10 +119,12 @@ class GroupWriter:
             if not self._pending and not self._rows:
                 self._idle.set()
 
-    def _apply(self, fns: list[WriteFn], rows: dict[RowsFn, list[tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    def _apply(
+        self, fns: list[WriteFn], rows: dict[RowsFn, list[tuple[Any, ...]]], row_count: int
+    ) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
-        if self._big_group and not self.cache_grown and len(fns) + sum(map(len, rows.values())) >= self._big_group:
+        if self._big_group and not self.cache_grown and len(fns) + row_count >= self._big_group:
             conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
             self.cache_grown = True
             log.info("a group of %d writes: the writer's cache grows to %d KiB", len(fns), self._big_group_cache_kib)
