@@ -236,11 +236,13 @@ async def test_the_console_and_the_demo_console(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.title == "ocpp-console demo · time x30"
         deadline = time.monotonic() + 60  # the first car comes within 30 s (session gaps from 20 simulated s)
-        while not app.live.running and time.monotonic() < deadline:
+        # the event opens the row at once; its stored tariff snapshot is read right after it
+        while not any(tx.tariff for tx in app.live.running.values()) and time.monotonic() < deadline:
             await pilot.pause(0.1)
         assert app.live.running, "no demo session started"
-        tx = next(iter(app.live.running.values()))
-        assert tx.tariff is not None and str(tx.tariff.price_per_kwh) == "0.39"
+        tx = next((tx for tx in app.live.running.values() if tx.tariff is not None), None)
+        assert tx is not None and tx.tariff is not None, "the running session shows no tariff"
+        assert str(tx.tariff.price_per_kwh) == "0.39"
         shown = app.screen.query_one("HeaderTitle")
         assert "ocpp-console demo · time x30" in str(shown.render())  # in the header, at 80 columns
 
