@@ -12,6 +12,7 @@ from ocpp.v16 import call
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.store import Store, StoreError
+from ocpp_console.store.models import SampledValue
 from ocpp_console.store import schema as schema_module
 from tests.clients import TS
 from tests.conftest import charger
@@ -32,6 +33,58 @@ async def test_older_database_is_migrated_and_keeps_its_data(tmp_path: Path, mon
         assert await store.schema_version() == len(newer)
         tag = await store.id_tag("KEEP")
         assert tag is not None and tag["colour"] == "blue"
+    finally:
+        await store.close()
+
+
+async def test_meter_values_of_an_older_database_become_readings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 14: the per-sample rows of version 13 become one reading per meterValue element;
+    the meter_values view reads back every sample as it was, in the same order, and a reading
+    resent after the upgrade is still recognised as stored."""
+    path = tmp_path / "v13.sqlite"
+    monkeypatch.setattr("ocpp_console.store.store.MIGRATIONS", schema_module.MIGRATIONS[:13])
+    monkeypatch.setattr("ocpp_console.store.store.SCHEMA_VERSION", 13)
+    store = await Store(path).open()
+    await store.close()
+    columns = ("charger_id", "connector_id", "transaction_id", "unknown_transaction", "source", "timestamp",
+               "measurand", "phase", "unit", "context", "location", "format", "value", "value_num", "received_at")
+    t1, t2, now = "2026-01-01T10:00:00Z", "2026-01-01T10:01:00Z", "2026-01-01T10:01:05.000Z"
+    e, p = "Energy.Active.Import.Register", "Power.Active.Import"
+    sample = ("Sample.Periodic", "Outlet", "Raw")
+    old = [  # two chargers' rows interleaved, as concurrent calls stored them
+        ("A", 1, 7, 0, "MeterValues", t1, e, None, "Wh", *sample, "100", 100.0, now),
+        ("B", 1, None, 0, "MeterValues", t1, p, None, "W", *sample, "7200", 7200.0, now),
+        ("A", 1, 7, 0, "MeterValues", t1, p, None, "W", *sample, "3700.5", 3700.5, now),
+        ("A", 1, 7, 0, "MeterValues", t1, p, "L1", "W", *sample, "1200", 1200.0, now),
+        ("A", 1, 7, 0, "MeterValues", t2, e, None, "kWh", *sample, "0.2", 200.0, now),
+        ("A", 1, 7, 0, "MeterValues", t2, e, None, "Wh", "Sample.Periodic", "Outlet", "SignedData", "QUJD", None, now),
+        ("A", 1, 7, 0, "StopTransaction", t2, e, None, "Wh", "Transaction.End", "Outlet", "Raw", "210", 210.0, now),
+    ]
+    con = sqlite3.connect(path)
+    con.executemany(f"INSERT INTO meter_values ({', '.join(columns)}) VALUES ({', '.join('?' * 15)})", old)
+    con.commit()
+    con.close()
+    monkeypatch.undo()
+    store = await Store(path).open()
+    try:
+        assert store.migrated_from == 13
+        readings = await store._query("SELECT charger_id, timestamp, source, power_w FROM meter_readings ORDER BY id")
+        assert [tuple(r.values()) for r in readings] == [
+            ("A", t1, "MeterValues", 3700.5), ("B", t1, "MeterValues", 7200.0), ("A", t2, "MeterValues", None),
+            ("A", t2, "StopTransaction", None),
+        ]
+        view = await store._query(f"SELECT {', '.join(columns)} FROM meter_values ORDER BY id, position")
+        assert [tuple(r.values()) for r in view] == [old[0], old[2], old[3], old[1], old[4], old[5], old[6]]
+        assert [r["value"] for r in await store.meter_values_for(7)] == ["100", "3700.5", "1200", "0.2", "QUJD", "210"]
+        samples = await store.power_samples_since(t1)
+        assert [(r["charger_id"], r["value_num"]) for r in samples] == [("A", 3700.5), ("B", 7200.0)]
+        # the charger sends its first reading again (its answer was lost just before the upgrade)
+        resent = [SampledValue(t1, row[12], row[6], row[8], *row[9:12], row[7], row[13]) for row in (old[0], old[2], old[3])]
+        assert (await store.meter_values("A", 1, 7, resent)).stored == 0
+        changed = [*resent[:2], SampledValue(t1, "1300", p, "W", *sample, "L1", 1300.0)]
+        assert (await store.meter_values("A", 1, 7, changed)).stored == 3  # not the same reading
     finally:
         await store.close()
 
@@ -140,7 +193,7 @@ async def test_resent_meter_values_are_stored_once(csms: CentralSystem) -> None:
                                        meter_value=[{"timestamp": TS, "sampledValue": [{"value": "6"}]}]))
     con = sqlite3.connect(csms.settings.db)
     rows = con.execute("SELECT connector_id, transaction_id, measurand, phase, value FROM meter_values"
-                       " ORDER BY id").fetchall()
+                       " ORDER BY id, position").fetchall()
     energy = "Energy.Active.Import.Register"
     assert rows == [
         (1, tx, energy, None, "5"), (1, tx, "Power.Active.Import", None, "7"), (1, tx, "Power.Active.Import", "L1", "7"),

@@ -177,7 +177,7 @@ class ChargerCalls:
             transaction_id, meter_stop = await self._stop_in_range(transaction_id, meter_stop, flags)
         result = await self.store.stop_transaction(
             self.id, transaction_id, meter_stop, ts.value, reason or Reason.local.value, id_tag,
-            self.settings.unknown_id_tags, [(None, s) for s in samples],
+            self.settings.unknown_id_tags, samples,
             orjson.dumps(self._current_payload).decode(), sorted(flags),
             settle=transactions.settle_for(self.csms, self.id),
         )

@@ -328,6 +328,58 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX meter_values_once;
     """,
+    # 14: one row per meterValue element (a reading), its sampled values together as JSON: a
+    # MeterValues of four samples wrote four rows into three indexes each (issue 17). The
+    # meter_values view gives the old shape, one row per sampled value, for reading; `id` is now
+    # the reading's, `position` the sample's place in it. The readings keep the smallest id of
+    # the rows they replace, so the order of what was stored does not change.
+    """
+    CREATE TABLE meter_readings (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        transaction_id INTEGER,                        -- as the charger sent it
+        unknown_transaction INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,                          -- MeterValues | StopTransaction
+        timestamp TEXT NOT NULL,
+        -- [[measurand, phase, unit, context, location, format, value, value_num], ...] in the order
+        -- sent: value exactly as sent, value_num the number in the base unit (Wh, W, ...) or null
+        samples TEXT NOT NULL,
+        power_w REAL,                                  -- its whole-connector Power.Active.Import (the site chart)
+        received_at TEXT NOT NULL
+    );
+    INSERT INTO meter_readings (id, charger_id, connector_id, transaction_id, unknown_transaction, source,
+                                timestamp, samples, power_w, received_at)
+    SELECT id, charger_id, connector_id, transaction_id, unknown_transaction, source, timestamp, samples, power_w,
+           received_at
+    FROM (
+        SELECT min(id) OVER w AS id, charger_id, connector_id, transaction_id, unknown_transaction, source,
+               timestamp, received_at,
+               json_group_array(json_array(measurand, phase, unit, context, location, format, value, value_num))
+                   OVER w AS samples,
+               max(CASE WHEN measurand = 'Power.Active.Import' AND phase IS NULL THEN value_num END) OVER w AS power_w,
+               row_number() OVER w AS n
+        FROM meter_values
+        WINDOW w AS (PARTITION BY charger_id, connector_id, coalesce(transaction_id, -1), unknown_transaction,
+                     source, timestamp, received_at ORDER BY id
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    )
+    WHERE n = 1
+    ORDER BY id;
+    DROP TABLE meter_values;
+    CREATE INDEX meter_readings_tx ON meter_readings(transaction_id) WHERE transaction_id IS NOT NULL;
+    CREATE INDEX meter_readings_charger_time ON meter_readings(charger_id, timestamp);
+    CREATE INDEX meter_readings_power_time ON meter_readings(timestamp) WHERE power_w IS NOT NULL;
+    CREATE VIEW meter_values AS
+    SELECT r.id, s.key AS position, r.charger_id, r.connector_id, r.transaction_id, r.unknown_transaction,
+           r.source, r.timestamp,
+           json_extract(s.value, '$[0]') AS measurand, json_extract(s.value, '$[1]') AS phase,
+           json_extract(s.value, '$[2]') AS unit, json_extract(s.value, '$[3]') AS context,
+           json_extract(s.value, '$[4]') AS location, json_extract(s.value, '$[5]') AS format,
+           json_extract(s.value, '$[6]') AS value, json_extract(s.value, '$[7]') AS value_num,
+           r.received_at
+    FROM meter_readings AS r, json_each(r.samples) AS s;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

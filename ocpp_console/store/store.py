@@ -17,17 +17,16 @@ from typing import Any, Literal
 
 import aiosqlite
 
+from ocpp_console.secret_keys import mask_value
+from ocpp_console.store.files import FilesMixin
+from ocpp_console.store.meter import MeterMixin
 from ocpp_console.store.models import (
     BootResult,
     Frame,
-    MeterBatch,
     Row,
-    SampledValue,
     StoreError,
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
-from ocpp_console.secret_keys import mask_value
-from ocpp_console.store.files import FilesMixin
 from ocpp_console.store.transactions import TransactionsMixin
 from ocpp_console.store.wallets import WalletMixin
 from ocpp_console.store.writer import GroupWriter
@@ -146,8 +145,6 @@ def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[st
 
 
 PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
-# Meter-value rows of one charger and timestamp that a resent sample is compared with (the newest).
-DEDUPE_WINDOW = 256
 # The WAL is checkpointed this often, beside the writer; the writer does it itself past this size
 # (pages of 4 KiB: ~200 MB), which only happens when the checkpoints cannot keep up.
 CHECKPOINT_EVERY = 1.0
@@ -161,7 +158,7 @@ def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> No
     conn.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
 
 
-class Store(TransactionsMixin, WalletMixin, FilesMixin):
+class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
     def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000,
                  message_log_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.path = Path(path)
@@ -650,100 +647,6 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
 
         return self._write(fn)
 
-    # -- meter values (transactions, settlement and wallets: store/transactions.py) -------
-
-    def _insert_samples(
-        self,
-        conn: sqlite3.Connection,
-        charger_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        unknown: bool,
-        source: str,
-        samples: list[tuple[int | None, SampledValue]] | list[SampledValue],
-        now: str,
-    ) -> int:
-        # The same sample sent again (its answer was lost) is already stored: the newest rows this
-        # charger has at these timestamps (one look-up on meter_values_charger_time, usually
-        # empty) say which. A charger resends only its last unanswered calls, so the newest
-        # DEDUPE_WINDOW rows suffice, and a charger whose clock is stuck at one time costs no more.
-        # Checked here rather than by a unique index over ten columns, which doubled the cost of
-        # every insert.
-        # A timestamp newer than any this charger has had stored by this process cannot be a
-        # resend, so the look-up is skipped (after a restart, each charger's first call looks).
-        rows = []
-        seen: set[tuple[Any, ...]] = set()
-        stored_at: dict[str, None] = {}
-        newest = self._newest_sample.get(charger_id)
-        tx_key = -1 if transaction_id is None else transaction_id
-        for item in samples:
-            sv = item[1] if isinstance(item, tuple) else item
-            if sv.timestamp not in stored_at:
-                stored_at[sv.timestamp] = None
-                if newest is None or sv.timestamp <= newest:
-                    seen.update(conn.execute(
-                        "SELECT connector_id, coalesce(transaction_id, -1), timestamp, measurand,"
-                        " coalesce(phase, ''), location, context, value, source FROM meter_values"
-                        " WHERE charger_id = ? AND timestamp = ?"
-                        " ORDER BY id DESC LIMIT ?",
-                        (charger_id, sv.timestamp, DEDUPE_WINDOW),
-                    ))
-            key = (connector_id, tx_key, sv.timestamp, sv.measurand, sv.phase or "", sv.location, sv.context, sv.value,
-                   source)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append((charger_id, connector_id, transaction_id, int(unknown), source, sv.timestamp, sv.measurand,
-                         sv.phase, sv.unit, sv.context, sv.location, sv.format, sv.value, sv.value_num, now))
-        conn.executemany(
-            "INSERT INTO meter_values (charger_id, connector_id, transaction_id, unknown_transaction, source,"
-            " timestamp, measurand, phase, unit, context, location, format, value, value_num, received_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
-        if stored_at:
-            latest = max(stored_at)
-            if newest is None or latest > newest:
-                self._newest_sample[charger_id] = latest
-        return len(rows)
-
-    def _transaction_charger(self, conn: sqlite3.Connection, transaction_id: int) -> str | None:
-        """Whose transaction this is (writer thread). A transaction's charger never changes and
-        no transaction is deleted, so a known one is remembered: one query less per MeterValues."""
-        owner = self._tx_charger.get(transaction_id)
-        if owner is None:
-            row = conn.execute("SELECT charger_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-            if row is not None:
-                if len(self._tx_charger) >= 100_000:
-                    self._tx_charger.clear()
-                owner = self._tx_charger[transaction_id] = row[0]
-        return owner
-
-    def meter_values(
-        self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
-    ) -> asyncio.Future[MeterBatch]:
-        now = now_iso()
-
-        def fn(conn: sqlite3.Connection) -> MeterBatch:
-            unknown = False
-            if transaction_id is not None:
-                unknown = self._transaction_charger(conn, transaction_id) != charger_id
-            stored = self._insert_samples(
-                conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
-            )
-            # The newest whole-charger value per measurand; a per-phase value only when that is all.
-            latest: dict[str, float] = {}
-            whole: set[str] = set()
-            for sv in samples:
-                if sv.value_num is None or (sv.phase is not None and sv.measurand in whole):
-                    continue
-                latest[sv.measurand] = sv.value_num
-                if sv.phase is None:
-                    whole.add(sv.measurand)
-            return MeterBatch(stored, unknown, latest)
-
-        return self._write(fn)
-
     # -- other charger messages -------------------------------------------------------
 
     def data_transfer(
@@ -1044,37 +947,6 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         clause, params = _where(("charger_id = ?", charger_id), always=state)
         return await self._query(f"SELECT * FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*params, limit))
 
-    async def latest_samples(self, transaction_ids: Sequence[int]) -> list[Row]:
-        """The newest whole-connector value of each measurand of each of these transactions."""
-        if not transaction_ids:
-            return []
-        marks = ",".join("?" * len(transaction_ids))
-        # SQLite returns the other columns from the row holding max(id).
-        return await self._query(
-            f"SELECT transaction_id, measurand, value_num, max(id) AS id FROM meter_values"
-            f" WHERE transaction_id IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
-            f" GROUP BY transaction_id, measurand",
-            tuple(transaction_ids),
-        )
-
-    async def charger_samples_since(self, charger_id: str, since: str, measurands: Sequence[str]) -> list[Row]:
-        marks = ",".join("?" * len(measurands))
-        return await self._query(
-            f"SELECT connector_id, timestamp, measurand, value_num FROM meter_values WHERE charger_id = ?"
-            f" AND timestamp >= ? AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
-            f" ORDER BY timestamp",
-            (charger_id, since, *measurands),
-        )
-
-    async def power_samples_since(self, since: str) -> list[Row]:
-        """Whole-connector power samples (no phase) since a time, oldest first."""
-        return await self._query(
-            "SELECT charger_id, connector_id, timestamp, value_num FROM meter_values"
-            " WHERE measurand = 'Power.Active.Import' AND phase IS NULL AND value_num IS NOT NULL"
-            " AND timestamp >= ? ORDER BY timestamp",
-            (since,),
-        )
-
     async def ledger(self, id_tag: str | None = None, since: str | None = None, until: str | None = None) -> list[Row]:
         clause, params = _where(("id_tag = ?", id_tag), ("created_at >= ?", since), ("created_at < ?", until))
         return await self._query(f"SELECT * FROM ledger {clause} ORDER BY id", params)
@@ -1108,14 +980,6 @@ class Store(TransactionsMixin, WalletMixin, FilesMixin):
         if charger_id is None:
             return await self._query("SELECT * FROM unknown_stops ORDER BY id")
         return await self._query("SELECT * FROM unknown_stops WHERE charger_id = ? ORDER BY id", (charger_id,))
-
-    async def meter_values_for(self, transaction_id: int) -> list[Row]:
-        return await self._query("SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (transaction_id,))
-
-    async def meter_values_of(self, charger_id: str, limit: int = 1000) -> list[Row]:
-        return await self._query(
-            "SELECT * FROM meter_values WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)
-        )
 
     async def data_transfers(self, charger_id: str) -> list[Row]:
         return await self._query("SELECT * FROM data_transfers WHERE charger_id = ? ORDER BY id", (charger_id,))

@@ -109,7 +109,7 @@ def settlement_samples(conn: sqlite3.Connection, transaction_id: int) -> list[tu
     return conn.execute(
         "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
         f" AND measurand IN ('{ENERGY}', 'Power.Active.Import') AND value_num IS NOT NULL"
-        " ORDER BY timestamp, id",
+        " ORDER BY timestamp, id, position",
         (transaction_id,),
     ).fetchall()
 
@@ -125,7 +125,7 @@ class TransactionsMixin:
         def _write(self, fn: Any) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
         def _insert_samples(self, conn: sqlite3.Connection, charger_id: str, connector_id: int, transaction_id: int | None,
-                            unknown: bool, source: str, samples: Any, now: str) -> int: ...
+                            unknown: bool, source: str, samples: list[SampledValue], now: str) -> int: ...
 
     # -- authorization ----------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class TransactionsMixin:
         reason: str,
         id_tag: str | None,
         unknown_policy: str,
-        samples: list[tuple[int | None, SampledValue]],
+        samples: list[SampledValue],
         payload_json: str,
         flags: Iterable[str] = (),
         *,
@@ -393,11 +393,11 @@ class TransactionsMixin:
         tx = rows[0]
         last = conn.execute(
             "SELECT value_num FROM meter_values WHERE transaction_id = ? AND charger_id = ? AND measurand = ?"
-            " AND phase IS NULL AND value_num IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT 1",
+            " AND phase IS NULL AND value_num IS NOT NULL ORDER BY timestamp DESC, id DESC, position DESC LIMIT 1",
             (transaction_id, tx["charger_id"], ENERGY),
         ).fetchone()
         last_seen = conn.execute(
-            "SELECT max(timestamp) FROM meter_values WHERE transaction_id = ? AND charger_id = ?",
+            "SELECT max(timestamp) FROM meter_readings WHERE transaction_id = ? AND charger_id = ?",
             (transaction_id, tx["charger_id"]),
         ).fetchone()[0]
         meter_stop = max(tx["meter_start"], round(last[0])) if last else tx["meter_start"]

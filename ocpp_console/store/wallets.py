@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ocpp_console.store.models import Row
-from ocpp_console.store.transactions import TransactionsMixin, _add_flag, _dicts, settlement_samples
+from ocpp_console.store.transactions import (
+    TransactionsMixin,
+    _add_flag,
+    _dicts,
+    settlement_samples,
+)
 from ocpp_console.timeutil import now_iso
 
 Samples = list[tuple[str, str, float]]
