@@ -12,7 +12,7 @@ from ocpp.v16 import call
 
 from ocpp_console.csms import CentralSystem
 from ocpp_console.store import Store, StoreError
-from ocpp_console.store.models import SampledValue
+from ocpp_console.store.models import Frame, SampledValue
 from ocpp_console.store import schema as schema_module
 from tests.clients import TS
 from tests.conftest import charger
@@ -169,6 +169,41 @@ async def test_failing_write_does_not_undo_others(tmp_path: Path) -> None:
                                        return_exceptions=True)
         assert isinstance(results[1], RuntimeError)
         assert [t["id_tag"] for t in await store.id_tags()] == ["A", "B"]
+    finally:
+        await store.close()
+
+
+async def test_a_one_statement_write_fails_alone_without_a_savepoint(tmp_path: Path) -> None:
+    """A write submitted as one statement runs without a savepoint: SQLite undoes the failed
+    statement, half-done rows included, and the group's other writes stay."""
+    store = await Store(tmp_path / "s.sqlite").open()
+    try:
+        def bad(conn: sqlite3.Connection) -> None:  # the first row is fine, the second is a duplicate
+            conn.execute("INSERT INTO id_tags (id_tag, created_at) VALUES ('HALF', 'x'), ('HALF', 'x')")
+
+        results = await asyncio.gather(store.upsert_id_tag("A"), store._write(bad, one_statement=True),
+                                       store.upsert_id_tag("B"), return_exceptions=True)
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert [t["id_tag"] for t in await store.id_tags()] == ["A", "B"]
+    finally:
+        await store.close()
+
+
+async def test_a_call_with_several_readings_is_stored_whole(tmp_path: Path) -> None:
+    """Several meterValue elements in one MeterValues: one reading each, inserted by one statement;
+    the log's frames, written many to a statement, keep their order."""
+    store = await Store(tmp_path / "s.sqlite").open()
+    try:
+        samples = [SampledValue(f"2026-01-01T10:{m:02d}:00Z", str(m), "Energy.Active.Import.Register", "Wh",
+                                "Sample.Periodic", "Outlet", "Raw", None, float(m)) for m in range(40)]
+        batch = await store.meter_values("CP", 1, None, samples)
+        assert batch.stored == 40 and batch.latest == {"Energy.Active.Import.Register": 39.0}
+        rows = await store._query("SELECT timestamp, samples FROM meter_readings ORDER BY id")
+        assert [r["timestamp"] for r in rows] == [s.timestamp for s in samples]
+        for n in range(150):
+            store.log_frame(Frame("CP", "in", TS, 2, str(n), "Heartbeat", "[2,\"%d\",\"Heartbeat\",{}]" % n))
+        await store.flush()
+        assert [r["unique_id"] for r in reversed(await store.message_log("CP"))] == [str(n) for n in range(150)]
     finally:
         await store.close()
 

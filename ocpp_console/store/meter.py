@@ -21,6 +21,29 @@ from ocpp_console.timeutil import now_iso
 # Readings of one charger and timestamp that a resent one is compared with (the newest).
 DEDUPE_WINDOW = 256
 _POWER = "Power.Active.Import"
+# Readings inserted by one statement (9 parameters each, SQLite allows 32,766).
+ROWS_PER_STATEMENT = 3_000
+_INSERT = ("INSERT INTO meter_readings (charger_id, connector_id, transaction_id, unknown_transaction, source,"
+           " timestamp, samples, power_w, received_at) VALUES ")
+_ROW = "(?,?,?,?,?,?,?,?,?)"
+
+
+def _insert_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert the readings of one call with one statement, which SQLite makes atomic: the call's
+    write needs no savepoint of its own (GroupWriter.submit's one_statement)."""
+    if len(rows) == 1:
+        conn.execute(_INSERT + _ROW, rows[0])
+    elif len(rows) <= ROWS_PER_STATEMENT:
+        conn.execute(_INSERT + ",".join([_ROW] * len(rows)), [value for row in rows for value in row])
+    else:  # a giant call: several statements, undone together
+        conn.execute("SAVEPOINT readings")
+        try:
+            conn.executemany(_INSERT + _ROW, rows)
+        except BaseException:
+            conn.execute("ROLLBACK TO readings")
+            raise
+        finally:
+            conn.execute("RELEASE readings")
 
 
 def reading_samples(samples: Sequence[SampledValue]) -> tuple[str, int, float | None]:
@@ -44,7 +67,7 @@ class MeterMixin:
         _newest_sample: dict[str, str]
         _tx_charger: dict[int, str]
 
-        def _write(self, fn: Any) -> asyncio.Future[Any]: ...
+        def _write(self, fn: Any, one_statement: bool = False) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
 
     def _insert_samples(
@@ -90,11 +113,7 @@ class MeterMixin:
             rows.append((charger_id, connector_id, transaction_id, int(unknown), source, timestamp, text, power, now))
             stored += count
         if rows:
-            conn.executemany(
-                "INSERT INTO meter_readings (charger_id, connector_id, transaction_id, unknown_transaction, source,"
-                " timestamp, samples, power_w, received_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+            _insert_readings(conn, rows)
         if readings:
             latest = max(readings)
             if newest is None or latest > newest:
@@ -136,7 +155,7 @@ class MeterMixin:
                     whole.add(sv.measurand)
             return MeterBatch(stored, unknown, latest)
 
-        return self._write(fn)
+        return self._write(fn, one_statement=True)
 
     # -- reads ------------------------------------------------------------------------
 

@@ -154,6 +154,12 @@ BIG_GROUP_WRITES = 2_000  # writes in one group (calls, log frames) from which t
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
+FRAMES_PER_STATEMENT = 64
+_INSERT_FRAMES = "INSERT INTO message_log (charger_id, direction, timestamp, message_type, unique_id, action, raw) VALUES "
+_FRAME = "(?,?,?,?,?,?,?)"
+_INSERT_FRAMES_MANY = _INSERT_FRAMES + ",".join([_FRAME] * FRAMES_PER_STATEMENT)
+
+
 def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
 
@@ -250,10 +256,10 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
         if self.writer is not None:
             await self.writer.flush()
 
-    def _write(self, fn: Any) -> asyncio.Future[Any]:
+    def _write(self, fn: Any, one_statement: bool = False) -> asyncio.Future[Any]:
         if self.writer is None:
             raise StoreError("the store is not open")
-        return self.writer.submit(fn)
+        return self.writer.submit(fn, one_statement)
 
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         assert self._reader is not None, "the store is not open"
@@ -699,11 +705,13 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
 
     def _insert_frames(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """The message-log frames of one group (writer thread), then pruning when it is due."""
-        conn.executemany(
-            "INSERT INTO message_log (charger_id, direction, timestamp, message_type, unique_id, action, raw)"
-            " VALUES (?,?,?,?,?,?,?)",
-            rows,
-        )
+        # FRAMES_PER_STATEMENT rows per statement: each statement hands the GIL to the event loop
+        # and back, which cost more than the insert itself while the loop is busy (issue 17)
+        full = len(rows) - len(rows) % FRAMES_PER_STATEMENT
+        for start in range(0, full, FRAMES_PER_STATEMENT):
+            conn.execute(_INSERT_FRAMES_MANY, [v for row in rows[start:start + FRAMES_PER_STATEMENT] for v in row])
+        if full < len(rows):
+            conn.executemany(_INSERT_FRAMES + _FRAME, rows[full:])
         size = sum(len(row[6]) for row in rows)
         self._log_bytes += size
         self._log_bytes_since_prune += size

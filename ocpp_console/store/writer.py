@@ -32,7 +32,8 @@ class GroupWriter:
         self._big_group = big_group
         self._big_group_cache_kib = big_group_cache_kib
         self.cache_grown = False
-        self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None]] = []
+        # (fn, its future, whether it runs in a savepoint of its own)
+        self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None, bool]] = []
         self._rows: dict[RowsFn, list[tuple[Any, ...]]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -45,12 +46,17 @@ class GroupWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlite-group-writer")
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue a write; the future resolves with fn's result once it is committed."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T], one_statement: bool = False) -> asyncio.Future[T]:
+        """Queue a write; the future resolves with fn's result once it is committed.
+
+        A write runs in a savepoint of its own, so that a failing one undoes only itself. A write
+        that changes the database with one statement at most (`one_statement`) needs none: SQLite
+        undoes a failed statement by itself. That saves two statements per write, and each is a
+        handover of the GIL to the event loop and back (issue 17)."""
         if self._closing:
             raise RuntimeError("the store is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, fut))
+        self._pending.append((fn, fut, not one_statement))
         self._wake()
         return fut
 
@@ -58,7 +64,7 @@ class GroupWriter:
         """Queue a write nobody waits for (the message log); it rides along with the next group."""
         if self._closing:
             return
-        self._pending.append((fn, None))
+        self._pending.append((fn, None, True))
         self._wake()
 
     def submit_row(self, fn: RowsFn, row: tuple[Any, ...]) -> None:
@@ -101,13 +107,13 @@ class GroupWriter:
                 continue
             try:
                 # aiosqlite runs the function on its database thread, after any queued statement.
-                results = await self._db._execute(self._apply, [fn for fn, _ in batch], rows, row_count)
+                results = await self._db._execute(self._apply, batch, rows, row_count)
             except Exception as exc:  # the COMMIT itself failed: nothing of the group is stored
                 log.exception("group commit of %d writes failed", len(batch))
                 results = [(False, exc)] * len(batch)
             self.commits += 1
             self.writes += len(batch) + row_count
-            for (_, fut), (ok, value) in zip(batch, results):
+            for (_, fut, _), (ok, value) in zip(batch, results):
                 if fut is None or fut.done():
                     if not ok and fut is None:
                         log.error("background write failed: %s", value)
@@ -120,14 +126,16 @@ class GroupWriter:
                 self._idle.set()
 
     def _apply(
-        self, fns: list[WriteFn], rows: dict[RowsFn, list[tuple[Any, ...]]], row_count: int
+        self, batch: list[tuple[WriteFn, asyncio.Future[Any] | None, bool]], rows: dict[RowsFn, list[tuple[Any, ...]]],
+        row_count: int,
     ) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
-        if self._big_group and not self.cache_grown and len(fns) + row_count >= self._big_group:
+        if self._big_group and not self.cache_grown and len(batch) + row_count >= self._big_group:
             conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
             self.cache_grown = True
-            log.info("a group of %d writes: the writer's cache grows to %d KiB", len(fns), self._big_group_cache_kib)
+            log.info("a group of %d writes: the writer's cache grows to %d KiB", len(batch) + row_count,
+                     self._big_group_cache_kib)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for rows_fn, group in rows.items():
@@ -138,7 +146,13 @@ class GroupWriter:
                     conn.execute("ROLLBACK TO w")
                     log.error("background write of %d rows failed: %s", len(group), exc)
                 conn.execute("RELEASE w")
-            for fn in fns:
+            for fn, _, savepoint in batch:
+                if not savepoint:
+                    try:
+                        results.append((True, fn(conn)))
+                    except Exception as exc:
+                        results.append((False, exc))
+                    continue
                 conn.execute("SAVEPOINT w")
                 try:
                     value = fn(conn)
