@@ -171,3 +171,23 @@ async def test_connection_cap_and_handshake_timeout(settings_factory: Any) -> No
         assert await asyncio.wait_for(reader.read(), 5) == b""
         assert asyncio.get_running_loop().time() - started < 3
         writer.close()
+
+
+async def test_answers_are_written_at_once_and_fall_back_to_send_when_the_link_is_not_free(csms: CentralSystem) -> None:
+    """Answers skip websockets' per-message context manager only while the connection is open and
+    its buffer below the high-water mark (csms/transport.py); a paused or closing link goes
+    through `send`, which waits or raises. The attributes it reads must exist in the websockets
+    installed: otherwise every answer would quietly take the slow path."""
+    from ocpp_console.csms.transport import send_now
+
+    async with charger(csms, "CP-FAST") as cp:
+        await cp.boot()
+        connection = csms.sessions["CP-FAST"]._connection
+        assert connection.send_in_progress is None and connection.paused is False
+        assert send_now(connection, '[2,"x","Heartbeat",{}]')  # the charger answers it, or not: it is only written
+        assert (await cp.call(call.Heartbeat())).current_time  # the link is still fine for calls
+        connection.paused = True  # as when the charger does not read and the buffer is full
+        assert not send_now(connection, "[]")
+        connection.paused = False
+        await connection.close()
+        assert not send_now(connection, "[]")

@@ -26,8 +26,9 @@ from ocpp.v16.enums import (
     RegistrationStatus,
 )
 
-from ocpp_console.csms import protocol
 from ocpp_console.csms import events as ev
+from ocpp_console.csms import protocol
+from ocpp_console.csms.charger_calls import ChargerCalls
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
@@ -36,8 +37,8 @@ from ocpp_console.csms.errors import (
     InvalidCommand,
     offline_message,
 )
-from ocpp_console.csms.charger_calls import ChargerCalls
 from ocpp_console.csms.flow import Flag, TokenBucket
+from ocpp_console.csms.transport import send_now
 from ocpp_console.secret_keys import mask_frame
 from ocpp_console.store.models import Frame
 from ocpp_console.timeutil import now_iso
@@ -334,7 +335,8 @@ class ChargerSession(ChargerCalls, ChargePoint):
         self._log_frame("out", message, message_type, uid, action)
         if self._awaiting is not None and uid == self._awaiting[0]:
             self._sent = True
-        await self._connection.send(message)
+        if not send_now(self._connection, message):
+            await self._connection.send(message)
 
     # -- commands to the charger ---------------------------------------------------------
 
