@@ -208,6 +208,64 @@ async def test_a_call_with_several_readings_is_stored_whole(tmp_path: Path) -> N
         await store.close()
 
 
+async def test_a_reading_with_nothing_to_look_up_joins_the_group_s_one_insert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A charger's first reading is a write of its own (is it a resend?); a later, newer one of a
+    transaction whose charger is known is a row of the group's shared insert, and the caller
+    still waits for its commit and learns whether the transaction is someone else's."""
+    import ocpp_console.store.meter as meter
+
+    grouped: list[int] = []
+    original = meter._insert_group_readings
+
+    def spy(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        grouped.append(len(rows))
+        original(conn, rows)
+
+    monkeypatch.setattr(meter, "_insert_group_readings", spy)
+    store = await Store(tmp_path / "s.sqlite").open()
+    try:
+        await store.add_charger("A")
+        await store.add_charger("B")
+        tx = (await store.start_transaction("A", 1, "TAG", 0, TS, TS, None, "accept")).transaction_id
+
+        def reading(minute: int) -> list[SampledValue]:
+            return [SampledValue(f"2026-01-01T10:{minute:02d}:00Z", str(minute), "Energy.Active.Import.Register",
+                                 "Wh", "Sample.Periodic", "Outlet", "Raw", None, float(minute))]
+
+        first = await store.meter_values("A", 1, tx, reading(1))
+        assert grouped == [] and first.stored == 1 and not first.unknown_transaction
+        batches = await asyncio.gather(store.meter_values("A", 1, tx, reading(2)), store.meter_values("B", 1, tx, reading(1)))
+        assert grouped == [1]  # B's first reading is looked up; A's second joins the group
+        assert [(b.stored, b.unknown_transaction) for b in batches] == [(1, False), (1, True)]
+        again = await store.meter_values("B", 1, tx, reading(2))
+        assert grouped == [1, 1] and again.unknown_transaction  # B's is a transaction of A's
+        rows = await store._query("SELECT charger_id, timestamp, unknown_transaction FROM meter_readings ORDER BY id")
+        assert [(r["charger_id"], r["timestamp"][14:16], r["unknown_transaction"]) for r in rows] == [
+            ("A", "01", 0), ("A", "02", 0), ("B", "01", 1), ("B", "02", 1)]
+    finally:
+        await store.close()
+
+
+async def test_rows_that_fail_fail_their_waiters_and_nothing_else(tmp_path: Path) -> None:
+    store = await Store(tmp_path / "s.sqlite").open()
+    try:
+        def bad_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+            conn.executemany("INSERT INTO id_tags (id_tag, created_at) VALUES (?, 'x')", rows)
+            raise RuntimeError("disk says no")
+
+        assert store.writer is not None
+        results = await asyncio.gather(
+            store.writer.submit_row_waited(bad_rows, ("HALF",), "never"), store.upsert_id_tag("A"),
+            store.writer.submit_row_waited(bad_rows, ("HALF2",), "never"), return_exceptions=True,
+        )
+        assert isinstance(results[0], RuntimeError) and isinstance(results[2], RuntimeError)
+        assert [t["id_tag"] for t in await store.id_tags()] == ["A"]  # the failed rows undone, the rest kept
+    finally:
+        await store.close()
+
+
 async def test_resent_meter_values_are_stored_once(csms: CentralSystem) -> None:
     """A MeterValues sent again (its answer was lost) adds nothing; a sample that differs in any
     of connector, phase, measurand, value or transaction is a sample of its own."""

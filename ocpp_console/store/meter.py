@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ocpp_console.store.models import MeterBatch, Row, SampledValue
+from ocpp_console.store.writer import GroupWriter, insert_rows
 from ocpp_console.timeutil import now_iso
 
 # Readings of one charger and timestamp that a resent one is compared with (the newest).
@@ -26,6 +28,24 @@ ROWS_PER_STATEMENT = 3_000
 _INSERT = ("INSERT INTO meter_readings (charger_id, connector_id, transaction_id, unknown_transaction, source,"
            " timestamp, samples, power_w, received_at) VALUES ")
 _ROW = "(?,?,?,?,?,?,?,?,?)"
+
+
+def _insert_group_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The readings of a group's calls that needed no look-up (MeterMixin.meter_values), together."""
+    insert_rows(conn, _INSERT, _ROW, rows)
+
+
+def _latest(samples: Sequence[SampledValue]) -> dict[str, float]:
+    """The newest whole-charger value per measurand; a per-phase value only when that is all."""
+    latest: dict[str, float] = {}
+    whole: set[str] = set()
+    for sv in samples:
+        if sv.value_num is None or (sv.phase is not None and sv.measurand in whole):
+            continue
+        latest[sv.measurand] = sv.value_num
+        if sv.phase is None:
+            whole.add(sv.measurand)
+    return latest
 
 
 def _insert_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -65,7 +85,9 @@ class MeterMixin:
 
     if TYPE_CHECKING:  # provided by Store
         _newest_sample: dict[str, str]
+        _newest_lock: threading.Lock
         _tx_charger: dict[int, str]
+        writer: GroupWriter | None
 
         def _write(self, fn: Any, one_statement: bool = False) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
@@ -115,10 +137,19 @@ class MeterMixin:
         if rows:
             _insert_readings(conn, rows)
         if readings:
-            latest = max(readings)
-            if newest is None or latest > newest:
-                self._newest_sample[charger_id] = latest
+            self._stored_up_to(charger_id, max(readings))
         return stored
+
+    def _stored_up_to(self, charger_id: str, timestamp: str) -> bool:
+        """Note a reading of the charger at this time; True if it is the newest so far. Called from
+        both threads; the lock keeps the newest time from ever going back, which would skip the
+        look-up of a resend."""
+        with self._newest_lock:
+            newest = self._newest_sample.get(charger_id)
+            if newest is None or timestamp > newest:
+                self._newest_sample[charger_id] = timestamp
+                return True
+            return False
 
     def _transaction_charger(self, conn: sqlite3.Connection, transaction_id: int) -> str | None:
         """Whose transaction this is (writer thread). A transaction's charger never changes and
@@ -136,6 +167,21 @@ class MeterMixin:
         self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
     ) -> asyncio.Future[MeterBatch]:
         now = now_iso()
+        latest = _latest(samples)
+        # The usual call: one reading, newer than any of this charger's stored since the start,
+        # of no transaction or one whose charger is known. Nothing to look up, so its row joins
+        # the group's other readings, all inserted by one statement, instead of being a write of
+        # its own (issue 17). The time is taken as the newest at once: were the commit to fail,
+        # the charger's resend would only be looked up.
+        owner = self._tx_charger.get(transaction_id) if transaction_id is not None else None
+        if (samples and self.writer is not None and self._newest_sample.get(charger_id) is not None
+                and (transaction_id is None or owner is not None)):
+            timestamp = samples[0].timestamp
+            if all(sv.timestamp == timestamp for sv in samples) and self._stored_up_to(charger_id, timestamp):
+                unknown = transaction_id is not None and owner != charger_id
+                text, count, power = reading_samples(samples)
+                row = (charger_id, connector_id, transaction_id, int(unknown), "MeterValues", timestamp, text, power, now)
+                return self.writer.submit_row_waited(_insert_group_readings, row, MeterBatch(count, unknown, latest))
 
         def fn(conn: sqlite3.Connection) -> MeterBatch:
             unknown = False
@@ -144,15 +190,6 @@ class MeterMixin:
             stored = self._insert_samples(
                 conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
             )
-            # The newest whole-charger value per measurand; a per-phase value only when that is all.
-            latest: dict[str, float] = {}
-            whole: set[str] = set()
-            for sv in samples:
-                if sv.value_num is None or (sv.phase is not None and sv.measurand in whole):
-                    continue
-                latest[sv.measurand] = sv.value_num
-                if sv.phase is None:
-                    whole.add(sv.measurand)
             return MeterBatch(stored, unknown, latest)
 
         return self._write(fn, one_statement=True)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from ocpp_console.store.models import (
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ocpp_console.store.transactions import TransactionsMixin
 from ocpp_console.store.wallets import WalletMixin
-from ocpp_console.store.writer import GroupWriter
+from ocpp_console.store.writer import GroupWriter, insert_rows
 from ocpp_console.timeutil import now_iso
 
 log = logging.getLogger(__name__)
@@ -150,14 +151,16 @@ PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
 CHECKPOINT_EVERY = 1.0
 WAL_SAFETY_PAGES = 50_000
 WRITER_CACHE_KIB = 16 * 1024
-BIG_GROUP_WRITES = 2_000  # writes in one group (calls, log frames) from which the cache above is taken
+# Writes in one group (calls, log frames, readings) from which the cache above is taken: about where
+# the default 2 MB (512 pages) spills dirty pages to the WAL mid-group. A MeterValues is three
+# writes (its reading, two log frames), and from different chargers each dirties index pages of
+# its own.
+BIG_GROUP_WRITES = 500
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
-FRAMES_PER_STATEMENT = 64
 _INSERT_FRAMES = "INSERT INTO message_log (charger_id, direction, timestamp, message_type, unique_id, action, raw) VALUES "
 _FRAME = "(?,?,?,?,?,?,?)"
-_INSERT_FRAMES_MANY = _INSERT_FRAMES + ",".join([_FRAME] * FRAMES_PER_STATEMENT)
 
 
 def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -181,8 +184,9 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
         self.writer: GroupWriter | None = None
         self._frames_since_prune = 0
         self.migrated_from: int | None = None
-        # writer thread only: see _insert_samples and _transaction_charger
+        # see MeterMixin: the newest reading per charger (both threads, under the lock), transactions' chargers
         self._newest_sample: dict[str, str] = {}
+        self._newest_lock = threading.Lock()
         self._tx_charger: dict[int, str] = {}
 
     # -- life cycle -------------------------------------------------------------------
@@ -705,13 +709,7 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
 
     def _insert_frames(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """The message-log frames of one group (writer thread), then pruning when it is due."""
-        # FRAMES_PER_STATEMENT rows per statement: each statement hands the GIL to the event loop
-        # and back, which cost more than the insert itself while the loop is busy (issue 17)
-        full = len(rows) - len(rows) % FRAMES_PER_STATEMENT
-        for start in range(0, full, FRAMES_PER_STATEMENT):
-            conn.execute(_INSERT_FRAMES_MANY, [v for row in rows[start:start + FRAMES_PER_STATEMENT] for v in row])
-        if full < len(rows):
-            conn.executemany(_INSERT_FRAMES + _FRAME, rows[full:])
+        insert_rows(conn, _INSERT_FRAMES, _FRAME, rows)
         size = sum(len(row[6]) for row in rows)
         self._log_bytes += size
         self._log_bytes_since_prune += size

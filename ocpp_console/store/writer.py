@@ -10,6 +10,7 @@ busy site pays for one fsync per group instead of one per call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -25,6 +26,24 @@ WriteFn = Callable[[sqlite3.Connection], Any]
 RowsFn = Callable[[sqlite3.Connection, list[tuple[Any, ...]]], None]
 
 
+@functools.lru_cache(maxsize=16)
+def _insert_sql(insert: str, row: str, count: int) -> str:
+    return insert + ",".join([row] * count)
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, row: str, rows: list[tuple[Any, ...]]) -> None:
+    """INSERT `rows` with few statements: up to 64 rows to a statement (`insert` + `row` * n), the
+    rest by halves, so that the statement cache holds every text used. Each statement is one
+    handover of the GIL to the event loop and back, which costs more than a row while the loop
+    is busy (issue 17)."""
+    done, count, size = 0, len(rows), 64
+    while done < count:
+        while size > count - done:
+            size //= 2
+        conn.execute(_insert_sql(insert, row, size), [value for r in rows[done:done + size] for value in r])
+        done += size
+
+
 class GroupWriter:
     def __init__(self, db: aiosqlite.Connection, big_group: int = 0, big_group_cache_kib: int = 0) -> None:
         self._db = db
@@ -35,6 +54,8 @@ class GroupWriter:
         # (fn, its future, whether it runs in a savepoint of its own)
         self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None, bool]] = []
         self._rows: dict[RowsFn, list[tuple[Any, ...]]] = {}
+        # callers waiting for rows of theirs to be committed: (future, the result it resolves with)
+        self._row_waiters: dict[RowsFn, list[tuple[asyncio.Future[Any], Any]]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -78,6 +99,20 @@ class GroupWriter:
         rows.append(row)
         self._wake()
 
+    def submit_row_waited(self, fn: RowsFn, row: tuple[Any, ...], result: T) -> asyncio.Future[T]:
+        """Queue a row as submit_row does, for a caller who waits: the future resolves with
+        `result` once the row is committed, or fails if `fn` (all its rows of the group) or the
+        commit failed. A meter reading whose checks were all answered without the database."""
+        if self._closing:
+            raise RuntimeError("the store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        waiters = self._row_waiters.get(fn)
+        if waiters is None:
+            waiters = self._row_waiters[fn] = []
+        waiters.append((fut, result))
+        self.submit_row(fn, row)
+        return fut
+
     def _wake(self) -> None:
         self._idle.clear()
         self._wakeup.set()
@@ -101,16 +136,19 @@ class GroupWriter:
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             rows, self._rows = self._rows, {}
+            row_waiters, self._row_waiters = self._row_waiters, {}
             row_count = sum(map(len, rows.values()))
             if not batch and not rows:
                 self._idle.set()
                 continue
+            failed_rows: dict[RowsFn, Exception] = {}
             try:
                 # aiosqlite runs the function on its database thread, after any queued statement.
-                results = await self._db._execute(self._apply, batch, rows, row_count)
+                results = await self._db._execute(self._apply, batch, rows, row_count, failed_rows)
             except Exception as exc:  # the COMMIT itself failed: nothing of the group is stored
-                log.exception("group commit of %d writes failed", len(batch))
+                log.exception("group commit of %d writes failed", len(batch) + row_count)
                 results = [(False, exc)] * len(batch)
+                failed_rows = dict.fromkeys(rows, exc)
             self.commits += 1
             self.writes += len(batch) + row_count
             for (_, fut, _), (ok, value) in zip(batch, results):
@@ -122,12 +160,21 @@ class GroupWriter:
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
+            for rows_fn, waiters in row_waiters.items():
+                error = failed_rows.get(rows_fn)
+                for fut, result in waiters:
+                    if fut.done():
+                        continue
+                    if error is None:
+                        fut.set_result(result)
+                    else:
+                        fut.set_exception(error)
             if not self._pending and not self._rows:
                 self._idle.set()
 
     def _apply(
         self, batch: list[tuple[WriteFn, asyncio.Future[Any] | None, bool]], rows: dict[RowsFn, list[tuple[Any, ...]]],
-        row_count: int,
+        row_count: int, failed_rows: dict[RowsFn, Exception],
     ) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
@@ -142,9 +189,10 @@ class GroupWriter:
                 conn.execute("SAVEPOINT w")
                 try:
                     rows_fn(conn, group)
-                except Exception as exc:  # nobody waits for these rows: say so, keep the group's other writes
+                except Exception as exc:  # the group's other writes stay
                     conn.execute("ROLLBACK TO w")
-                    log.error("background write of %d rows failed: %s", len(group), exc)
+                    failed_rows[rows_fn] = exc
+                    log.error("write of %d rows failed: %s", len(group), exc)
                 conn.execute("RELEASE w")
             for fn, _, savepoint in batch:
                 if not savepoint:
