@@ -182,3 +182,51 @@ async def test_lenient_enums_is_a_setting_and_is_logged(settings_factory: Any) -
         assert {c["connector_id"]: c["status"] for c in await lenient.store.connectors("CASE")} == {1: "Charging"}
         log = [r["raw"] for r in await lenient.store.message_log("CASE")]
         assert any("tolerated" in raw and "'CHARGING' read as 'Charging'" in raw for raw in log)
+
+
+async def test_a_fragmented_message_is_one_call_and_bad_utf8_closes_with_1007(csms: CentralSystem) -> None:
+    """Messages go from the socket to the session without websockets' recv (csms/connection.py):
+    fragments are joined into one call, and a text message that is not UTF-8 closes the
+    connection with 1007 (invalid data), as websockets' own reader does; other chargers go on."""
+    from websockets.exceptions import ConnectionClosed
+
+    async with raw_socket(csms, "FRAG") as ws, raw_socket(csms, "FINE") as fine:
+        await booted(ws)
+        await booted(fine)
+        call = json.dumps([2, "hb-frag", "Heartbeat", {}])
+        await ws.send([call[:5], call[5:12], call[12:]])  # one message, three frames
+        answer = await recv_json(ws)
+        assert answer[:2] == [3, "hb-frag"]
+        await ws.send(b'[2, "x", "Heartbeat", {\xff}]', text=True)
+        with pytest.raises(ConnectionClosed):
+            await recv_json(ws)
+        assert ws.close_code == 1007
+        await still_usable(fine)
+    await csms.store.flush()
+    log = [r["unique_id"] for r in await csms.store.message_log("FRAG")]
+    assert log.count("hb-frag") == 2  # the call and its answer, once each
+
+
+async def test_a_message_over_the_size_limit_in_fragments_closes_with_1009(settings_factory: Any) -> None:
+    """max_frame_size holds for a message sent in fragments too (websockets' protocol counts them)."""
+    from websockets.exceptions import ConnectionClosed
+
+    async with CentralSystem(settings_factory(max_frame_size=4096)) as system:
+        async with raw_socket(system, "BIG") as ws:
+            await booted(ws)
+            with pytest.raises(ConnectionClosed):
+                await ws.send(["x" * 3000, "y" * 3000])
+                await recv_json(ws)
+            assert ws.close_code == 1009
+
+
+async def test_calls_sent_before_the_session_started_are_answered_in_order(csms: CentralSystem) -> None:
+    """A charger may send at once after the handshake, before its session has started (the
+    connection keeps those messages and hands them over first)."""
+    async with raw_socket(csms, "EAGER") as ws:
+        await ws.send(json.dumps([2, "boot", "BootNotification", BOOT]))
+        for n in range(3):
+            await ws.send(json.dumps([2, f"hb-{n}", "Heartbeat", {}]))
+        answers = [await recv_json(ws) for _ in range(4)]
+        assert [a[1] for a in answers] == ["boot", "hb-0", "hb-1", "hb-2"]
+        assert all(a[0] == 3 for a in answers)
