@@ -335,3 +335,25 @@ async def test_the_writer_takes_its_big_cache_at_the_first_big_group(tmp_path: P
         assert await store._db._execute(cache, store._db._conn) == -WRITER_CACHE_KIB
     finally:
         await store.close()
+
+
+async def test_a_charger_s_frames_are_read_across_the_log_s_stretches(tmp_path: Path) -> None:
+    """The log's index is keyed by stretches of 4,096 frames (migration 15): a charger's newest
+    frames come newest first from as many stretches as it takes, a quiet charger's from the
+    whole log, and what pruning removed is gone."""
+    store = await Store(tmp_path / "s.sqlite", message_log_max_rows=9_000).open()
+    try:
+        for n in range(12_000):  # A every frame but each tenth, which is Q's
+            store.log_frame(Frame("Q" if n % 10 == 0 else "A", "in", TS, 2, str(n), "Heartbeat", "[]"))
+        store.log_frame(Frame("RARE", "in", TS, 2, "only", "Heartbeat", "[]"))
+        await store.flush()
+        newest_a = [int(r["unique_id"]) for r in await store.message_log("A", limit=5_000)]
+        assert newest_a == [n for n in range(11_999, -1, -1) if n % 10][:5_000]  # three stretches at least
+        q = [int(r["unique_id"]) for r in await store.message_log("Q", limit=10_000)]
+        oldest_kept = (await store._query("SELECT min(id) AS id FROM message_log"))[0]["id"]
+        assert q == [n for n in range(11_990, oldest_kept - 2, -10) if n >= oldest_kept - 1]
+        assert len(q) < 1_200  # pruned: 12,001 frames came, about 9,000 are kept
+        assert [r["unique_id"] for r in await store.message_log("RARE")] == ["only"]
+        assert await store.message_log("NOBODY") == []
+    finally:
+        await store.close()

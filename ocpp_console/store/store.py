@@ -163,6 +163,30 @@ _INSERT_FRAMES = "INSERT INTO message_log (charger_id, direction, timestamp, mes
 _FRAME = "(?,?,?,?,?,?,?)"
 
 
+# The message log's index is keyed by id >> LOG_BUCKET_BITS first (migration 15).
+LOG_BUCKET_BITS = 12
+
+
+def _charger_frames(conn: sqlite3.Connection, charger_id: str, limit: int) -> list[Row]:
+    """A charger's newest frames (reader thread): one index look-up per stretch of the log,
+    newest stretch first, until `limit` are found or the log's start is reached."""
+    low, high = conn.execute("SELECT min(id), max(id) FROM message_log").fetchone()
+    rows: list[Row] = []
+    if high is None:
+        return rows
+    cursor = None
+    for bucket in range(high >> LOG_BUCKET_BITS, (low >> LOG_BUCKET_BITS) - 1, -1):
+        cursor = conn.execute(
+            f"SELECT * FROM message_log WHERE id >> {LOG_BUCKET_BITS} = ? AND charger_id = ? ORDER BY id DESC LIMIT ?",
+            (bucket, charger_id, limit - len(rows)),
+        )
+        names = [d[0] for d in cursor.description]
+        rows.extend(dict(zip(names, row)) for row in cursor.fetchall())
+        if len(rows) >= limit:
+            break
+    return rows
+
+
 def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
 
@@ -994,11 +1018,11 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
         return await self._query("SELECT * FROM notifications WHERE charger_id = ? ORDER BY id", (charger_id,))
 
     async def message_log(self, charger_id: str | None = None, limit: int = 1000) -> list[Row]:
+        """The newest frames, newest first: the site's, or one charger's."""
         if charger_id is None:
             return await self._query("SELECT * FROM message_log ORDER BY id DESC LIMIT ?", (limit,))
-        return await self._query(
-            "SELECT * FROM message_log WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)
-        )
+        assert self._reader is not None, "the store is not open"
+        return await self._reader._execute(_charger_frames, self._reader._conn, charger_id, limit)
 
     async def configuration(self, charger_id: str) -> list[Row]:
         return await self._query("SELECT * FROM configuration WHERE charger_id = ? ORDER BY key", (charger_id,))
