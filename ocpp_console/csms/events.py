@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,17 +219,41 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Synchronous fan-out: subscribers must be quick (the UI only queues and coalesces)."""
+    """Synchronous fan-out: subscribers must be quick (the UI only queues and coalesces).
+
+    A subscriber may name the kinds of event it handles; `wants` then tells a publisher whether
+    anybody listens to a kind at all, so that a service with no console attached does not build
+    two MessageLogged per call for nobody (issue 17)."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, tuple[type[Event], ...] | None]] = []
+        # kind -> its subscribers; rebuilt, never changed in place, when somebody (un)subscribes
+        self._routes: dict[type[Event], list[Subscriber]] = {}
 
-    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(fn)
-        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+    def subscribe(self, fn: Subscriber, kinds: Iterable[type[Event]] | None = None) -> Callable[[], None]:
+        """Call fn with every event (of these kinds, subclasses included); returns the unsubscribe."""
+        entry = (fn, None if kinds is None else tuple(kinds))
+        self._subscribers.append(entry)
+        self._routes = {}
+
+        def unsubscribe() -> None:
+            if entry in self._subscribers:
+                self._subscribers.remove(entry)
+                self._routes = {}
+
+        return unsubscribe
+
+    def wants(self, kind: type[Event]) -> bool:
+        return bool(self._for(kind))
+
+    def _for(self, kind: type[Event]) -> list[Subscriber]:
+        fns = self._routes.get(kind)
+        if fns is None:
+            fns = self._routes[kind] = [fn for fn, kinds in self._subscribers if kinds is None or issubclass(kind, kinds)]
+        return fns
 
     def publish(self, event: Event) -> None:
-        for fn in list(self._subscribers):
+        for fn in self._for(type(event)):
             try:
                 fn(event)
             except Exception:

@@ -100,7 +100,10 @@ class LoadManager:
         return self.limit_w is not None
 
     async def start(self) -> None:
-        self._unsubscribe = self.csms.events.subscribe(self._on_event)
+        self._unsubscribe = self.csms.events.subscribe(self._on_event, (
+            ev.TransactionStarted, ev.TransactionStopped, ev.MeterSample, ev.ChargerBooted, ev.ChargerConnected,
+            ev.StatusChanged,
+        ))
         for row in await self.csms.store.transactions(running=True, limit=100_000):
             self._add_session(row["id"], row["charger_id"], row["connector_id"], row["id_tag"])
         self._task = asyncio.create_task(self._run(), name="load-manager")

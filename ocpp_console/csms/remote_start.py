@@ -47,7 +47,8 @@ class RemoteStartFollower:
         self.events = events
         self.window = window  # tests shorten it; the follow-up never sleeps on its own
         self._watches: list[Watch] = []
-        events.subscribe(self._on_event)  # for the central system's life: it may be started again
+        # for the central system's life: it may be started again
+        events.subscribe(self._on_event, (ev.TransactionStarted, ev.IdTagRefused))
 
     def watch(self, charger_id: str, id_tag: str, connector_id: int | None) -> Watch:
         """Start watching before the RemoteStartTransaction is sent: the charger's StartTransaction

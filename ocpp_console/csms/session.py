@@ -145,7 +145,9 @@ class ChargerSession(ChargerCalls, ChargePoint):
             raw = clip(raw)
         at = now_iso()
         self.store.log_frame(Frame(self.id, direction, at, message_type, uid, action, raw))
-        self.csms.events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw, at))
+        events = self.csms.events
+        if events.wants(ev.MessageLogged):  # a console or the event stream listens
+            events.publish(ev.MessageLogged(self.id, direction, message_type, action, uid, raw, at))
 
     def _on_frame(self, raw: str | bytes) -> None:
         if self._dropping:

@@ -66,7 +66,7 @@ class WalletGuard:
             log.warning("stop_on_empty_wallet has no effect with --no-wallet (wallets are not checked)")
         if not self.enabled:
             return
-        self._unsubscribe = self.csms.events.subscribe(self._on_event)
+        self._unsubscribe = self.csms.events.subscribe(self._on_event, (ev.MeterSample, ev.TransactionStopped))
         self._sweeper = asyncio.create_task(self._sweep(), name="wallet-guard")
         log.info("sessions stop when their cost reaches the wallet's spendable balance (stop_on_empty_wallet)")
 
