@@ -25,6 +25,8 @@ from ocpp.v16.enums import (
     Action,
     RegistrationStatus,
 )
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol
@@ -350,7 +352,7 @@ class ChargerSession(ChargerCalls, ChargePoint):
     async def send_command(self, payload: Any) -> Any:
         """Send one central-system call and return the charger's answer (a call_result dataclass)."""
         async with self._command_lock:  # one outstanding call per charger (OCPP-J)
-            if self._gone.is_set():
+            if self._gone.is_set() or self._connection.state is not State.OPEN:
                 raise ChargerOffline(offline_message(self.id))
             uid = str(uuid.uuid4())
             action = type(payload).__name__
@@ -371,6 +373,8 @@ class ChargerSession(ChargerCalls, ChargePoint):
                 return await calling
             except ChargerOffline:
                 raise
+            except ConnectionClosed:  # closing already (its disconnect not yet handled): never sent
+                raise ChargerOffline(offline_message(self.id)) from None
             except asyncio.TimeoutError:
                 raise CommandTimeout(f"{self.id} did not answer {action} within {self._response_timeout:g} s") from None
             except Exception as exc:
