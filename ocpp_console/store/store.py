@@ -151,11 +151,14 @@ PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
 CHECKPOINT_EVERY = 1.0
 WAL_SAFETY_PAGES = 50_000
 WRITER_CACHE_KIB = 16 * 1024
-# Writes in one group (calls, log frames, readings) from which the cache above is taken: about where
-# the default 2 MB (512 pages) spills dirty pages to the WAL mid-group. A MeterValues is three
+# Writes in one group (calls, log frames, readings) from which a group is big: about where the
+# default 2 MB cache (512 pages) spills dirty pages to the WAL mid-group. A MeterValues is three
 # writes (its reading, two log frames), and from different chargers each dirties index pages of
-# its own.
+# its own. The cache above is taken after BIG_GROUPS_IN_A_ROW big groups: a site at its limit,
+# not a stall (a slow fsync) after which one group carried what had piled up, nor the burst of
+# 10,000 chargers booting, after which the 16 MB would be held for nothing.
 BIG_GROUP_WRITES = 500
+BIG_GROUPS_IN_A_ROW = 20
 PRUNE_EVERY_BYTES = 1024 * 1024
 
 
@@ -244,7 +247,8 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
         # (measured: writer system time 56 -> 36 us per call with 16 MB; 64 MB gains nothing
         # more). Groups that small never spill, and a site that never has a big one keeps the
         # 14 MB (at 10,000 chargers, 1.4 KB of RSS per charger).
-        self.writer = GroupWriter(self._db, big_group=BIG_GROUP_WRITES, big_group_cache_kib=WRITER_CACHE_KIB)
+        self.writer = GroupWriter(self._db, big_group=BIG_GROUP_WRITES, big_group_cache_kib=WRITER_CACHE_KIB,
+                                  big_groups_in_a_row=BIG_GROUPS_IN_A_ROW)
         self.writer.start()
         # WAL checkpoints on a connection (and thread) of their own, so that a group commit never
         # waits for one; the writer checkpoints itself only if this falls far behind.

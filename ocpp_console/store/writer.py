@@ -45,11 +45,15 @@ def insert_rows(conn: sqlite3.Connection, insert: str, row: str, rows: list[tupl
 
 
 class GroupWriter:
-    def __init__(self, db: aiosqlite.Connection, big_group: int = 0, big_group_cache_kib: int = 0) -> None:
+    def __init__(self, db: aiosqlite.Connection, big_group: int = 0, big_group_cache_kib: int = 0,
+                 big_groups_in_a_row: int = 1) -> None:
         self._db = db
-        # the cache grows (once, for good) at the first group of `big_group` writes or more
+        # The cache grows (once, for good) when `big_groups_in_a_row` groups in a row had
+        # `big_group` writes or more: a site at its limit, not one stall that let writes pile up.
         self._big_group = big_group
         self._big_group_cache_kib = big_group_cache_kib
+        self._big_groups_in_a_row = big_groups_in_a_row
+        self._big_run = 0
         self.cache_grown = False
         # (fn, its future, whether it runs in a savepoint of its own)
         self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None, bool]] = []
@@ -178,7 +182,9 @@ class GroupWriter:
     ) -> list[tuple[bool, Any]]:
         conn: sqlite3.Connection = self._db._conn  # on the database thread
         results: list[tuple[bool, Any]] = []
-        if self._big_group and not self.cache_grown and len(batch) + row_count >= self._big_group:
+        if self._big_group and not self.cache_grown:
+            self._big_run = self._big_run + 1 if len(batch) + row_count >= self._big_group else 0
+        if self._big_run and self._big_run >= self._big_groups_in_a_row and not self.cache_grown:
             conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
             self.cache_grown = True
             log.info("a group of %d writes: the writer's cache grows to %d KiB", len(batch) + row_count,
