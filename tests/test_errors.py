@@ -185,9 +185,8 @@ async def test_lenient_enums_is_a_setting_and_is_logged(settings_factory: Any) -
 
 
 async def test_a_fragmented_message_is_one_call_and_bad_utf8_closes_with_1007(csms: CentralSystem) -> None:
-    """Messages go from the socket to the session without websockets' recv (csms/connection.py):
-    fragments are joined into one call, and a text message that is not UTF-8 closes the
-    connection with 1007 (invalid data), as websockets' own reader does; other chargers go on."""
+    """Fragments are joined into one call, and a text message that is not UTF-8 closes the
+    connection with 1007 (invalid data); other chargers go on."""
     from websockets.exceptions import ConnectionClosed
 
     async with raw_socket(csms, "FRAG") as ws, raw_socket(csms, "FINE") as fine:
@@ -221,8 +220,8 @@ async def test_a_message_over_the_size_limit_in_fragments_closes_with_1009(setti
 
 
 async def test_calls_sent_before_the_session_started_are_answered_in_order(csms: CentralSystem) -> None:
-    """A charger may send at once after the handshake, before its session has started (the
-    connection keeps those messages and hands them over first)."""
+    """A charger may send at once after the handshake, before its session has started: those
+    messages wait and are answered first, in order."""
     async with raw_socket(csms, "EAGER") as ws:
         await ws.send(json.dumps([2, "boot", "BootNotification", BOOT]))
         for n in range(3):

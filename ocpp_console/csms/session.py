@@ -31,7 +31,6 @@ from websockets.protocol import State
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol
 from ocpp_console.csms.charger_calls import ChargerCalls
-from ocpp_console.csms.connection import ChargerConnection
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
@@ -130,12 +129,8 @@ class ChargerSession(ChargerCalls, ChargePoint):
     async def start(self) -> None:
         worker = asyncio.create_task(self._work(), name=f"calls-{self.id}")
         try:
-            if isinstance(self._connection, ChargerConnection):
-                self._connection.attach(self._on_frame)  # frames arrive from data_received
-                await self._connection.wait_closed()
-            else:
-                async for raw in self._connection:
-                    self._on_frame(raw)
+            async for raw in self._connection:
+                self._on_frame(raw)
         finally:
             self._gone.set()  # a command waiting for an answer fails now, not at its timeout
             worker.cancel()
