@@ -381,7 +381,7 @@ MIGRATIONS: list[str] = [
     FROM meter_readings AS r, json_each(r.samples) AS s;
     """,
     # 15: the message log's per-charger index keyed by the log's stretch of 4,096 frames first
-    # (Store.LOG_BUCKET_BITS): a group's frames from a thousand chargers land in the newest
+    # (store/message_log.py, LOG_BUCKET_BITS): a group's frames from a thousand chargers land in the newest
     # stretch's few index pages instead of one page per charger, and pruning the oldest frames
     # empties whole stretches. A charger's frames are read newest stretch first (issue 17).
     """

@@ -20,17 +20,17 @@ import aiosqlite
 
 from ocpp_console.secret_keys import mask_value
 from ocpp_console.store.files import FilesMixin
+from ocpp_console.store.message_log import MessageLogMixin
 from ocpp_console.store.meter import MeterMixin
 from ocpp_console.store.models import (
     BootResult,
-    Frame,
     Row,
     StoreError,
 )
 from ocpp_console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ocpp_console.store.transactions import TransactionsMixin
 from ocpp_console.store.wallets import WalletMixin
-from ocpp_console.store.writer import GroupWriter, insert_rows
+from ocpp_console.store.writer import GroupWriter
 from ocpp_console.timeutil import now_iso
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,6 @@ def _where(*conditions: tuple[str, Any], always: Sequence[str] = ()) -> tuple[st
     return (f"WHERE {' AND '.join(parts)}" if parts else ""), params
 
 
-PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
 # The WAL is checkpointed this often, beside the writer; the writer does it itself past this size
 # (pages of 4 KiB: ~200 MB), which only happens when the checkpoints cannot keep up.
 CHECKPOINT_EVERY = 1.0
@@ -159,42 +158,13 @@ WRITER_CACHE_KIB = 16 * 1024
 # 10,000 chargers booting, after which the 16 MB would be held for nothing.
 BIG_GROUP_WRITES = 500
 BIG_GROUPS_IN_A_ROW = 20
-PRUNE_EVERY_BYTES = 1024 * 1024
-
-
-_INSERT_FRAMES = "INSERT INTO message_log (charger_id, direction, timestamp, message_type, unique_id, action, raw) VALUES "
-_FRAME = "(?,?,?,?,?,?,?)"
-
-
-# The message log's index is keyed by id >> LOG_BUCKET_BITS first (migration 15).
-LOG_BUCKET_BITS = 12
-
-
-def _charger_frames(conn: sqlite3.Connection, charger_id: str, limit: int) -> list[Row]:
-    """A charger's newest frames (reader thread): one index look-up per stretch of the log,
-    newest stretch first, until `limit` are found or the log's start is reached."""
-    low, high = conn.execute("SELECT min(id), max(id) FROM message_log").fetchone()
-    rows: list[Row] = []
-    if high is None:
-        return rows
-    cursor = None
-    for bucket in range(high >> LOG_BUCKET_BITS, (low >> LOG_BUCKET_BITS) - 1, -1):
-        cursor = conn.execute(
-            f"SELECT * FROM message_log WHERE id >> {LOG_BUCKET_BITS} = ? AND charger_id = ? ORDER BY id DESC LIMIT ?",
-            (bucket, charger_id, limit - len(rows)),
-        )
-        names = [d[0] for d in cursor.description]
-        rows.extend(dict(zip(names, row)) for row in cursor.fetchall())
-        if len(rows) >= limit:
-            break
-    return rows
 
 
 def _touch_chargers(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
 
 
-class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
+class Store(MeterMixin, MessageLogMixin, TransactionsMixin, WalletMixin, FilesMixin):
     def __init__(self, path: Path, synchronous: str = "FULL", message_log_max_rows: int = 200_000,
                  message_log_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.path = Path(path)
@@ -729,54 +699,6 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
 
         return self._write(fn)
 
-    # -- message log ------------------------------------------------------------------
-
-    def log_frame(self, frame: Frame) -> None:
-        if self.writer is not None:
-            self.writer.submit_row(self._insert_frames, frame)  # the columns' order is the tuple's
-
-    def _insert_frames(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """The message-log frames of one group (writer thread), then pruning when it is due."""
-        insert_rows(conn, _INSERT_FRAMES, _FRAME, rows)
-        size = sum(len(row[6]) for row in rows)
-        self._log_bytes += size
-        self._log_bytes_since_prune += size
-        self._frames_since_prune += len(rows)
-        # by rows every tenth of the log, by size as soon as big frames have added up: a prune
-        # touches most of the log's charger index whether it deletes a thousand rows or twenty
-        # thousand, so it is done seldom and in bulk
-        every = max(PRUNE_EVERY_FRAMES, self.message_log_max_rows // 10)
-        if (self._frames_since_prune >= every or self._log_bytes_since_prune >= PRUNE_EVERY_BYTES
-                or self._log_bytes > self.message_log_max_bytes):
-            self._frames_since_prune = 0
-            self._prune_message_log(conn)
-
-    def _prune_message_log(self, conn: sqlite3.Connection) -> None:
-        """Keep at most message_log_max_rows frames and message_log_max_bytes of them (then down
-        to 90% of it, so that a full log is not pruned again on every frame). Runs on the writer
-        thread; reads only the rows it deletes."""
-        self._log_bytes_since_prune = 0
-        cutoff = conn.execute("SELECT max(id) FROM message_log").fetchone()[0] - self.message_log_max_rows
-        if self._log_bytes > self.message_log_max_bytes:
-            excess = self._log_bytes - self.message_log_max_bytes * 9 // 10
-            after, freed = cutoff, 0
-            while freed < excess:
-                chunk = conn.execute(
-                    "SELECT id, length(raw) FROM message_log WHERE id > ? ORDER BY id LIMIT 500", (after,)
-                ).fetchall()
-                if not chunk:
-                    break
-                for row_id, length in chunk:
-                    after, freed = row_id, freed + length
-                    if freed >= excess:
-                        break
-            cutoff = max(cutoff, after)
-        if conn.execute("SELECT 1 FROM message_log WHERE id <= ? LIMIT 1", (cutoff,)).fetchone() is None:
-            return
-        freed = conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM message_log WHERE id <= ?", (cutoff,)).fetchone()[0]
-        conn.execute("DELETE FROM message_log WHERE id <= ?", (cutoff,))
-        self._log_bytes = max(0, self._log_bytes - freed)
-
     # -- operator command effects -----------------------------------------------------
 
     def record_command(
@@ -1020,13 +942,6 @@ class Store(MeterMixin, TransactionsMixin, WalletMixin, FilesMixin):
 
     async def notifications(self, charger_id: str) -> list[Row]:
         return await self._query("SELECT * FROM notifications WHERE charger_id = ? ORDER BY id", (charger_id,))
-
-    async def message_log(self, charger_id: str | None = None, limit: int = 1000) -> list[Row]:
-        """The newest frames, newest first: the site's, or one charger's."""
-        if charger_id is None:
-            return await self._query("SELECT * FROM message_log ORDER BY id DESC LIMIT ?", (limit,))
-        assert self._reader is not None, "the store is not open"
-        return await self._reader._execute(_charger_frames, self._reader._conn, charger_id, limit)
 
     async def configuration(self, charger_id: str) -> list[Row]:
         return await self._query("SELECT * FROM configuration WHERE charger_id = ? ORDER BY key", (charger_id,))
