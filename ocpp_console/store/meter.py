@@ -23,8 +23,6 @@ from ocpp_console.timeutil import now_iso
 # Readings of one charger and timestamp that a resent one is compared with (the newest).
 DEDUPE_WINDOW = 256
 _POWER = "Power.Active.Import"
-# Readings inserted by one statement (9 parameters each, SQLite allows 32,766).
-ROWS_PER_STATEMENT = 3_000
 _INSERT = ("INSERT INTO meter_readings (charger_id, connector_id, transaction_id, unknown_transaction, source,"
            " timestamp, samples, power_w, received_at) VALUES ")
 _ROW = "(?,?,?,?,?,?,?,?,?)"
@@ -49,21 +47,20 @@ def _latest(samples: Sequence[SampledValue]) -> dict[str, float]:
 
 
 def _insert_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert the readings of one call with one statement, which SQLite makes atomic: the call's
-    write needs no savepoint of its own (GroupWriter.submit's one_statement)."""
+    """Insert the readings of one call atomically, so that its write needs no savepoint from the
+    writer (GroupWriter.submit's one_statement): one statement, which SQLite undoes by itself if
+    it fails, or, for a call of several readings, a savepoint of its own."""
     if len(rows) == 1:
         conn.execute(_INSERT + _ROW, rows[0])
-    elif len(rows) <= ROWS_PER_STATEMENT:
-        conn.execute(_INSERT + ",".join([_ROW] * len(rows)), [value for row in rows for value in row])
-    else:  # a giant call: several statements, undone together
-        conn.execute("SAVEPOINT readings")
-        try:
-            conn.executemany(_INSERT + _ROW, rows)
-        except BaseException:
-            conn.execute("ROLLBACK TO readings")
-            raise
-        finally:
-            conn.execute("RELEASE readings")
+        return
+    conn.execute("SAVEPOINT readings")
+    try:
+        insert_rows(conn, _INSERT, _ROW, rows)
+    except BaseException:
+        conn.execute("ROLLBACK TO readings")
+        raise
+    finally:
+        conn.execute("RELEASE readings")
 
 
 def reading_samples(samples: Sequence[SampledValue]) -> tuple[str, int, float | None]:

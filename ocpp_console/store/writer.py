@@ -184,11 +184,11 @@ class GroupWriter:
         results: list[tuple[bool, Any]] = []
         if self._big_group and not self.cache_grown:
             self._big_run = self._big_run + 1 if len(batch) + row_count >= self._big_group else 0
-        if self._big_run and self._big_run >= self._big_groups_in_a_row and not self.cache_grown:
-            conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
-            self.cache_grown = True
-            log.info("a group of %d writes: the writer's cache grows to %d KiB", len(batch) + row_count,
-                     self._big_group_cache_kib)
+            if self._big_run >= self._big_groups_in_a_row:
+                conn.execute(f"PRAGMA cache_size=-{self._big_group_cache_kib}")
+                self.cache_grown = True
+                log.info("%d groups in a row of %d writes or more: the writer's cache grows to %d KiB",
+                         self._big_run, self._big_group, self._big_group_cache_kib)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for rows_fn, group in rows.items():
@@ -201,21 +201,18 @@ class GroupWriter:
                     log.error("write of %d rows failed: %s", len(group), exc)
                 conn.execute("RELEASE w")
             for fn, _, savepoint in batch:
-                if not savepoint:
-                    try:
-                        results.append((True, fn(conn)))
-                    except Exception as exc:
-                        results.append((False, exc))
-                    continue
-                conn.execute("SAVEPOINT w")
+                if savepoint:
+                    conn.execute("SAVEPOINT w")
                 try:
                     value = fn(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
+                    if savepoint:
+                        conn.execute("ROLLBACK TO w")
+                        conn.execute("RELEASE w")
                     results.append((False, exc))
                 else:
-                    conn.execute("RELEASE w")
+                    if savepoint:
+                        conn.execute("RELEASE w")
                     results.append((True, value))
             conn.execute("COMMIT")
         except BaseException:
