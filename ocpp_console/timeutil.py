@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def _system_clock() -> datetime:
@@ -55,6 +55,17 @@ def now_iso() -> str:
     text = f"{_second[1]}.{frac:03d}Z"
     _milli = (ms, text)
     return text
+
+
+def shift_iso(text: str, seconds: float) -> str:
+    """An ISO time moved by `seconds`, as iso() writes it; the text itself if it is no time."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return iso(dt + timedelta(seconds=seconds))
 
 
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch

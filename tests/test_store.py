@@ -42,7 +42,8 @@ async def test_meter_values_of_an_older_database_become_readings(
 ) -> None:
     """Migration 14: the per-sample rows of version 13 become one reading per meterValue element;
     the meter_values view reads back every sample as it was, in the same order, and a reading
-    resent after the upgrade is still recognised as stored."""
+    resent after the upgrade is still recognised as stored. Migration 16: a transaction's readings
+    are found by the span of ids recorded on it."""
     path = tmp_path / "v13.sqlite"
     monkeypatch.setattr("ocpp_console.store.store.MIGRATIONS", schema_module.MIGRATIONS[:13])
     monkeypatch.setattr("ocpp_console.store.store.SCHEMA_VERSION", 13)
@@ -64,6 +65,11 @@ async def test_meter_values_of_an_older_database_become_readings(
     ]
     con = sqlite3.connect(path)
     con.executemany(f"INSERT INTO meter_values ({', '.join(columns)}) VALUES ({', '.join('?' * 15)})", old)
+    con.execute(
+        "INSERT INTO transactions (id, charger_id, connector_id, id_tag, auth_status, meter_start, start_timestamp,"
+        " start_timestamp_raw, started_at, stopped_at) VALUES (7, 'A', 1, 'T', 'Accepted', 0, ?, ?, ?, ?)",
+        (t1, t1, t1, now),
+    )
     con.commit()
     con.close()
     monkeypatch.undo()
@@ -77,6 +83,10 @@ async def test_meter_values_of_an_older_database_become_readings(
         ]
         view = await store._query(f"SELECT {', '.join(columns)} FROM meter_values ORDER BY id, position")
         assert [tuple(r.values()) for r in view] == [old[0], old[2], old[3], old[1], old[4], old[5], old[6]]
+        # migration 16: the transaction's readings lie between its first and last (ids 1 and 7)
+        assert await store._query("SELECT readings_from, readings_to FROM transactions") == [
+            {"readings_from": 1, "readings_to": 7}
+        ]
         assert [r["value"] for r in await store.meter_values_for(7)] == ["100", "3700.5", "1200", "0.2", "QUJD", "210"]
         samples = await store.power_samples_since(t1)
         assert [(r["charger_id"], r["value_num"]) for r in samples] == [("A", 3700.5), ("B", 7200.0)]

@@ -43,8 +43,12 @@ async def test_stop_for_unknown_transaction_is_accepted_and_flagged(csms: Centra
         await cp.call(call.StopTransaction(meter_stop=500, timestamp=TS, transaction_id=99999, id_tag="X"))
     stops = await csms.store.unknown_stops("CP1")
     assert [(s["transaction_id"], s["meter_stop"]) for s in stops] == [(99999, 500)]
-    samples = await csms.store.meter_values_for(99999)
-    assert len(samples) == 1 and samples[0]["unknown_transaction"] == 1
+    # its transactionData is kept with the charger's readings, flagged (no transaction 99999 owns it)
+    samples = await csms.store.meter_values_of("CP1")
+    assert [(s["transaction_id"], s["unknown_transaction"], s["source"]) for s in samples] == [
+        (99999, 1, "StopTransaction")
+    ]
+    assert await csms.store.meter_values_for(99999) == []
     assert await csms.store.transaction(99999) is None
 
 

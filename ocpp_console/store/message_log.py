@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from ocpp_console.store.models import Frame, Row
+from ocpp_console.store.stretches import STRETCH_BITS, newest_first
 from ocpp_console.store.writer import GroupWriter, insert_rows
 
 PRUNE_EVERY_FRAMES = 100  # at least; a tenth of message_log_max_rows
@@ -23,28 +24,13 @@ _INSERT_FRAMES = "INSERT INTO message_log (charger_id, direction, timestamp, mes
 _FRAME = "(?,?,?,?,?,?,?)"
 
 
-# The message log's index is keyed by id >> LOG_BUCKET_BITS first (migration 15).
-LOG_BUCKET_BITS = 12
+_CHARGER_FRAMES = (f"SELECT * FROM message_log WHERE id >> {STRETCH_BITS} = ? AND charger_id = ?"
+                   " ORDER BY id DESC LIMIT ?")
 
 
 def _charger_frames(conn: sqlite3.Connection, charger_id: str, limit: int) -> list[Row]:
-    """A charger's newest frames (reader thread): one index look-up per stretch of the log,
-    newest stretch first, until `limit` are found or the log's start is reached."""
-    low, high = conn.execute("SELECT min(id), max(id) FROM message_log").fetchone()
-    rows: list[Row] = []
-    if high is None:
-        return rows
-    for bucket in range(high >> LOG_BUCKET_BITS, (low >> LOG_BUCKET_BITS) - 1, -1):
-        cursor = conn.execute(
-            f"SELECT * FROM message_log WHERE id >> {LOG_BUCKET_BITS} = ? AND charger_id = ? ORDER BY id DESC LIMIT ?",
-            (bucket, charger_id, limit - len(rows)),
-        )
-        names = [d[0] for d in cursor.description]
-        rows.extend(dict(zip(names, row)) for row in cursor.fetchall())
-        if len(rows) >= limit:
-            break
-    return rows
-
+    """A charger's newest frames (reader thread), newest stretch of the log first."""
+    return newest_first(conn, "message_log", _CHARGER_FRAMES, charger_id, limit)
 
 
 class MessageLogMixin:

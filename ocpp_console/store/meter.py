@@ -4,6 +4,12 @@ A MeterValues of four sampled values is one row of `meter_readings`, its samples
 JSON, rather than four rows each written into three indexes (issue 17: the writer's cost per
 call halved). Everything that reads per sample goes through the `meter_values` view, which
 expands a reading's samples (migration 14).
+
+The readings are indexed by charger within a stretch of ids and by (timestamp, charger_id),
+so that a group's readings land together (migration 16, store/stretches.py). A transaction's
+readings are its charger's within the span of ids recorded on it (`readings_from`,
+`readings_to`): a transaction's readings come after its StartTransaction was stored, and its
+stop records the newest id. A reading of a stopped transaction that comes later moves its end.
 """
 
 from __future__ import annotations
@@ -17,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ocpp_console.store.models import MeterBatch, Row, SampledValue
+from ocpp_console.store.stretches import (
+    STRETCH_BITS,
+    first_id_at_or_after,
+    newest_first,
+    rows_of,
+)
 from ocpp_console.store.writer import GroupWriter, insert_rows
-from ocpp_console.timeutil import now_iso
+from ocpp_console.timeutil import now_iso, shift_iso
 
 # Readings of one charger and timestamp that a resent one is compared with (the newest).
 DEDUPE_WINDOW = 256
@@ -26,6 +38,45 @@ _POWER = "Power.Active.Import"
 _INSERT = ("INSERT INTO meter_readings (charger_id, connector_id, transaction_id, unknown_transaction, source,"
            " timestamp, samples, power_w, received_at) VALUES ")
 _ROW = "(?,?,?,?,?,?,?,?,?)"
+# A charger's clock may run ahead of ours: its charts look this much further back, by our receive
+# time, for readings its clock puts inside their window.
+CHART_CLOCK_SLACK_S = 3600
+
+# The samples of the readings `r`, one row each: the columns of the meter_values view.
+_SAMPLES = (
+    "SELECT r.id, s.key AS position, r.charger_id, r.connector_id, r.transaction_id, r.unknown_transaction,"
+    " r.source, r.timestamp, json_extract(s.value, '$[0]') AS measurand, json_extract(s.value, '$[1]') AS phase,"
+    " json_extract(s.value, '$[2]') AS unit, json_extract(s.value, '$[3]') AS context,"
+    " json_extract(s.value, '$[4]') AS location, json_extract(s.value, '$[5]') AS format,"
+    " json_extract(s.value, '$[6]') AS value, json_extract(s.value, '$[7]') AS value_num, r.received_at"
+    " FROM {readings} AS r, json_each(r.samples) AS s"
+)
+
+# A transaction's readings (`tx_readings`) and their samples (`tx_samples`), for a query with the
+# transaction's id as ?1: its charger's readings of it, one index look-up per stretch of its span
+# (the CROSS JOIN keeps the stretches the outer loop).
+TX_READINGS = (
+    "WITH RECURSIVE span(charger_id, stretch, last) AS ("
+    f" SELECT charger_id, readings_from >> {STRETCH_BITS},"
+    f" coalesce(readings_to, (SELECT max(id) FROM meter_readings)) >> {STRETCH_BITS}"
+    " FROM transactions WHERE id = ?1"
+    " UNION ALL SELECT charger_id, stretch + 1, last FROM span WHERE stretch < last),"
+    " tx_readings AS (SELECT m.* FROM span CROSS JOIN meter_readings AS m"
+    f" WHERE m.id >> {STRETCH_BITS} = span.stretch AND m.charger_id = span.charger_id AND m.transaction_id = ?1),"
+    f" tx_samples AS ({_SAMPLES.format(readings='tx_readings')}) "
+)
+
+# A charger's readings in the stretches ?1 to ?2 (`charger_readings`) and their samples.
+_CHARGER_READINGS = (
+    "WITH RECURSIVE span(stretch) AS (SELECT ?1 UNION ALL SELECT stretch + 1 FROM span WHERE stretch < ?2),"
+    " charger_readings AS (SELECT m.* FROM span CROSS JOIN meter_readings AS m"
+    f" WHERE m.id >> {STRETCH_BITS} = span.stretch AND m.charger_id = ?3),"
+    f" charger_samples AS ({_SAMPLES.format(readings='charger_readings')}) "
+)
+_NEWEST_OF_CHARGER = (
+    f"{_SAMPLES.format(readings='meter_readings')} WHERE r.id >> {STRETCH_BITS} = ? AND r.charger_id = ?"
+    " ORDER BY r.id DESC, s.key DESC LIMIT ?"
+)
 
 
 def _insert_group_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -88,6 +139,7 @@ class MeterMixin:
 
         def _write(self, fn: Any, one_statement: bool = False) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
+        async def _read(self, fn: Any) -> Any: ...
 
     def _insert_samples(
         self,
@@ -137,6 +189,28 @@ class MeterMixin:
             self._stored_up_to(charger_id, max(readings))
         return stored
 
+    def _insert_after_stop(
+        self, conn: sqlite3.Connection, charger_id: str, connector_id: int, transaction_id: int | None,
+        samples: Sequence[SampledValue], now: str,
+    ) -> int:
+        """Readings of a transaction already stopped (a charger's queue delivered after we closed
+        it): stored, and its span's end moved to them, atomically."""
+        conn.execute("SAVEPOINT late_readings")
+        try:
+            stored = self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "MeterValues",
+                                          samples, now)
+            conn.execute(
+                "UPDATE transactions SET readings_to = max(readings_to, (SELECT max(id) FROM meter_readings))"
+                " WHERE id = ? AND readings_to IS NOT NULL",
+                (transaction_id,),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO late_readings")
+            raise
+        finally:
+            conn.execute("RELEASE late_readings")
+        return stored
+
     def _stored_up_to(self, charger_id: str, timestamp: str) -> bool:
         """Note a reading of the charger at this time; True if it is the newest so far. Called from
         both threads; the lock keeps the newest time from ever going back, which would skip the
@@ -148,17 +222,32 @@ class MeterMixin:
                 return True
             return False
 
-    def _transaction_charger(self, conn: sqlite3.Connection, transaction_id: int) -> str | None:
-        """Whose transaction this is (writer thread). A transaction's charger never changes and
-        no transaction is deleted, so a known one is remembered: one query less per MeterValues."""
+    def _transaction_charger(self, conn: sqlite3.Connection, transaction_id: int) -> tuple[str | None, bool]:
+        """Whose transaction this is, and whether it is stopped (writer thread). A transaction's
+        charger never changes, so a running one's is remembered: one query less per MeterValues,
+        and its readings may take the group's row path (meter_values). A stop forgets it
+        (forget_transaction), so that a later reading of it comes here and moves its span's end."""
         owner = self._tx_charger.get(transaction_id)
-        if owner is None:
-            row = conn.execute("SELECT charger_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-            if row is not None:
-                if len(self._tx_charger) >= 100_000:
-                    self._tx_charger.clear()
-                owner = self._tx_charger[transaction_id] = row[0]
-        return owner
+        if owner is not None:
+            return owner, False
+        row = conn.execute("SELECT charger_id, stopped_at FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+        if row is None:
+            return None, False
+        if row[1] is None:
+            if len(self._tx_charger) >= 100_000:
+                self._tx_charger.clear()
+            self._tx_charger[transaction_id] = row[0]
+        return row[0], row[1] is not None
+
+    def forget_transaction(self, conn: sqlite3.Connection, transaction_id: int) -> None:
+        """A transaction is stopped or closed (writer thread): its span ends at the newest reading,
+        and its charger is no longer taken from memory, so that a reading that still comes for
+        it is stored by the look-up path, which moves the end (_insert_after_stop)."""
+        conn.execute(
+            "UPDATE transactions SET readings_to = (SELECT coalesce(max(id), 0) FROM meter_readings) WHERE id = ?",
+            (transaction_id,),
+        )
+        self._tx_charger.pop(transaction_id, None)
 
     def meter_values(
         self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
@@ -181,12 +270,16 @@ class MeterMixin:
                 return self.writer.submit_row_waited(_insert_group_readings, row, MeterBatch(count, unknown, latest))
 
         def fn(conn: sqlite3.Connection) -> MeterBatch:
-            unknown = False
+            unknown = stopped = False
             if transaction_id is not None:
-                unknown = self._transaction_charger(conn, transaction_id) != charger_id
-            stored = self._insert_samples(
-                conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
-            )
+                owner, stopped = self._transaction_charger(conn, transaction_id)
+                unknown = owner != charger_id
+            if stopped and not unknown:
+                stored = self._insert_after_stop(conn, charger_id, connector_id, transaction_id, samples, now)
+            else:
+                stored = self._insert_samples(
+                    conn, charger_id, connector_id, transaction_id, unknown, "MeterValues", samples, now
+                )
             return MeterBatch(stored, unknown, latest)
 
         return self._write(fn, one_statement=True)
@@ -195,25 +288,14 @@ class MeterMixin:
 
     async def latest_samples(self, transaction_ids: Sequence[int]) -> list[Row]:
         """The newest whole-connector value of each measurand of each of these transactions."""
-        if not transaction_ids:
-            return []
-        marks = ",".join("?" * len(transaction_ids))
-        # SQLite returns the other columns from the row holding the max() (the newest sample).
-        return await self._query(
-            f"SELECT transaction_id, measurand, value_num, max(id * 65536 + position) AS newest FROM meter_values"
-            f" WHERE transaction_id IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
-            f" GROUP BY transaction_id, measurand",
-            tuple(transaction_ids),
-        )
+        ids = list(transaction_ids)
+        return await self._read(lambda conn: _latest_samples(conn, ids))
 
     async def charger_samples_since(self, charger_id: str, since: str, measurands: Sequence[str]) -> list[Row]:
-        marks = ",".join("?" * len(measurands))
-        return await self._query(
-            f"SELECT connector_id, timestamp, measurand, value_num FROM meter_values WHERE charger_id = ?"
-            f" AND timestamp >= ? AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
-            f" ORDER BY timestamp, id, position",
-            (charger_id, since, *measurands),
-        )
+        """The charger's whole-connector samples of these measurands at or after a time (its clock),
+        oldest first."""
+        wanted = tuple(measurands)
+        return await self._read(lambda conn: _charger_samples_since(conn, charger_id, since, wanted))
 
     async def power_samples_since(self, since: str) -> list[Row]:
         """Whole-connector power samples (no phase) since a time, oldest first."""
@@ -224,11 +306,37 @@ class MeterMixin:
         )
 
     async def meter_values_for(self, transaction_id: int) -> list[Row]:
-        return await self._query(
-            "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id, position", (transaction_id,)
-        )
+        """Every sample of a transaction, in the order stored."""
+        return await self._query(f"{TX_READINGS} SELECT * FROM tx_samples ORDER BY id, position", (transaction_id,))
 
     async def meter_values_of(self, charger_id: str, limit: int = 1000) -> list[Row]:
-        return await self._query(
-            "SELECT * FROM meter_values WHERE charger_id = ? ORDER BY id DESC, position DESC LIMIT ?", (charger_id, limit)
-        )
+        """A charger's newest samples, newest first."""
+        return await self._read(lambda conn: newest_first(conn, "meter_readings", _NEWEST_OF_CHARGER, charger_id, limit))
+
+
+def _latest_samples(conn: sqlite3.Connection, transaction_ids: list[int]) -> list[Row]:
+    rows: list[Row] = []
+    for transaction_id in transaction_ids:
+        # SQLite returns the other columns from the row holding the max() (the newest sample).
+        rows += rows_of(conn.execute(
+            f"{TX_READINGS} SELECT transaction_id, measurand, value_num, max(id * 65536 + position) AS newest"
+            " FROM tx_samples WHERE phase IS NULL AND value_num IS NOT NULL GROUP BY measurand",
+            (transaction_id,),
+        ))
+    return rows
+
+
+def _charger_samples_since(conn: sqlite3.Connection, charger_id: str, since: str, measurands: tuple[str, ...]) -> list[Row]:
+    """Readings are kept in the order received: the stretches from the first one received since
+    `since` (less the slack for a clock ahead of ours) to the newest hold the window's."""
+    first = first_id_at_or_after(conn, "meter_readings", "received_at", shift_iso(since, -CHART_CLOCK_SLACK_S))
+    if first is None:
+        return []
+    last = conn.execute("SELECT max(id) FROM meter_readings").fetchone()[0]
+    marks = ",".join("?" * len(measurands))
+    return rows_of(conn.execute(
+        f"{_CHARGER_READINGS} SELECT connector_id, timestamp, measurand, value_num FROM charger_samples"
+        f" WHERE timestamp >= ?4 AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
+        " ORDER BY timestamp, id, position",
+        (first >> STRETCH_BITS, last >> STRETCH_BITS, charger_id, since, *measurands),
+    ))

@@ -381,12 +381,36 @@ MIGRATIONS: list[str] = [
     FROM meter_readings AS r, json_each(r.samples) AS s;
     """,
     # 15: the message log's per-charger index keyed by the log's stretch of 4,096 frames first
-    # (store/message_log.py, LOG_BUCKET_BITS): a group's frames from a thousand chargers land in the newest
+    # (store/stretches.py, STRETCH_BITS): a group's frames from a thousand chargers land in the newest
     # stretch's few index pages instead of one page per charger, and pruning the oldest frames
     # empties whole stretches. A charger's frames are read newest stretch first (issue 17).
     """
     DROP INDEX message_log_charger;
     CREATE INDEX message_log_bucket ON message_log(id >> 12, charger_id);
+    """,
+    # 16: the meter readings' indexes keyed so that a group's readings land together (issue 17):
+    # by charger within the stretch of 4,096 readings (store/stretches.py) instead of by charger
+    # and time or by transaction, whose newest entries each sat on a page of their own; by
+    # (timestamp, charger_id), which grows at its end, for the resend check and the site's power
+    # chart. A transaction's readings are its charger's within the span of ids they can lie in:
+    # from the first id after its start to the newest when it was stopped (null while it runs),
+    # moved on by a reading that comes later (store/meter.py).
+    """
+    ALTER TABLE transactions ADD COLUMN readings_from INTEGER;
+    ALTER TABLE transactions ADD COLUMN readings_to INTEGER;
+    UPDATE transactions SET readings_from = coalesce(
+        (SELECT min(id) FROM meter_readings AS r WHERE r.transaction_id = transactions.id
+                                                   AND r.charger_id = transactions.charger_id),
+        (SELECT coalesce(max(id), 0) + 1 FROM meter_readings));
+    UPDATE transactions SET readings_to = CASE WHEN stopped_at IS NOT NULL THEN coalesce(
+        (SELECT max(id) FROM meter_readings AS r WHERE r.transaction_id = transactions.id
+                                                   AND r.charger_id = transactions.charger_id),
+        readings_from - 1) END;
+    DROP INDEX meter_readings_tx;
+    DROP INDEX meter_readings_charger_time;
+    DROP INDEX meter_readings_power_time;
+    CREATE INDEX meter_readings_charger ON meter_readings(id >> 12, charger_id);
+    CREATE INDEX meter_readings_time ON meter_readings(timestamp, charger_id);
     """,
 ]
 

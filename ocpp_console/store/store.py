@@ -272,6 +272,20 @@ class Store(MeterMixin, MessageLogMixin, TransactionsMixin, WalletMixin, FilesMi
         finally:
             await cursor.close()
 
+    async def _read(self, fn: Any) -> Any:
+        """Run `fn(conn)` on the reader connection's thread: several queries, one consistent view."""
+        assert self._reader is not None, "the store is not open"
+        reader = self._reader
+
+        def in_transaction(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await reader._execute(in_transaction, reader._conn)
+
     async def _query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = await self._query(sql, params)
         return rows[0] if rows else None

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ocpp_console.store.meter import TX_READINGS
 from ocpp_console.store.models import (
     ClosedTransaction,
     CloseOutcome,
@@ -107,7 +108,7 @@ def settlement_samples(conn: sqlite3.Connection, transaction_id: int) -> list[tu
     """(timestamp, measurand, value) of the samples settlement prices a transaction by: the whole
     connector's energy register and power. The wallet guard reads the same ones for a running one."""
     return conn.execute(
-        "SELECT timestamp, measurand, value_num FROM meter_values WHERE transaction_id = ? AND phase IS NULL"
+        f"{TX_READINGS} SELECT timestamp, measurand, value_num FROM tx_samples WHERE phase IS NULL"
         f" AND measurand IN ('{ENERGY}', 'Power.Active.Import') AND value_num IS NOT NULL"
         " ORDER BY timestamp, id, position",
         (transaction_id,),
@@ -126,6 +127,7 @@ class TransactionsMixin:
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
         def _insert_samples(self, conn: sqlite3.Connection, charger_id: str, connector_id: int, transaction_id: int | None,
                             unknown: bool, source: str, samples: list[SampledValue], now: str) -> int: ...
+        def forget_transaction(self, conn: sqlite3.Connection, transaction_id: int) -> None: ...
 
     # -- authorization ----------------------------------------------------------------
 
@@ -269,8 +271,8 @@ class TransactionsMixin:
             self._record_refusal(conn, id_tag, info, "StartTransaction", charger_id)
             cur = conn.execute(
                 "INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, meter_start,"
-                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags, tariff, currency)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " start_timestamp, start_timestamp_raw, reservation_id, started_at, flags, tariff, currency,"
+                " readings_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?, (SELECT coalesce(max(id), 0) + 1 FROM meter_readings))",
                 (charger_id, connector_id, id_tag, info.status, meter_start, timestamp, timestamp_raw,
                  reservation_id, now, ",".join(all_flags), tariff, currency),
             )
@@ -347,6 +349,7 @@ class TransactionsMixin:
                  late, now, late, json.dumps(before) if before else None, transaction_id),
             )
             self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "StopTransaction", samples, now)
+            self.forget_transaction(conn, transaction_id)
             cost: tuple[int | None, str | None] = (None, None)
             if settle is not None:
                 why = f"late StopTransaction of a transaction {closed_by}" if late else None
@@ -392,14 +395,11 @@ class TransactionsMixin:
             return None
         tx = rows[0]
         last = conn.execute(
-            "SELECT value_num FROM meter_values WHERE transaction_id = ? AND charger_id = ? AND measurand = ?"
-            " AND phase IS NULL AND value_num IS NOT NULL ORDER BY timestamp DESC, id DESC, position DESC LIMIT 1",
-            (transaction_id, tx["charger_id"], ENERGY),
+            f"{TX_READINGS} SELECT value_num FROM tx_samples WHERE measurand = ? AND phase IS NULL"
+            " AND value_num IS NOT NULL ORDER BY timestamp DESC, id DESC, position DESC LIMIT 1",
+            (transaction_id, ENERGY),
         ).fetchone()
-        last_seen = conn.execute(
-            "SELECT max(timestamp) FROM meter_readings WHERE transaction_id = ? AND charger_id = ?",
-            (transaction_id, tx["charger_id"]),
-        ).fetchone()[0]
+        last_seen = conn.execute(f"{TX_READINGS} SELECT max(timestamp) FROM tx_readings", (transaction_id,)).fetchone()[0]
         meter_stop = max(tx["meter_start"], round(last[0])) if last else tx["meter_start"]
         # A charger clock reset by the power loss can put `at_most` before the start: ignore such times.
         moments = [m for m in (at_most, last_seen) if m and m >= tx["start_timestamp"]]
@@ -411,6 +411,7 @@ class TransactionsMixin:
             " energy_wh = ?, flags = ?, closed_by = ?, closed_at = ? WHERE id = ?",
             (meter_stop, stop_ts, closed_by, now, energy_wh, flags, closed_by, now, transaction_id),
         )
+        self.forget_transaction(conn, transaction_id)
         cost: tuple[int | None, str | None] = (None, None)
         if settle is not None:
             flags, cost = self._settle(conn, transaction_id, settle, flags, now)

@@ -39,20 +39,7 @@ class WalletMixin:
         def _write(self, fn: Any) -> asyncio.Future[Any]: ...
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
         async def _query_one(self, sql: str, params: Any = ()) -> Row | None: ...
-
-    async def _read(self, fn: Any) -> Any:
-        """Run `fn(conn)` on the reader connection's thread: several queries, one consistent view."""
-        assert self._reader is not None, "the store is not open"
-        reader = self._reader
-
-        def in_transaction(conn: sqlite3.Connection) -> Any:
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
-
-        return await reader._execute(in_transaction, reader._conn)
+        async def _read(self, fn: Any) -> Any: ...
 
     async def open_transaction_ids(self) -> list[int]:
         rows = await self._query("SELECT id FROM transactions WHERE stopped_at IS NULL ORDER BY id")
