@@ -146,3 +146,18 @@ def test_the_fast_check_accepts_a_valid_meter_values() -> None:
     assert protocol._passes("MeterValues")(payload)
     assert not protocol._passes("MeterValues")({**payload, "connectorId": -1})  # our bound: connector >= 0
     assert not protocol._passes("MeterValues")({**payload, "transactionId": 2**31})  # 32 bits
+
+
+def test_an_empty_answer_is_checked_once_per_action_and_an_invalid_one_every_time() -> None:
+    import pytest
+
+    protocol._EMPTY_ANSWERS_VALID.discard("MeterValues")
+    protocol.validate_answer("1", "MeterValues", {})
+    assert "MeterValues" in protocol._EMPTY_ANSWERS_VALID
+    protocol.validate_answer("2", "MeterValues", {})
+    for uid in ("3", "4"):  # a BootNotification answer needs its fields: refused each time, never remembered
+        with pytest.raises(protocol.FrameError):
+            protocol.validate_answer(uid, "BootNotification", {})
+    assert "BootNotification" not in protocol._EMPTY_ANSWERS_VALID
+    with pytest.raises(protocol.FrameError):
+        protocol.validate_answer("5", "Heartbeat", {"currentTime": 5})

@@ -271,6 +271,18 @@ def validate(uid: str, schema_name: str, payload: dict[str, Any], lenient: list[
             lenient.append(fixed)  # type: ignore[union-attr]
 
 
+_EMPTY_ANSWERS_VALID: set[str] = set()
+
+
+def validate_answer(uid: str, action: str, payload: dict[str, Any]) -> None:
+    """Our answer to a charger's call, held to its schema (FrameError if not). An empty answer
+    (MeterValues, StatusNotification, ...) is the same object every time: checked once per action."""
+    if payload or action not in _EMPTY_ANSWERS_VALID:
+        validate(uid, f"{action}Response", payload)
+        if not payload:
+            _EMPTY_ANSWERS_VALID.add(action)
+
+
 def out_of_int32(payload: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
     """The integer fields of `payload` beyond 32 bits (an integral float is a JSON integer too)."""
     found = []

@@ -281,7 +281,7 @@ class ChargerSession(ChargerCalls, ChargePoint):
         try:
             result = await handler(self, **protocol.snake_keys(payload))
             payload = protocol.as_payload(result)
-            protocol.validate(uid, f"{action}Response", payload)
+            protocol.validate_answer(uid, action, payload)
         except OCPPError as exc:
             return protocol.call_error(uid, exc)
         except protocol.FrameError as exc:  # our own answer failed its schema: a bug, never sent
