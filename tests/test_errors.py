@@ -10,7 +10,7 @@ import pytest
 
 from ocpp_console.csms import CentralSystem
 from tests.clients import TS
-from tests.conftest import charger, raw_socket
+from tests.conftest import charger, eventually, raw_socket
 
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
 
@@ -140,6 +140,37 @@ async def test_answers_are_sent_in_call_order(csms: CentralSystem) -> None:
     assert uids == [f"m{i}" for i in range(30)]
 
 
+async def test_a_charger_that_sends_calls_ahead_of_their_answers_is_read_so_far_ahead(csms: CentralSystem) -> None:
+    """A charger waits for each answer; one that does not has at most CALLS_WAITING_MAX calls
+    waiting in its session: its connection then stops reading (the rest wait in the socket)
+    until they are answered, and every call is answered, in order."""
+    import threading
+
+    from ocpp_console.csms.session import CALLS_WAITING_MAX
+
+    async with raw_socket(csms, "AHEAD") as ws:
+        await booted(ws)
+        gate = threading.Event()
+        blocked = csms.store._write(lambda conn: gate.wait(10))  # the writer thread waits
+        try:
+            for i in range(60):
+                await ws.send(json.dumps([2, f"m{i}", "MeterValues", MV]))
+            session = csms.sessions["AHEAD"]
+            connection = session._connection
+            await eventually(lambda: connection.held)
+            # what one read brought is queued; nothing more is read from the socket
+            assert len(session._calls) >= CALLS_WAITING_MAX and not connection.transport.is_reading()
+            for i in range(60, 120):
+                await ws.send(json.dumps([2, f"m{i}", "MeterValues", MV]))
+        finally:
+            gate.set()
+        await blocked
+        uids = [(await recv_json(ws))[1] for _ in range(120)]
+        assert uids == [f"m{i}" for i in range(120)]
+        assert not connection.held and connection.transport.is_reading()
+        await still_usable(ws)
+
+
 async def test_too_many_calls_per_second_get_generic_error(settings_factory: Any) -> None:
     async with CentralSystem(settings_factory(max_calls_per_second=5)) as system:  # bursts of 20
         async with raw_socket(system, "FLOOD") as ws:
@@ -185,8 +216,9 @@ async def test_lenient_enums_is_a_setting_and_is_logged(settings_factory: Any) -
 
 
 async def test_a_fragmented_message_is_one_call_and_bad_utf8_closes_with_1007(csms: CentralSystem) -> None:
-    """Fragments are joined into one call, and a text message that is not UTF-8 closes the
-    connection with 1007 (invalid data); other chargers go on."""
+    """Messages go from the socket to the session without websockets' recv (csms/connection.py):
+    fragments are joined into one call, and a text message that is not UTF-8 closes the
+    connection with 1007 (invalid data), as websockets' own reader does; other chargers go on."""
     from websockets.exceptions import ConnectionClosed
 
     async with raw_socket(csms, "FRAG") as ws, raw_socket(csms, "FINE") as fine:
@@ -220,8 +252,8 @@ async def test_a_message_over_the_size_limit_in_fragments_closes_with_1009(setti
 
 
 async def test_calls_sent_before_the_session_started_are_answered_in_order(csms: CentralSystem) -> None:
-    """A charger may send at once after the handshake, before its session has started: those
-    messages wait and are answered first, in order."""
+    """A charger may send at once after the handshake, before its session has started (the
+    connection keeps those messages and hands them over first)."""
     async with raw_socket(csms, "EAGER") as ws:
         await ws.send(json.dumps([2, "boot", "BootNotification", BOOT]))
         for n in range(3):

@@ -23,13 +23,14 @@ from ocpp_console.csms import events as ev
 from ocpp_console.csms import instance, security
 from ocpp_console.csms.ca import OperatorCA
 from ocpp_console.csms.commands import Commands
+from ocpp_console.csms.connection import ChargerConnection
 from ocpp_console.csms.errors import CommandError
+from ocpp_console.csms.load import LoadManager
 from ocpp_console.csms.remote_start import RemoteStartFollower
 from ocpp_console.csms.session import ChargerSession
 from ocpp_console.csms.transactions import StaleSweeper
-from ocpp_console.csms.load import LoadManager
-from ocpp_console.files.host import FileHost, library_image
 from ocpp_console.csms.wallet_guard import WalletGuard
+from ocpp_console.files.host import FileHost, library_image
 from ocpp_console.secret_keys import MaskSecrets
 from ocpp_console.settings import Settings
 from ocpp_console.store import Store
@@ -207,6 +208,7 @@ class CentralSystem:
             # than for a pong, so a dead charger is offline after ping_interval + 2 * ping_timeout.
             close_timeout=min(10.0, self.settings.ping_timeout),
             logger=_websockets_log,
+            create_connection=ChargerConnection,  # messages straight to the session (connection.py)
         )
         self._servers.append(server)
         return next(iter(server.sockets)).getsockname()[1]

@@ -31,6 +31,7 @@ from websockets.protocol import State
 from ocpp_console.csms import events as ev
 from ocpp_console.csms import protocol
 from ocpp_console.csms.charger_calls import ChargerCalls
+from ocpp_console.csms.connection import ChargerConnection
 from ocpp_console.csms.errors import (
     CallErrorReceived,
     ChargerOffline,
@@ -61,6 +62,10 @@ LOG_CLIP = 1024
 # link is closed with 1008 (policy violation): a broken charger is seen in the log, a flood is cut.
 GARBAGE_BURST = 20
 GARBAGE_EVERY = 5.0
+# Calls a charger may have waiting before its connection stops reading (a charger waits for each
+# answer, so only one that pipelines gets here), and how few let it read again.
+CALLS_WAITING_MAX = 16
+CALLS_WAITING_RESUME = 4
 
 
 @dataclass(slots=True)
@@ -129,8 +134,12 @@ class ChargerSession(ChargerCalls, ChargePoint):
     async def start(self) -> None:
         worker = asyncio.create_task(self._work(), name=f"calls-{self.id}")
         try:
-            async for raw in self._connection:
-                self._on_frame(raw)
+            if isinstance(self._connection, ChargerConnection):
+                self._connection.attach(self._on_frame)  # frames arrive from data_received
+                await self._connection.wait_closed()
+            else:
+                async for raw in self._connection:
+                    self._on_frame(raw)
         finally:
             self._gone.set()  # a command waiting for an answer fails now, not at its timeout
             worker.cancel()
@@ -186,6 +195,8 @@ class ChargerSession(ChargerCalls, ChargePoint):
             self._inflight[msg.unique_id] = msg.action or ""
             self._idle.clear()
             self._calls.append(msg)
+            if len(self._calls) >= CALLS_WAITING_MAX and isinstance(self._connection, ChargerConnection):
+                self._connection.hold()
             waiter = self._call_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -237,6 +248,8 @@ class ChargerSession(ChargerCalls, ChargePoint):
                 finally:
                     self._call_waiter = None
             msg = self._calls.pop(0)
+            if len(self._calls) <= CALLS_WAITING_RESUME and isinstance(self._connection, ChargerConnection):
+                self._connection.release()
             try:
                 frame = await self._answer(msg)
                 # our own compact frames: "[3,..." for a CALLRESULT, "[4,..." for a CALLERROR
