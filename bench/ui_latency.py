@@ -34,7 +34,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(Path(tmp) / "none.toml", host="127.0.0.1", port=0, db=Path(tmp) / "ui.sqlite",
                                  unknown_chargers="accept", unknown_id_tags="accept")
-        csms = CentralSystem(settings)
+        csms = CentralSystem(settings, frames_direct=False)  # as console_app builds it (cli.py)
         await csms.start()
         app = ConsoleApp(csms, manage_csms=False)
         async with app.run_test(size=(160, 50)):

@@ -460,7 +460,7 @@ def console_app(settings: Settings, demo_chargers: int = 0) -> Any:
     from ocpp_console.site.local import LocalSite
     from ocpp_console.ui.app import ConsoleApp
 
-    csms = CentralSystem(settings)
+    csms = CentralSystem(settings, frames_direct=False)  # the console draws between the reader's steps
     background = []
     if demo_chargers:
         from ocpp_console.demo import run_demo_chargers

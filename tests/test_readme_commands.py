@@ -223,6 +223,7 @@ async def test_the_console_and_the_demo_console(tmp_path: Path) -> None:
     settings = settings_from_args(build_parser().parse_args([*base, "--db", str(tmp_path / "site.sqlite")]))
     app = console_app(settings)
     system = app.site.csms  # the central system in this process, behind the console's LocalSite
+    assert not system.frames_direct  # frames through websockets' reader: the console draws between its steps
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         while system.port is None:
