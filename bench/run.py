@@ -63,15 +63,15 @@ def start_server(kind: str, port: int, tmp: Path, extra: tuple[str, ...] = ()) -
         cmd = [sys.executable, "-m", "ocpp_console", "serve", "--config", str(tmp / "none.toml"), "--host", "127.0.0.1",
                "--port", str(port), "--db", str(tmp / f"bench-{port}.sqlite"), "--unknown-chargers", "accept",
                "--unknown-id-tags", "accept", "--log-level", "WARNING", "--max-calls-per-second", "1000"]
-        marker_stream = "stderr"
         cmd += extra
     else:
         cmd = [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
-        marker_stream = "stdout"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_CONSOLE_")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    stream = proc.stderr if marker_stream == "stderr" else proc.stdout
-    assert stream is not None
+    # The server's output goes to a file: a pipe nobody reads during the run would stop the
+    # server once it filled (64 KiB of warnings).
+    log_path = tmp / f"{kind}-{port}.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     deadline = time.monotonic() + 30
     # serve logs "listening" at WARNING level only when asked; poll the port instead
     while time.monotonic() < deadline:
@@ -80,7 +80,7 @@ def start_server(kind: str, port: int, tmp: Path, extra: tuple[str, ...] = ()) -
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"{kind} exited: {proc.stderr.read() if proc.stderr else ''}")
+                raise RuntimeError(f"{kind} exited: {log_path.read_text()[-4000:]}")
             time.sleep(0.05)
     raise RuntimeError(f"{kind} did not start")
 
