@@ -40,7 +40,7 @@ from ocpp_console.store.models import Row
 
 if TYPE_CHECKING:
     from ocpp_console.provision_files import ImportReport
-from ocpp_console.store.store import ChargerSpec, Clearable, ProvisionCounts, TagSpec, TariffSpec
+from ocpp_console.store.provisioning import ChargerSpec, Clearable, ProvisionCounts, TagSpec, TariffSpec
 from ocpp_console.timeutil import iso
 
 MAX_CHARGER_ID = 48  # the central system refuses longer ids in the URL (csms.server.MAX_ID_LENGTH)

@@ -26,7 +26,7 @@ from ocpp_console.provision import (
     tag_spec,
 )
 from ocpp_console.store import Store
-from ocpp_console.store.store import ChargerSpec, ProvisionCounts, TagSpec, TariffSpec
+from ocpp_console.store.provisioning import ChargerSpec, ProvisionCounts, TagSpec, TariffSpec
 
 
 @dataclass(frozen=True)
