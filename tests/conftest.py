@@ -15,6 +15,7 @@ from ocpp_console.api import ApiServer
 from ocpp_console.csms import CentralSystem
 from ocpp_console.csms import events as ev
 from ocpp_console.settings import Settings, load_settings
+from ocpp_console.sim import SimulatedCharger
 from ocpp_console.site.remote import RemoteSite
 from ocpp_console.store import Store
 from ocpp_console.ui.app import ConsoleApp
@@ -153,6 +154,20 @@ async def charger(csms: CentralSystem, cp_id: str, cls: type[TestCharger] = Test
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def running(chargers: list[SimulatedCharger], stop_timeout: float | None = None) -> AsyncIterator[list[SimulatedCharger]]:
+    """Built-in simulated chargers, each running (its own connection) for the block; all stopped
+    at its end, and their runs awaited (within `stop_timeout` when given)."""
+    tasks = [asyncio.create_task(c.run()) for c in chargers]
+    try:
+        yield chargers
+    finally:
+        for c in chargers:
+            await c.stop()
+        ended = asyncio.gather(*tasks, return_exceptions=True)
+        await (asyncio.wait_for(ended, stop_timeout) if stop_timeout is not None else ended)
 
 
 @contextlib.asynccontextmanager

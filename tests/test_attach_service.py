@@ -19,6 +19,7 @@ from ocpp_console.sim import SimulatedCharger
 from ocpp_console.site.remote import RemoteSite
 from ocpp_console.ui.app import ConsoleApp
 from ocpp_console.ui.screens.modals import ActionForm
+from tests.conftest import running
 from tests.test_cli import free_port
 from tests.test_readme_actions import _fill
 from tests.test_service import Served
@@ -39,13 +40,8 @@ def _power_kw(app: ConsoleApp, charger_id: str) -> float:
 async def simulated(port: int, *ids: str) -> AsyncIterator[list[SimulatedCharger]]:
     chargers = [SimulatedCharger(cid, f"ws://127.0.0.1:{port}", connectors=2, sessions="none", speed=60, seed=i)
                 for i, cid in enumerate(ids)]
-    tasks = [asyncio.create_task(c.run()) for c in chargers]
-    try:
+    async with running(chargers, stop_timeout=20):
         yield chargers
-    finally:
-        for c in chargers:
-            await c.stop()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 20)
 
 
 async def test_two_consoles_attached_to_serve_follow_it_across_a_restart(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from ocpp_console.csms import CentralSystem
 from ocpp_console.csms.load import FAILSAFE_PROFILE_ID, SHARE_PROFILE_ID
 from ocpp_console.settings import Settings
 from ocpp_console.sim import SimulatedCharger
+from tests.conftest import running
 from tests.test_api import api_for, get
 from tests.test_cli import free_port
 from tests.test_service import Served
@@ -70,13 +71,8 @@ class PowerWatch:
 async def site(csms: CentralSystem) -> AsyncIterator[list[SimulatedCharger]]:
     options = fast_options(max_current_a=32.0)
     chargers = [SimulatedCharger(cid, base_url(csms), speed=SPEED, seed=i, options=options) for i, cid in enumerate(IDS)]
-    tasks = [asyncio.create_task(c.run()) for c in chargers]
-    try:
+    async with running(chargers):
         yield chargers
-    finally:
-        for c in chargers:
-            await c.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def offered(charger: SimulatedCharger) -> float:
@@ -148,29 +144,27 @@ async def test_the_site_stays_under_its_limit_when_the_central_system_dies(tmp_p
         options = fast_options(max_current_a=32.0, call_timeout=2.0)
         chargers = [SimulatedCharger(cid, f"ws://127.0.0.1:{port}", speed=SPEED, seed=i, options=options)
                     for i, cid in enumerate(IDS)]
-        tasks = [asyncio.create_task(c.run()) for c in chargers]
-        watch = PowerWatch(chargers)
-        try:
-            await until(lambda: all(failsafe(c) == [6_600] for c in chargers), 20, "every charger's failsafe")
-            for charger in chargers[1:]:
-                charger.plug_in(1, f"DRIVER-{charger.id}", ev=big_ev(CHARGER_W))
-            await until(lambda: all(abs(offered(c) - 8_000) < 2 for c in chargers[1:]), 20, "shares of five")
-            await until(lambda: failsafe(chargers[0]) == [0] and all(failsafe(c) == [6_600] for c in chargers[1:]), 10)
+        async with running(chargers):
+            watch = PowerWatch(chargers)
+            try:
+                await until(lambda: all(failsafe(c) == [6_600] for c in chargers), 20, "every charger's failsafe")
+                for charger in chargers[1:]:
+                    charger.plug_in(1, f"DRIVER-{charger.id}", ev=big_ev(CHARGER_W))
+                await until(lambda: all(abs(offered(c) - 8_000) < 2 for c in chargers[1:]), 20, "shares of five")
+                await until(lambda: failsafe(chargers[0]) == [0] and all(failsafe(c) == [6_600] for c in chargers[1:]), 10)
 
-            served.proc.kill()  # no goodbye: the chargers are on their own
-            assert await asyncio.to_thread(served.proc.wait, 10) == -9
-            chargers[0].plug_in(1, "LATE-DRIVER", ev=big_ev(CHARGER_W))
-            # within the lease (10 s) every running charger falls back to its failsafe
-            await until(lambda: all(abs(offered(c) - 6_600) < 2 for c in chargers[1:]), 15, "failsafe shares")
-            assert offered(chargers[0]) == 0
-            assert watch.power_w() <= 5 * 6_600 + 1
-            assert watch.peak_w <= LIMIT_W + 1, f"the site drew {watch.peak_w:.0f} W"
-        finally:
-            await watch.close()
-            for c in chargers:
-                c.options.drain_timeout_s = 0.5
-                await c.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                served.proc.kill()  # no goodbye: the chargers are on their own
+                assert await asyncio.to_thread(served.proc.wait, 10) == -9
+                chargers[0].plug_in(1, "LATE-DRIVER", ev=big_ev(CHARGER_W))
+                # within the lease (10 s) every running charger falls back to its failsafe
+                await until(lambda: all(abs(offered(c) - 6_600) < 2 for c in chargers[1:]), 15, "failsafe shares")
+                assert offered(chargers[0]) == 0
+                assert watch.power_w() <= 5 * 6_600 + 1
+                assert watch.peak_w <= LIMIT_W + 1, f"the site drew {watch.peak_w:.0f} W"
+            finally:
+                await watch.close()
+                for c in chargers:
+                    c.options.drain_timeout_s = 0.5  # stopped by running() as the block ends
     finally:
         served.stop()
 

@@ -5,7 +5,6 @@ a fixed load at its maximum (an `ocpp` library ChargePoint that answers so)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -22,6 +21,7 @@ from ocpp_console.settings import Settings
 from ocpp_console.sim import SimulatedCharger
 from tests.clients import TS, TestCharger
 from tests.conftest import charger as library_charger
+from tests.conftest import running
 from tests.test_api import api_for, get
 from tests.test_load import CHARGER_W, PowerWatch, failsafe, offered, share_profile
 from tests.test_sim import SPEED, base_url, big_ev, fast_options, until
@@ -39,14 +39,9 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 async def sims(csms: CentralSystem, *ids: str) -> AsyncIterator[list[SimulatedCharger]]:
     options = fast_options(max_current_a=32.0)
     chargers = [SimulatedCharger(cid, base_url(csms), speed=SPEED, seed=i, options=options) for i, cid in enumerate(ids)]
-    tasks = [asyncio.create_task(c.run()) for c in chargers]
-    try:
+    async with running(chargers):
         await until(lambda: all(len(failsafe(c)) == 1 for c in chargers), 15, "every charger's failsafe")
         yield chargers
-    finally:
-        for c in chargers:
-            await c.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def near(watts: float, expected: float) -> bool:
