@@ -171,6 +171,20 @@ async def test_a_charger_that_sends_calls_ahead_of_their_answers_is_read_so_far_
         await still_usable(ws)
 
 
+async def test_a_charger_s_connection_keeps_within_the_keys_cpython_shares(csms: CentralSystem) -> None:
+    """Past 30 instance attributes CPython stops sharing a dict's keys between instances of a
+    class: ~1.4 KiB more per charger (bench/README.md, session 16). The connection's own state
+    lives in __slots__ for that reason."""
+    from ocpp_console.csms.connection import ChargerConnection
+
+    async with raw_socket(csms, "SLIM") as ws:
+        await booted(ws)
+        connection = csms.sessions["SLIM"]._connection
+        assert isinstance(connection, ChargerConnection)
+        assert len(vars(connection)) <= 30, sorted(vars(connection))
+        assert not set(ChargerConnection.__slots__) & set(vars(connection))
+
+
 async def test_too_many_calls_per_second_get_generic_error(settings_factory: Any) -> None:
     async with CentralSystem(settings_factory(max_calls_per_second=5)) as system:  # bursts of 20
         async with raw_socket(system, "FLOOD") as ws:

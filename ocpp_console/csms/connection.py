@@ -31,9 +31,9 @@ EARLY_MESSAGES = 100
 
 
 class ChargerConnection(ServerConnection):
-    # In slots, not the instance's dict: websockets' connection has 27 attributes, and five more
-    # would take its dict past the 30 keys CPython shares between instances of a class (~1.4 KiB
-    # more per charger, measured at 10,000 chargers).
+    # In slots, not the instance's dict: websockets' connection has 27 attributes, and ours would
+    # take its dict past the 30 keys CPython shares between instances of a class (~1.4 KiB more
+    # per charger, measured at 10,000 chargers).
     __slots__ = ("_early", "_failing", "_fragmented", "_fragments", "_on_message", "held")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
