@@ -161,7 +161,7 @@ async def test_the_readings_queries_look_up_their_indexes(tmp_path: Path) -> Non
              (at(0),), "USING INDEX meter_readings_time (timestamp>?)"),
             (f"{meter.TX_READINGS} SELECT * FROM tx_samples ORDER BY id, position", (1,),
              "SEARCH m USING INDEX meter_readings_charger (<expr>=? AND charger_id=?)"),
-            (f"{meter._CHARGER_READINGS} SELECT * FROM charger_samples WHERE timestamp >= ?4", (0, 1, "A", at(0)),
+            (f"{meter._CHARGER_READINGS} SELECT * FROM charger_samples WHERE timestamp >= ?3", (0, "A", at(0)),
              "SEARCH m USING INDEX meter_readings_charger (<expr>=? AND charger_id=?)"),
             (meter._NEWEST_OF_CHARGER, (0, "A", 5), "USING INDEX meter_readings_charger (<expr>=? AND charger_id=?)"),
         ]

@@ -248,7 +248,7 @@ class ChargerSession(ChargerCalls, ChargePoint):
                 finally:
                     self._call_waiter = None
             msg = self._calls.pop(0)
-            if len(self._calls) <= CALLS_WAITING_RESUME and isinstance(self._connection, ChargerConnection):
+            if len(self._calls) <= CALLS_WAITING_RESUME and getattr(self._connection, "held", False):
                 self._connection.release()
             try:
                 frame = await self._answer(msg)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from ocpp_console.store.models import Frame, Row
 from ocpp_console.store.stretches import STRETCH_BITS, newest_first
 from ocpp_console.store.writer import GroupWriter, insert_rows
@@ -36,7 +34,6 @@ def _charger_frames(conn: sqlite3.Connection, charger_id: str, limit: int) -> li
 class MessageLogMixin:
     if TYPE_CHECKING:  # provided by Store
         writer: GroupWriter | None
-        _reader: aiosqlite.Connection | None
         message_log_max_rows: int
         message_log_max_bytes: int
         _log_bytes: int
@@ -44,6 +41,7 @@ class MessageLogMixin:
         _frames_since_prune: int
 
         async def _query(self, sql: str, params: Any = ()) -> list[Row]: ...
+        async def _read(self, fn: Any) -> Any: ...
 
     def log_frame(self, frame: Frame) -> None:
         if self.writer is not None:
@@ -94,5 +92,4 @@ class MessageLogMixin:
         """The newest frames, newest first: the site's, or one charger's."""
         if charger_id is None:
             return await self._query("SELECT * FROM message_log ORDER BY id DESC LIMIT ?", (limit,))
-        assert self._reader is not None, "the store is not open"
-        return await self._reader._execute(_charger_frames, self._reader._conn, charger_id, limit)
+        return await self._read(lambda conn: _charger_frames(conn, charger_id, limit))

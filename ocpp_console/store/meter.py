@@ -29,7 +29,7 @@ from ocpp_console.store.stretches import (
     newest_first,
     rows_of,
 )
-from ocpp_console.store.writer import GroupWriter, insert_rows
+from ocpp_console.store.writer import GroupWriter, insert_rows, savepoint
 from ocpp_console.timeutil import now_iso, shift_iso
 
 # Readings of one charger and timestamp that a resent one is compared with (the newest).
@@ -66,11 +66,13 @@ TX_READINGS = (
     f" tx_samples AS ({_SAMPLES.format(readings='tx_readings')}) "
 )
 
-# A charger's readings in the stretches ?1 to ?2 (`charger_readings`) and their samples.
+# Charger ?2's readings from stretch ?1 to the newest (`charger_readings`) and their samples.
 _CHARGER_READINGS = (
-    "WITH RECURSIVE span(stretch) AS (SELECT ?1 UNION ALL SELECT stretch + 1 FROM span WHERE stretch < ?2),"
+    "WITH RECURSIVE span(stretch, last) AS ("
+    f" SELECT ?1, (SELECT max(id) FROM meter_readings) >> {STRETCH_BITS}"
+    " UNION ALL SELECT stretch + 1, last FROM span WHERE stretch < last),"
     " charger_readings AS (SELECT m.* FROM span CROSS JOIN meter_readings AS m"
-    f" WHERE m.id >> {STRETCH_BITS} = span.stretch AND m.charger_id = ?3),"
+    f" WHERE m.id >> {STRETCH_BITS} = span.stretch AND m.charger_id = ?2),"
     f" charger_samples AS ({_SAMPLES.format(readings='charger_readings')}) "
 )
 _NEWEST_OF_CHARGER = (
@@ -104,14 +106,16 @@ def _insert_readings(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> N
     if len(rows) == 1:
         conn.execute(_INSERT + _ROW, rows[0])
         return
-    conn.execute("SAVEPOINT readings")
-    try:
+    with savepoint(conn, "readings"):
         insert_rows(conn, _INSERT, _ROW, rows)
-    except BaseException:
-        conn.execute("ROLLBACK TO readings")
-        raise
-    finally:
-        conn.execute("RELEASE readings")
+
+
+def _end_span_at_newest(conn: sqlite3.Connection, transaction_id: int) -> None:
+    """The transaction's readings end, for now, at the newest reading stored (ids only grow)."""
+    conn.execute(
+        "UPDATE transactions SET readings_to = (SELECT coalesce(max(id), 0) FROM meter_readings) WHERE id = ?",
+        (transaction_id,),
+    )
 
 
 def reading_samples(samples: Sequence[SampledValue]) -> tuple[str, int, float | None]:
@@ -195,20 +199,10 @@ class MeterMixin:
     ) -> int:
         """Readings of a transaction already stopped (a charger's queue delivered after we closed
         it): stored, and its span's end moved to them, atomically."""
-        conn.execute("SAVEPOINT late_readings")
-        try:
+        with savepoint(conn, "late_readings"):
             stored = self._insert_samples(conn, charger_id, connector_id, transaction_id, False, "MeterValues",
                                           samples, now)
-            conn.execute(
-                "UPDATE transactions SET readings_to = max(readings_to, (SELECT max(id) FROM meter_readings))"
-                " WHERE id = ? AND readings_to IS NOT NULL",
-                (transaction_id,),
-            )
-        except BaseException:
-            conn.execute("ROLLBACK TO late_readings")
-            raise
-        finally:
-            conn.execute("RELEASE late_readings")
+            _end_span_at_newest(conn, transaction_id)
         return stored
 
     def _stored_up_to(self, charger_id: str, timestamp: str) -> bool:
@@ -243,10 +237,7 @@ class MeterMixin:
         """A transaction is stopped or closed (writer thread): its span ends at the newest reading,
         and its charger is no longer taken from memory, so that a reading that still comes for
         it is stored by the look-up path, which moves the end (_insert_after_stop)."""
-        conn.execute(
-            "UPDATE transactions SET readings_to = (SELECT coalesce(max(id), 0) FROM meter_readings) WHERE id = ?",
-            (transaction_id,),
-        )
+        _end_span_at_newest(conn, transaction_id)
         self._tx_charger.pop(transaction_id, None)
 
     def meter_values(
@@ -332,11 +323,10 @@ def _charger_samples_since(conn: sqlite3.Connection, charger_id: str, since: str
     first = first_id_at_or_after(conn, "meter_readings", "received_at", shift_iso(since, -CHART_CLOCK_SLACK_S))
     if first is None:
         return []
-    last = conn.execute("SELECT max(id) FROM meter_readings").fetchone()[0]
     marks = ",".join("?" * len(measurands))
     return rows_of(conn.execute(
         f"{_CHARGER_READINGS} SELECT connector_id, timestamp, measurand, value_num FROM charger_samples"
-        f" WHERE timestamp >= ?4 AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
+        f" WHERE timestamp >= ?3 AND measurand IN ({marks}) AND phase IS NULL AND value_num IS NOT NULL"
         " ORDER BY timestamp, id, position",
-        (first >> STRETCH_BITS, last >> STRETCH_BITS, charger_id, since, *measurands),
+        (first >> STRETCH_BITS, charger_id, since, *measurands),
     ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -107,3 +108,9 @@ class Frame(NamedTuple):
 
 
 Row = dict[str, Any]
+
+
+def rows_of(cursor: sqlite3.Cursor) -> list[Row]:
+    """A cursor's rows as dicts by column name."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]

@@ -11,14 +11,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ocpp_console.store.models import Row
+from ocpp_console.store.models import Row, rows_of
 
 STRETCH_BITS = 12  # 4,096 ids; the migrations' `id >> 12`
-
-
-def rows_of(cursor: sqlite3.Cursor) -> list[Row]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def newest_first(conn: sqlite3.Connection, table: str, sql: str, key: Any, limit: int) -> list[Row]:

@@ -31,6 +31,7 @@ from ocpp_console.store.models import (
     StartResult,
     StopResult,
     StoreError,
+    rows_of,
 )
 from ocpp_console.timeutil import now_iso, utcnow
 
@@ -82,11 +83,6 @@ _AFTER_REBOOT_SQL = (
 )
 
 Settle = Callable[[Row, list[tuple[str, str, float | None]]], Any]
-
-
-def _dicts(cursor: sqlite3.Cursor) -> list[Row]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def _add_flag(flags: str, flag: str) -> str:
@@ -374,7 +370,7 @@ class TransactionsMixin:
             " FROM transactions WHERE id = ?",
             (transaction_id,),
         )
-        return _dicts(cursor)[0]
+        return rows_of(cursor)[0]
 
     # -- closing what the charger never stopped ---------------------------------------------
 
@@ -390,7 +386,7 @@ class TransactionsMixin:
         """Close an open transaction with the last register its meter values hold (meterStart
         without any), at its last meter value or `at_most`, whichever is earlier, and settle it."""
         cursor = conn.execute("SELECT * FROM transactions WHERE id = ? AND stopped_at IS NULL", (transaction_id,))
-        rows = _dicts(cursor)
+        rows = rows_of(cursor)
         if not rows:
             return None
         tx = rows[0]
@@ -472,7 +468,7 @@ class TransactionsMixin:
         Settled again (`why_again`: a late StopTransaction replaced our stop), the wallet moves by
         the difference from what was charged: one adjustment row, never a second charge."""
         cursor = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
-        tx = _dicts(cursor)[0]
+        tx = rows_of(cursor)[0]
         samples = settlement_samples(conn, transaction_id)
         try:
             result = settle(tx, samples)

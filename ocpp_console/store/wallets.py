@@ -10,11 +10,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ocpp_console.store.models import Row
+from ocpp_console.store.models import Row, rows_of
 from ocpp_console.store.transactions import (
     TransactionsMixin,
     _add_flag,
-    _dicts,
     settlement_samples,
 )
 from ocpp_console.timeutil import now_iso
@@ -50,7 +49,7 @@ class WalletMixin:
         transaction is not open or its tag has no wallet (not provisioned)."""
 
         def fn(conn: sqlite3.Connection) -> WalletSessions | None:
-            rows = _dicts(conn.execute("SELECT * FROM transactions WHERE id = ? AND stopped_at IS NULL",
+            rows = rows_of(conn.execute("SELECT * FROM transactions WHERE id = ? AND stopped_at IS NULL",
                                        (transaction_id,)))
             if not rows:
                 return None
@@ -67,7 +66,7 @@ class WalletMixin:
                 spenders.update(children)
                 frontier = children
             marks = ",".join("?" * len(spenders))
-            others = _dicts(conn.execute(
+            others = rows_of(conn.execute(
                 f"SELECT * FROM transactions WHERE stopped_at IS NULL AND id != ? AND id_tag IN ({marks}) ORDER BY id",
                 (transaction_id, *sorted(spenders)),
             ))

@@ -10,10 +10,11 @@ busy site pays for one fsync per group instead of one per call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -42,6 +43,19 @@ def insert_rows(conn: sqlite3.Connection, insert: str, row: str, rows: list[tupl
             size //= 2
         conn.execute(_insert_sql(insert, row, size), [value for r in rows[done:done + size] for value in r])
         done += size
+
+
+@contextlib.contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """The block's statements as one: undone together if it raises (writer thread)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        raise
+    finally:
+        conn.execute(f"RELEASE {name}")
 
 
 class GroupWriter:
